@@ -1,0 +1,87 @@
+/**
+ * The provider port. Every way of learning a payment's state (webhook, poll,
+ * return-page sync, sweep, replay) ends in `PaymentProvider.fetchPayment`,
+ * whose answer is the only thing the gateway ever writes from.
+ */
+
+export const PROVIDERS = ['mollie', 'gocardless'] as const;
+export type ProviderName = (typeof PROVIDERS)[number];
+
+export function isProviderName(value: string): value is ProviderName {
+  return (PROVIDERS as readonly string[]).includes(value);
+}
+
+/** Normalised statuses, shared by every provider. */
+export const PAYMENT_STATUSES = [
+  'open',
+  'pending',
+  'authorized',
+  'paid',
+  'canceled',
+  'expired',
+  'failed',
+  'charged_back',
+] as const;
+export type PaymentStatus = (typeof PAYMENT_STATUSES)[number];
+
+/** Money in the currency's minor units (cents, yen, fils). Never a float. */
+export interface Money {
+  minor: number;
+  currency: string;
+}
+
+/** An authoritative view of one payment, as the provider's API returned it. */
+export interface PaymentSnapshot {
+  provider: ProviderName;
+  account: string;
+  providerPaymentId: string;
+  /** The provider's own status string, kept verbatim. */
+  providerStatus: string;
+  status: PaymentStatus;
+  amount: Money;
+  /** Same currency as `amount`; 0 when the provider reports nothing. */
+  refundedMinor: number;
+  chargedBackMinor: number;
+  mode: 'live' | 'test' | null;
+  method: string | null;
+  metadata: unknown;
+  providerCreatedAt: Date | null;
+  /** What the provider returned, minus personal data the gateway does not need. */
+  raw: Record<string, unknown>;
+}
+
+export type FetchResult =
+  | { kind: 'found'; snapshot: PaymentSnapshot }
+  | { kind: 'not_found' };
+
+export interface FetchOptions {
+  /** Aborted when the caller gives up (shutdown, lost lock, deadline). */
+  signal?: AbortSignal;
+}
+
+export interface PaymentProvider {
+  readonly name: ProviderName;
+  /** Accounts this provider is configured for; 'default' is the env-var account. */
+  hasAccount(account: string): boolean;
+  fetchPayment(account: string, providerPaymentId: string, options?: FetchOptions): Promise<FetchResult>;
+}
+
+/**
+ * A provider call that failed. `retryable` says whether trying again later can help
+ * (timeouts, 429, 5xx); `retryAfterMs` carries the provider's own hint when it gave one.
+ */
+export class ProviderError extends Error {
+  override readonly name = 'ProviderError';
+  constructor(
+    readonly provider: ProviderName,
+    readonly code: 'timeout' | 'rate_limited' | 'unavailable' | 'unauthorized' | 'bad_response' | 'unknown_account',
+    message: string,
+    readonly retryable: boolean,
+    readonly retryAfterMs?: number,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+export type Providers = Partial<Record<ProviderName, PaymentProvider>>;

@@ -1,0 +1,82 @@
+import { z } from 'zod';
+
+/**
+ * The gateway's whole configuration, parsed once from a plain record:
+ * Node passes process.env, Workers pass their env binding, tests pass a literal.
+ */
+
+const list = z
+  .string()
+  .optional()
+  .transform((value) => (value ?? '').split(',').map((item) => item.trim()).filter(Boolean));
+
+const url = (what: string) =>
+  z
+    .string()
+    .refine((value) => URL.canParse(value), { message: `must be a URL (${what})` });
+
+const port = z.coerce
+  .number({ message: 'must be a number' })
+  .int('must be a whole number')
+  .min(1, 'must be between 1 and 65535')
+  .max(65535, 'must be between 1 and 65535');
+
+const whsec = z
+  .string()
+  .regex(/^whsec_[A-Za-z0-9+/]+={0,2}$/, 'must look like whsec_<base64>');
+
+export const envSchema = z.object({
+  PORT: port.default(8787),
+  DATABASE_URL: url('postgres://user@host:5432/db').default('postgres://postgres@127.0.0.1:5432/gateway'),
+  /** Comma-separated: several entries are independent Redis nodes forming a Redlock quorum. */
+  REDIS_URL: z
+    .string()
+    .optional()
+    .transform((value) => (value ?? '').split(',').map((item) => item.trim()).filter(Boolean))
+    .refine((items) => items.every((item) => URL.canParse(item)), 'every entry must be a redis:// URL'),
+  ADMIN_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+  MOLLIE_API_KEY: z.string().min(1).optional(),
+  MOLLIE_API_URL: url('https://api.mollie.com').default('https://api.mollie.com'),
+  MOLLIE_WEBHOOK_SECRETS: list,
+  GOCARDLESS_ACCESS_TOKEN: z.string().min(1).optional(),
+  GOCARDLESS_API_URL: url('https://api.gocardless.com').default('https://api.gocardless.com'),
+  GOCARDLESS_WEBHOOK_SECRETS: list,
+  EVENT_SINK_URLS: list.refine((items) => items.every((item) => URL.canParse(item)), 'every entry must be an http(s) URL'),
+  EVENT_SINK_SECRET: whsec.optional(),
+  EVENT_STREAM: z.string().min(1).optional(),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** How long a trigger waits for a payment's lock before leaving the work due for later. */
+  LOCK_WAIT_MS: z.coerce.number().int().min(0).default(2000),
+  /** Lock time-to-live; the lock is extended automatically while work runs. */
+  LOCK_TTL_MS: z.coerce.number().int().min(100).default(10_000),
+  /** Bound on every Redis call, so an unreachable Redis costs little before falling back. */
+  REDIS_TIMEOUT_MS: z.coerce.number().int().min(10).default(500),
+  DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10),
+});
+
+export type Env = z.infer<typeof envSchema>;
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n${problems.map((problem) => `  - ${problem}`).join('\n')}`);
+  }
+}
+
+/** Parses the environment, reporting every bad variable at once. */
+export function parseEnv(source: Record<string, string | undefined>): Env {
+  // Empty strings mean "unset": shells and compose files often export VAR= .
+  const cleaned = Object.fromEntries(Object.entries(source).filter(([, value]) => value !== undefined && value !== ''));
+  const result = envSchema.safeParse(cleaned);
+  if (result.success) {
+    if (result.data.EVENT_SINK_URLS.length > 0 && !result.data.EVENT_SINK_SECRET) {
+      throw new ConfigError(['EVENT_SINK_SECRET: required when EVENT_SINK_URLS is set']);
+    }
+    return result.data;
+  }
+  const problems = result.error.issues.map((issue) => {
+    const name = issue.path.join('.') || '(environment)';
+    return `${name}: ${issue.message}`;
+  });
+  throw new ConfigError(problems);
+}

@@ -1,0 +1,77 @@
+import type { Redis } from 'ioredis';
+import type { Env } from './config/env.js';
+import { createDatabase, type Database } from './db/client.js';
+import { createInProcessLocker } from './lock/in-process-locker.js';
+import type { Locker } from './lock/locker.js';
+import { createRedisClients, createRedlockLocker } from './lock/redlock-locker.js';
+import { createLogger, type Logger } from './observability/logger.js';
+import { createMetrics } from './observability/metrics.js';
+import type { ProviderName, Providers } from './providers/types.js';
+import type { SyncDeps } from './payments/sync-payment.js';
+
+export interface Clock {
+  now(): Date;
+}
+
+export interface Deps extends SyncDeps {
+  env: Env;
+  database: Database;
+  redis: Redis[];
+  clock: Clock;
+  /** Stops everything buildDeps started. */
+  close(): Promise<void>;
+}
+
+export interface BuildOverrides {
+  providers?: Providers;
+  logger?: Logger;
+  locker?: Locker;
+  lockKeyPrefix?: string;
+  defaultMetrics?: boolean;
+}
+
+/** The composition root: the one place that creates the db, redis, locker, clients and logger. */
+export function buildDeps(env: Env, overrides: BuildOverrides = {}): Deps {
+  const logger = overrides.logger ?? createLogger(env.LOG_LEVEL);
+  const metrics = createMetrics({ defaultMetrics: overrides.defaultMetrics ?? false });
+  const database = createDatabase(env.DATABASE_URL, { max: env.DATABASE_POOL_SIZE });
+  const redis = env.REDIS_URL.length > 0 ? createRedisClients(env.REDIS_URL, env.REDIS_TIMEOUT_MS) : [];
+  for (const client of redis) {
+    // Connection errors are expected during outages; the locker reports what they cost.
+    client.on('error', () => {});
+  }
+  const locker =
+    overrides.locker ??
+    (redis.length > 0
+      ? createRedlockLocker(redis, {
+          ttlMs: env.LOCK_TTL_MS,
+          waitMs: env.LOCK_WAIT_MS,
+          keyPrefix: overrides.lockKeyPrefix,
+          logger,
+          onLost: () => metrics.lockOutcomes.inc({ outcome: 'lost' }),
+        })
+      : createInProcessLocker({ waitMs: env.LOCK_WAIT_MS }));
+  const providers: Providers = overrides.providers ?? {};
+
+  return {
+    env,
+    database,
+    db: database.db,
+    redis,
+    locker,
+    providers,
+    logger,
+    metrics,
+    clock: { now: () => new Date() },
+    async close() {
+      await locker.close();
+      // quit() waits for a reply that a Redis in the middle of an outage never sends.
+      await Promise.all(redis.map((client) => (client.status === 'ready' ? client.quit().catch(() => client.disconnect()) : client.disconnect())));
+      await database.close();
+    },
+  };
+}
+
+export function configuredProviders(deps: Pick<Deps, 'providers'>): ProviderName[] {
+  return Object.keys(deps.providers) as ProviderName[];
+}

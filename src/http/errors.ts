@@ -1,0 +1,84 @@
+import type { Context } from 'hono';
+import { ZodError } from 'zod';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import { LockBusyError } from '../lock/locker.js';
+import { ProviderError } from '../providers/types.js';
+import { UnknownProviderError } from '../payments/sync-payment.js';
+
+/** An error with a machine code, an HTTP status, and whether a retry can help. */
+export class AppError extends Error {
+  override readonly name = 'AppError';
+  constructor(
+    readonly status: ContentfulStatusCode,
+    readonly code: string,
+    message: string,
+    readonly retryable = false,
+    readonly details?: unknown,
+  ) {
+    super(message);
+  }
+}
+
+export const notFound = (what: string) => new AppError(404, 'not_found', `${what} not found`);
+export const badRequest = (message: string, details?: unknown) => new AppError(400, 'bad_request', message, false, details);
+
+/** The one place where errors become HTTP responses. No stack trace ever leaves. */
+export function toErrorResponse(error: unknown, c: Context) {
+  const requestId = c.get('requestId') as string | undefined;
+  const appError = toAppError(error);
+  // Deliberate refusals are already in the request log line; only surprises get a stack.
+  if (!(error instanceof AppError) && appError.status >= 500) {
+    c.get('logger')?.error({ err: error instanceof Error ? { name: error.name, message: error.message, stack: error.stack } : String(error) }, 'request failed');
+  }
+  if (error instanceof ProviderError && error.retryAfterMs) {
+    c.header('Retry-After', String(Math.ceil(error.retryAfterMs / 1000)));
+  }
+  return c.json(
+    {
+      error: {
+        code: appError.code,
+        message: appError.message,
+        retryable: appError.retryable,
+        requestId,
+        ...(appError.details === undefined ? {} : { details: appError.details }),
+      },
+    },
+    appError.status,
+  );
+}
+
+function toAppError(error: unknown): AppError {
+  if (error instanceof AppError) return error;
+  if (error instanceof ZodError) {
+    return badRequest(
+      error.issues.map((issue) => `${issue.path.join('.') || 'body'}: ${issue.message}`).join('; '),
+      error.issues.map((issue) => ({ path: issue.path.join('.'), message: issue.message })),
+    );
+  }
+  if (error instanceof LockBusyError) {
+    return new AppError(409, 'payment_busy', 'another sync of this payment is in progress; retry shortly', true);
+  }
+  if (error instanceof UnknownProviderError) return new AppError(404, 'provider_not_configured', error.message);
+  if (error instanceof ProviderError) {
+    if (error.code === 'unknown_account') return new AppError(404, 'unknown_account', error.message);
+    return new AppError(error.code === 'rate_limited' ? 503 : 502, `provider_${error.code}`, `${error.provider}: ${error.message}`, error.retryable);
+  }
+  if (isDatabaseUnavailable(error)) {
+    return new AppError(503, 'database_unavailable', 'the database is unreachable; retry later', true);
+  }
+  return new AppError(500, 'internal', 'internal error', true);
+}
+
+function isDatabaseUnavailable(error: unknown): boolean {
+  const code = (error as { code?: string } | undefined)?.code;
+  return (
+    code === 'ECONNREFUSED' ||
+    code === 'ECONNRESET' ||
+    code === 'CONNECT_TIMEOUT' ||
+    code === 'CONNECTION_CLOSED' ||
+    code === 'CONNECTION_ENDED' ||
+    code === 'CONNECTION_DESTROYED' ||
+    code === '57P01' || // admin_shutdown
+    code === '57P03' // cannot_connect_now
+  );
+}

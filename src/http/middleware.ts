@@ -1,0 +1,45 @@
+import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
+import type { MiddlewareHandler } from 'hono';
+import type { Logger } from 'pino';
+import { AppError } from './errors.js';
+
+export type AppEnv = { Variables: { requestId: string; logger: Logger } };
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** Gives every request an id (the caller's, when sane) and one structured log line. */
+export function requestContext(logger: Logger): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const incoming = c.req.header('x-request-id');
+    const requestId = incoming && REQUEST_ID.test(incoming) ? incoming : `req_${randomUUID().replaceAll('-', '')}`;
+    const child = logger.child({ requestId });
+    c.set('requestId', requestId);
+    c.set('logger', child);
+    const started = performance.now();
+    await next();
+    c.header('x-request-id', requestId);
+    child.info(
+      { method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round(performance.now() - started) },
+      'request',
+    );
+  };
+}
+
+function digest(value: string): Buffer {
+  return createHash('sha256').update(value).digest();
+}
+
+/** Bearer-token check for /v1; hashing both sides makes the comparison constant-time at any length. */
+export function requireAdminToken(token: string | undefined): MiddlewareHandler<AppEnv> {
+  const expected = token ? digest(token) : undefined;
+  return async (c, next) => {
+    if (!expected) throw new AppError(503, 'admin_disabled', 'the admin API is disabled: set ADMIN_TOKEN to enable it');
+    const header = c.req.header('authorization') ?? '';
+    const match = /^Bearer (.+)$/.exec(header);
+    if (!match || !timingSafeEqual(digest(match[1]!), expected)) {
+      c.header('WWW-Authenticate', 'Bearer');
+      throw new AppError(401, 'unauthorized', 'missing or wrong bearer token');
+    }
+    await next();
+  };
+}

@@ -1,0 +1,54 @@
+import { sql } from 'drizzle-orm';
+import { Hono } from 'hono';
+import type { Deps } from '../../deps.js';
+import type { AppEnv } from '../middleware.js';
+
+const PROBE_TIMEOUT_MS = 1500;
+
+async function probe(check: () => Promise<unknown>): Promise<{ ok: boolean; ms: number; error?: string }> {
+  const started = performance.now();
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      check(),
+      new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer in ${PROBE_TIMEOUT_MS} ms`)), PROBE_TIMEOUT_MS))),
+    ]);
+    return { ok: true, ms: Math.round(performance.now() - started) };
+  } catch (error) {
+    return { ok: false, ms: Math.round(performance.now() - started), error: error instanceof Error ? error.message : String(error) };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export function healthRoutes(deps: Deps) {
+  const app = new Hono<AppEnv>();
+
+  app.get('/healthz', (c) => c.json({ status: 'ok' }));
+
+  /**
+   * Ready when Postgres answers. Redis is reported but does not fail readiness: the
+   * gateway keeps its guarantees without it (the lock only spares provider calls).
+   */
+  app.get('/readyz', async (c) => {
+    const postgres = await probe(() => deps.db.execute(sql`select 1`));
+    const redis =
+      deps.redis.length === 0
+        ? { ok: true, ms: 0, mode: 'in-process lock' as const }
+        : await probe(() => Promise.all(deps.redis.map((client) => client.ping())));
+    deps.metrics.ready.set({ dependency: 'postgres' }, postgres.ok ? 1 : 0);
+    deps.metrics.ready.set({ dependency: 'redis' }, redis.ok ? 1 : 0);
+    const ready = postgres.ok;
+    return c.json(
+      { status: ready ? (redis.ok ? 'ready' : 'degraded') : 'unavailable', checks: { postgres, redis }, lock: deps.locker.kind },
+      ready ? 200 : 503,
+    );
+  });
+
+  app.get('/metrics', async (c) => {
+    c.header('Content-Type', deps.metrics.registry.contentType);
+    return c.body(await deps.metrics.registry.metrics());
+  });
+
+  return app;
+}

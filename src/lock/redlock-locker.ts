@@ -1,0 +1,111 @@
+import { Redis } from 'ioredis';
+import Redlock, { ExecutionError, ResourceLockedError, type Lock } from 'redlock';
+import type { Logger } from 'pino';
+import { LockBusyError, LockUnavailableError, type Locker } from './locker.js';
+
+export interface RedlockLockerOptions {
+  ttlMs: number;
+  waitMs: number;
+  /** Extend the lock while work runs. Off only in tests that need a lock to lapse. */
+  autoExtend?: boolean;
+  keyPrefix?: string;
+  logger?: Logger;
+  onLost?: (key: string) => void;
+}
+
+/** Redis clients tuned to fail fast: a Redis outage must cost milliseconds, not seconds. */
+export function createRedisClients(urls: string[], timeoutMs: number): Redis[] {
+  return urls.map(
+    (url) =>
+      new Redis(url, {
+        connectTimeout: timeoutMs * 4,
+        commandTimeout: timeoutMs,
+        maxRetriesPerRequest: 0,
+        enableOfflineQueue: false,
+        // Keep reconnecting in the background; calls fail fast meanwhile.
+        retryStrategy: (attempt) => Math.min(attempt * 100, 2000),
+        lazyConnect: false,
+      }),
+  );
+}
+
+/**
+ * Redlock over one or more independent Redis nodes (a quorum when there are several).
+ * Release is redlock's atomic compare-and-delete; a timer extends the lock while work runs.
+ */
+export function createRedlockLocker(clients: Redis[], options: RedlockLockerOptions): Locker {
+  const retryDelay = 50;
+  const redlock = new Redlock(clients, {
+    driftFactor: 0.01,
+    // Retries are ours (below), so that an unreachable Redis is told apart from a busy lock.
+    retryCount: 0,
+    retryDelay,
+    retryJitter: 25,
+    automaticExtensionThreshold: 500,
+  });
+  // Redlock emits errors for failed votes; they are already surfaced through acquire/extend.
+  redlock.on('error', () => {});
+  const prefix = options.keyPrefix ?? '';
+
+  async function acquire(key: string, waitMs: number): Promise<Lock> {
+    const started = Date.now();
+    for (;;) {
+      try {
+        return await redlock.acquire([prefix + key], options.ttlMs);
+      } catch (error) {
+        if (!(error instanceof ExecutionError)) throw new LockUnavailableError(key, { cause: error });
+        const stats = await Promise.all(error.attempts);
+        const busy = stats.some((attempt) => [...attempt.votesAgainst.values()].some((vote) => vote instanceof ResourceLockedError));
+        if (!busy) throw new LockUnavailableError(key, { cause: firstVoteError(stats) ?? error });
+        if (Date.now() - started >= waitMs) throw new LockBusyError(key, Date.now() - started);
+        await new Promise((resolve) => setTimeout(resolve, retryDelay + Math.random() * 25));
+      }
+    }
+  }
+
+  async function withLock<T>(key: string, work: () => Promise<T>, opts?: { waitMs?: number }): Promise<T> {
+    let lock = await acquire(key, opts?.waitMs ?? options.waitMs);
+    let extender: NodeJS.Timeout | undefined;
+    let lost = false;
+    if (options.autoExtend !== false) {
+      const schedule = () => {
+        extender = setTimeout(async () => {
+          try {
+            lock = await lock.extend(options.ttlMs);
+            schedule();
+          } catch (error) {
+            lost = true;
+            options.onLost?.(key);
+            options.logger?.warn({ key, err: errorMessage(error) }, 'lock extension failed; continuing on database guarantees');
+          }
+        }, Math.max(10, options.ttlMs / 2));
+      };
+      schedule();
+    }
+    try {
+      return await work();
+    } finally {
+      clearTimeout(extender);
+      if (!lost) {
+        // Atomic compare-and-delete: never removes a lock that has passed to someone else.
+        await lock.release().catch(() => {});
+      }
+    }
+  }
+
+  return {
+    kind: 'redlock',
+    withLock,
+    // The clients belong to whoever created them (buildDeps closes them).
+    close: async () => {},
+  };
+}
+
+function firstVoteError(stats: { votesAgainst: Map<unknown, Error> }[]): Error | undefined {
+  for (const attempt of stats) for (const error of attempt.votesAgainst.values()) return error;
+  return undefined;
+}
+
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

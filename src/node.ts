@@ -1,0 +1,58 @@
+import { serve } from '@hono/node-server';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ConfigError, parseEnv, type Env } from './config/env.js';
+import { ensureDatabase, runMigrations } from './db/client.js';
+import { buildDeps } from './deps.js';
+import { createApp } from './http/app.js';
+import { createProvidersFromEnv } from './providers/from-env.js';
+
+const MIGRATIONS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../drizzle');
+
+function loadEnv(): Env {
+  try {
+    return parseEnv(process.env);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`${error.message}\n`);
+      process.exit(78); // EX_CONFIG
+    }
+    throw error;
+  }
+}
+
+async function main() {
+  const env = loadEnv();
+  if (await ensureDatabase(env.DATABASE_URL)) process.stderr.write(`created database ${new URL(env.DATABASE_URL).pathname.slice(1)}\n`);
+  await runMigrations(env.DATABASE_URL, MIGRATIONS);
+  const deps = buildDeps(env, { providers: createProvidersFromEnv(env), defaultMetrics: true });
+  const app = createApp(deps);
+  const server = serve({ fetch: app.fetch, port: env.PORT, hostname: process.env.HOST ?? '0.0.0.0' }, (info) => {
+    deps.logger.info(
+      {
+        port: info.port,
+        lock: deps.locker.kind,
+        providers: Object.keys(deps.providers),
+        adminApi: env.ADMIN_TOKEN ? 'enabled' : 'disabled (set ADMIN_TOKEN)',
+      },
+      'gateway listening',
+    );
+  });
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    deps.logger.info({ signal }, 'shutting down');
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await deps.close();
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+}
+
+main().catch((error) => {
+  process.stderr.write(`gateway failed to start: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,84 @@
+/**
+ * A separate OS process that fires syncPayment calls at scheduled instants against a
+ * shared database, Redis and scripted provider timeline, then prints a JSON summary.
+ * Used by the concurrency tests to race real processes, not just promises.
+ */
+import { parseEnv } from '../../src/config/env.js';
+import { buildDeps } from '../../src/deps.js';
+import { createRedisClients, createRedlockLocker } from '../../src/lock/redlock-locker.js';
+import { createLogger } from '../../src/observability/logger.js';
+import { syncPayment } from '../../src/payments/sync-payment.js';
+import { createScriptedProvider, type TimelineStep } from '../../src/sandbox/scripted-provider.js';
+import type { ProviderName } from '../../src/providers/types.js';
+
+export interface WorkerConfig {
+  databaseUrl: string;
+  redisUrl?: string;
+  lockPrefix: string;
+  provider: ProviderName;
+  paymentId: string;
+  /** Epoch ms at which the provider timeline starts. */
+  timelineStart: number;
+  steps: TimelineStep[];
+  /** Epoch ms at which each call fires. */
+  callsAt: number[];
+  latencyMs: number;
+  lockTtlMs: number;
+  autoExtend: boolean;
+  lockWaitMs: number;
+}
+
+const config = JSON.parse(process.env.SYNC_WORKER_CONFIG!) as WorkerConfig;
+const env = parseEnv({
+  DATABASE_URL: config.databaseUrl,
+  REDIS_URL: config.redisUrl,
+  LOG_LEVEL: 'silent',
+  REDIS_TIMEOUT_MS: '200',
+  DATABASE_POOL_SIZE: '20',
+});
+const logger = createLogger('silent');
+const provider = createScriptedProvider({
+  name: config.provider,
+  latencyMs: config.latencyMs,
+  normalise: config.provider === 'gocardless' ? (status) => (status === 'confirmed' || status === 'paid_out' ? 'paid' : status === 'failed' ? 'failed' : 'pending') : undefined,
+});
+provider.script({ id: config.paymentId, startedAt: config.timelineStart, steps: config.steps });
+
+const redis = config.redisUrl ? createRedisClients([config.redisUrl], 200) : [];
+for (const client of redis) client.on('error', () => {});
+const locker = redis.length
+  ? createRedlockLocker(redis, { ttlMs: config.lockTtlMs, waitMs: config.lockWaitMs, autoExtend: config.autoExtend, keyPrefix: config.lockPrefix })
+  : undefined;
+const deps = buildDeps(env, { providers: { [config.provider]: provider }, logger, locker });
+deps.redis.push(...redis);
+
+const outcomes: Record<string, number> = {};
+const observed = new Set<string>();
+const count = (key: string) => (outcomes[key] = (outcomes[key] ?? 0) + 1);
+
+await Promise.all(
+  config.callsAt.map(async (at) => {
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, at - Date.now())));
+    const seen = provider.statusAt(config.paymentId, Date.now());
+    try {
+      const result = await syncPayment(deps, {
+        provider: config.provider,
+        account: 'default',
+        providerPaymentId: config.paymentId,
+        source: 'poll',
+        lockWaitMs: config.lockWaitMs,
+      });
+      count(`sync:${result.outcome}`);
+      count(`lock:${result.lock}`);
+      if (seen) observed.add(seen);
+    } catch (error) {
+      count(`error:${(error as Error).name}`);
+    }
+  }),
+);
+
+const metrics = await deps.metrics.lockOutcomes.get();
+const lockOutcomes = Object.fromEntries(metrics.values.map((value) => [value.labels.outcome, value.value]));
+process.stdout.write(`${JSON.stringify({ outcomes, observed: [...observed], lockOutcomes })}\n`);
+await deps.close();
+process.exit(0);

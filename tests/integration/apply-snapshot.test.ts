@@ -126,8 +126,8 @@ describe('applySnapshot: the guarded upsert', () => {
       ),
     );
     expect(results.filter((r) => r.changed)).toHaveLength(1);
-    const [{ count }] = await sql<{ count: number }[]>`select count(*)::int as count from payments where provider_payment_id = ${id}`;
-    expect(count).toBe(1);
+    const rows = await sql<{ count: number }[]>`select count(*)::int as count from payments where provider_payment_id = ${id}`;
+    expect(rows[0]?.count).toBe(1);
     expect((await state(id)).events).toEqual(['payment.paid']);
   });
 });

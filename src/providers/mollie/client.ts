@@ -1,0 +1,262 @@
+/**
+ * The Mollie adapter: fetches payments through Mollie's official SDK and turns every
+ * failure into a `ProviderError` with a machine code and whether a retry can help.
+ */
+import { Client, HTTPClient } from 'mollie-api-typescript';
+import type { RetryConfig } from 'mollie-api-typescript/lib/retries.js';
+import {
+  ClientError,
+  ConnectionError,
+  InvalidRequestError,
+  RequestAbortedError,
+  RequestTimeoutError,
+  ResponseValidationError,
+  SDKValidationError,
+  UnexpectedClientError,
+} from 'mollie-api-typescript/models/errors';
+import { MoneyError } from '../../payments/money.js';
+import {
+  ProviderError,
+  type FetchOptions,
+  type FetchResult,
+  type PaymentProvider,
+  type PaymentSnapshot,
+} from '../types.js';
+import { MollieMappingError, mapMolliePayment } from './mapping.js';
+import { idPrefixKind } from './webhook.js';
+
+export type { RetryConfig as MollieRetryConfig } from 'mollie-api-typescript/lib/retries.js';
+
+export const MOLLIE_DEFAULT_API_URL = 'https://api.mollie.com';
+export const MOLLIE_DEFAULT_TIMEOUT_MS = 4000;
+
+/**
+ * Worst case for one call: retries start until 3 s have elapsed, then wait at most 1 s,
+ * then one last attempt of at most `timeoutMs` (4 s): about 8 s, well inside the 15 s
+ * Mollie gives our webhook endpoint. A longer Retry-After is capped at maxInterval here
+ * and surfaces as `retryAfterMs` on the final rate_limited error instead.
+ */
+export const MOLLIE_DEFAULT_RETRY: RetryConfig = {
+  strategy: 'backoff',
+  backoff: { initialInterval: 200, maxInterval: 1000, exponent: 2, maxElapsedTime: 3000 },
+  retryConnectionErrors: true,
+};
+
+export interface MollieProviderConfig {
+  /** Account name → credentials; 'default' is the env-var account. */
+  accounts: Record<string, { apiKey: string }>;
+  /** Origin of the API, without /v2 (a trailing /v2 is tolerated). Defaults to Mollie's. */
+  apiUrl?: string;
+  /** Per attempt, not per call. Default 4000 ms. */
+  timeoutMs?: number;
+  /** The SDK's retry config; tests pass `{ strategy: 'none' }`. */
+  retryConfig?: RetryConfig;
+  fetcher?: typeof fetch;
+}
+
+export interface ListRecentPaymentsOptions {
+  /** Stop at the first payment created before this instant (the list is newest first). */
+  cutoff: Date;
+  /** Page size, 1..250 (Mollie's maximum). Default 250. */
+  limit?: number;
+  signal?: AbortSignal;
+}
+
+export interface MollieProvider extends PaymentProvider {
+  readonly name: 'mollie';
+  /**
+   * The payment id behind a webhook id: `tr_` as-is, `re_`/`chb_` looked up through the
+   * refunds/chargebacks lists, anything else (or an unknown refund/chargeback) null.
+   */
+  resolvePaymentId(account: string, id: string, options?: FetchOptions): Promise<string | null>;
+  /** Newest first, until the cutoff; for the reconciliation sweep. */
+  listRecentPayments(account: string, options: ListRecentPaymentsOptions): AsyncIterable<PaymentSnapshot>;
+}
+
+const PAYMENT_ID = /^tr_[A-Za-z0-9]+$/;
+const SUB_RESOURCE_ID = /^(re|chb)_[A-Za-z0-9]+$/;
+
+/** Retry-After as seconds or an HTTP date → milliseconds from `now`; undefined when absent or unreadable. */
+export function parseRetryAfter(value: string | null | undefined, now: number = Date.now()): number | undefined {
+  const trimmed = value?.trim();
+  if (!trimmed) return undefined;
+  if (/^\d+$/.test(trimmed)) return Number(trimmed) * 1000;
+  const at = Date.parse(trimmed);
+  if (Number.isNaN(at)) return undefined;
+  return Math.max(0, at - now);
+}
+
+function mollieDetail(error: ClientError): string {
+  if (error instanceof ResponseValidationError) return error.message;
+  try {
+    const body = JSON.parse(error.body) as { title?: unknown; detail?: unknown };
+    if (typeof body.detail === 'string') return `${String(body.title ?? '')}: ${body.detail}`.replace(/^: /, '');
+  } catch {
+    // not JSON: fall through to the status line
+  }
+  return error.rawResponse.statusText || 'no detail';
+}
+
+/** "fetch failed (ECONNREFUSED)" rather than a bare "fetch failed". */
+function describeTransportFailure(error: unknown): string {
+  let message = error instanceof Error ? error.message : String(error);
+  let cause: unknown = error instanceof Error ? error.cause : undefined;
+  for (let depth = 0; cause && depth < 3; depth++) {
+    const code = (cause as { code?: unknown }).code;
+    if (typeof code === 'string') return `${message} (${code})`;
+    if (cause instanceof Error && cause.message) message = `${message}: ${cause.message}`;
+    cause = cause instanceof Error ? cause.cause : undefined;
+  }
+  return message;
+}
+
+/**
+ * One place that decides what a failed Mollie call means for the caller. The SDK's HTTP
+ * errors are never attached as `cause`: they hold the Request, Authorization header
+ * included, and a logged cause would leak the API key.
+ */
+export function toMollieProviderError(error: unknown, signal?: AbortSignal): ProviderError {
+  if (error instanceof ProviderError) return error;
+  const fail = (code: ProviderError['code'], message: string, retryable: boolean, retryAfterMs?: number, cause?: unknown) =>
+    new ProviderError('mollie', code, message, retryable, retryAfterMs, cause === undefined ? undefined : { cause });
+
+  if (signal?.aborted) return fail('timeout', 'Mollie request aborted by the caller', true, undefined, signal.reason);
+  // Before ClientError: a validation failure is a ClientError subclass with a 2xx status.
+  if (error instanceof ResponseValidationError) {
+    return fail('bad_response', `Mollie response did not match the expected schema: ${error.message}`, false);
+  }
+  if (error instanceof ClientError) {
+    const status = error.statusCode;
+    const detail = mollieDetail(error);
+    if (status === 429) {
+      return fail('rate_limited', `Mollie rate limit: ${detail}`, true, parseRetryAfter(error.headers.get('retry-after')));
+    }
+    if (status === 401 || status === 403) return fail('unauthorized', `Mollie rejected the API key (${status}): ${detail}`, false);
+    if (status === 408) return fail('timeout', `Mollie answered 408: ${detail}`, true);
+    if (status >= 500) return fail('unavailable', `Mollie answered ${status}: ${detail}`, true);
+    // 2xx with the wrong content type, or a 4xx we did not expect.
+    return fail('bad_response', `unexpected Mollie response ${status}: ${detail}`, false);
+  }
+  if (error instanceof RequestTimeoutError) return fail('timeout', 'Mollie request timed out', true, undefined, error.cause);
+  if (error instanceof RequestAbortedError) return fail('timeout', 'Mollie request was aborted', true, undefined, error.cause);
+  if (error instanceof ConnectionError) {
+    return fail('unavailable', `cannot reach Mollie: ${describeTransportFailure(error.cause)}`, true, undefined, error.cause);
+  }
+  if (error instanceof MollieMappingError || error instanceof MoneyError) {
+    return fail('bad_response', `cannot map the Mollie payment: ${error.message}`, false, undefined, error);
+  }
+  if (error instanceof SDKValidationError || error instanceof InvalidRequestError) {
+    return fail('bad_response', `Mollie SDK rejected the request: ${error.message}`, false);
+  }
+  if (error instanceof UnexpectedClientError) {
+    return fail('unavailable', `unexpected Mollie client failure: ${describeTransportFailure(error.cause)}`, true);
+  }
+  return fail('unavailable', `unexpected failure calling Mollie: ${describeTransportFailure(error)}`, true, undefined, error);
+}
+
+function isStatus(error: unknown, ...statuses: number[]): boolean {
+  return error instanceof ClientError && !(error instanceof ResponseValidationError) && statuses.includes(error.statusCode);
+}
+
+function normaliseApiUrl(apiUrl: string): string {
+  // The SDK joins relative `v2/...` paths itself, so a configured .../v2 would double it.
+  return apiUrl.replace(/\/+$/, '').replace(/\/v2$/, '');
+}
+
+export function createMollieProvider(config: MollieProviderConfig): MollieProvider {
+  const timeoutMs = config.timeoutMs ?? MOLLIE_DEFAULT_TIMEOUT_MS;
+  const baseFetch = config.fetcher ?? fetch;
+  const serverURL = normaliseApiUrl(config.apiUrl ?? MOLLIE_DEFAULT_API_URL);
+  const retryConfig = config.retryConfig ?? MOLLIE_DEFAULT_RETRY;
+
+  // The SDK's own timeoutMs is silently skipped when the caller passes a signal, so the
+  // per-attempt timeout lives in the fetcher, combined with whatever signal the SDK set.
+  const httpClient = new HTTPClient({
+    fetcher: (input, init) => {
+      const request = input instanceof Request && init === undefined ? input : new Request(input, init);
+      const signal = AbortSignal.any([request.signal, AbortSignal.timeout(timeoutMs)]);
+      return baseFetch(new Request(request, { signal }));
+    },
+  });
+
+  const clients = new Map<string, Client>();
+  for (const [account, { apiKey }] of Object.entries(config.accounts)) {
+    // security is explicit: without it the SDK reads CLIENT_API_KEY from the environment.
+    clients.set(account, new Client({ security: { apiKey }, serverURL, httpClient, retryConfig }));
+  }
+
+  function clientFor(account: string): Client {
+    const client = clients.get(account);
+    if (!client) {
+      throw new ProviderError('mollie', 'unknown_account', `no Mollie account named ${JSON.stringify(account)} is configured`, false);
+    }
+    return client;
+  }
+
+  const requestOptions = (signal: AbortSignal | undefined) => (signal ? { fetchOptions: { signal } } : {});
+
+  async function fetchPayment(account: string, providerPaymentId: string, options?: FetchOptions): Promise<FetchResult> {
+    const client = clientFor(account);
+    // Not a payment id: Mollie would 404 it anyway; skip the call (and never build odd paths).
+    if (!PAYMENT_ID.test(providerPaymentId)) return { kind: 'not_found' };
+    try {
+      const payment = await client.payments.get({ paymentId: providerPaymentId }, requestOptions(options?.signal));
+      if (payment.id !== providerPaymentId) {
+        throw new MollieMappingError(`asked Mollie for ${providerPaymentId} and got ${payment.id}`);
+      }
+      return { kind: 'found', snapshot: mapMolliePayment(payment, account) };
+    } catch (error) {
+      if (isStatus(error, 404, 410)) return { kind: 'not_found' };
+      throw toMollieProviderError(error, options?.signal);
+    }
+  }
+
+  async function resolvePaymentId(account: string, id: string, options?: FetchOptions): Promise<string | null> {
+    const client = clientFor(account);
+    const kind = idPrefixKind(id);
+    if (kind === 'payment') return id;
+    if (kind === 'other' || !SUB_RESOURCE_ID.test(id)) return null;
+    // `from` starts the list AT the given item, so a one-item page is the item itself,
+    // unless the id is unknown (Mollie: 400 invalid cursor) or the list moved on.
+    const request = { from: id, limit: 1 };
+    try {
+      const found =
+        kind === 'refund'
+          ? (await client.refunds.all(request, requestOptions(options?.signal))).result.embedded.refunds[0]
+          : (await client.chargebacks.all(request, requestOptions(options?.signal))).result.embedded.chargebacks[0];
+      return found && found.id === id ? found.paymentId : null;
+    } catch (error) {
+      if (isStatus(error, 400, 404, 410)) return null;
+      throw toMollieProviderError(error, options?.signal);
+    }
+  }
+
+  async function* listRecentPayments(account: string, options: ListRecentPaymentsOptions): AsyncGenerator<PaymentSnapshot> {
+    const client = clientFor(account);
+    const limit = Math.min(250, Math.max(1, Math.trunc(options.limit ?? 250)));
+    const cutoff = options.cutoff.getTime();
+    try {
+      const pages = await client.payments.list({ limit, sort: 'desc' }, requestOptions(options.signal));
+      for await (const page of pages) {
+        for (const payment of page.result.embedded.payments ?? []) {
+          const createdAt = Date.parse(payment.createdAt);
+          if (Number.isNaN(createdAt)) {
+            throw new MollieMappingError(`payment ${payment.id} has an unreadable createdAt ${JSON.stringify(payment.createdAt)}`);
+          }
+          if (createdAt < cutoff) return;
+          yield mapMolliePayment(payment, account);
+        }
+      }
+    } catch (error) {
+      throw toMollieProviderError(error, options.signal);
+    }
+  }
+
+  return {
+    name: 'mollie',
+    hasAccount: (account) => clients.has(account),
+    fetchPayment,
+    resolvePaymentId,
+    listRecentPayments,
+  };
+}

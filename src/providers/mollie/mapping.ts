@@ -1,0 +1,135 @@
+/**
+ * Pure mapping from Mollie's payment object (as the SDK returns it: `_links` renamed
+ * `links`) to the gateway's `PaymentSnapshot`. No I/O; tested with fixtures.
+ */
+import type { ListPaymentResponse, PaymentResponse } from 'mollie-api-typescript/models';
+import { parseDecimalAmount } from '../../payments/money.js';
+import type { PaymentSnapshot, PaymentStatus } from '../types.js';
+
+/** `payments.get` and `payments.list` return structurally identical payment objects. */
+export type MolliePayment = PaymentResponse | ListPaymentResponse;
+
+export class MollieMappingError extends Error {
+  override readonly name = 'MollieMappingError';
+}
+
+// Mollie v2 statuses map 1:1; refunds and chargebacks never change a v2 payment's status.
+const STATUS_MAP: Record<string, PaymentStatus> = {
+  open: 'open',
+  pending: 'pending',
+  authorized: 'authorized',
+  paid: 'paid',
+  canceled: 'canceled',
+  expired: 'expired',
+  failed: 'failed',
+};
+
+export function mapMollieStatus(status: string): PaymentStatus {
+  const mapped = Object.hasOwn(STATUS_MAP, status) ? STATUS_MAP[status] : undefined;
+  if (!mapped) {
+    throw new MollieMappingError(
+      `unknown Mollie payment status ${JSON.stringify(status)}: expected one of ${Object.keys(STATUS_MAP).join(', ')}`,
+    );
+  }
+  return mapped;
+}
+
+/**
+ * The fields of a payment that billing may need. An allow-list rather than a
+ * deny-list, so a field Mollie adds later (possibly personal) is dropped until
+ * someone decides to keep it. Deliberately absent: `details` (consumer names,
+ * IBANs, card holders), `billingAddress`, `shippingAddress`, `_links`.
+ */
+export const MOLLIE_RAW_FIELDS = [
+  'resource',
+  'id',
+  'mode',
+  'status',
+  'statusReason',
+  'isCancelable',
+  'description',
+  'amount',
+  'amountRefunded',
+  'amountRemaining',
+  'amountCaptured',
+  'amountChargedBack',
+  'method',
+  'metadata',
+  'sequenceType',
+  'profileId',
+  'customerId',
+  'mandateId',
+  'subscriptionId',
+  'settlementId',
+  'orderId',
+  'lines',
+  'applicationFee',
+  'routing',
+  'captureMode',
+  'captureDelay',
+  'captureBefore',
+  'locale',
+  'countryCode',
+  'restrictPaymentMethodsToCountry',
+  'redirectUrl',
+  'cancelUrl',
+  'webhookUrl',
+  'createdAt',
+  'authorizedAt',
+  'paidAt',
+  'canceledAt',
+  'expiresAt',
+  'expiredAt',
+  'failedAt',
+] as const;
+
+export function mollieRawWithoutPersonalData(payment: MolliePayment): Record<string, unknown> {
+  const source = payment as unknown as Record<string, unknown>;
+  const raw: Record<string, unknown> = {};
+  for (const field of MOLLIE_RAW_FIELDS) {
+    if (source[field] !== undefined) raw[field] = source[field];
+  }
+  return raw;
+}
+
+function minorInCurrency(
+  label: string,
+  money: { value: string; currency: string } | undefined,
+  currency: string,
+): number {
+  if (!money) return 0;
+  if (money.currency !== currency) {
+    throw new MollieMappingError(`Mollie ${label} is in ${money.currency}, but the payment is in ${currency}`);
+  }
+  return parseDecimalAmount(money.value, currency);
+}
+
+function parseTimestamp(label: string, value: string): Date {
+  const date = new Date(value);
+  if (Number.isNaN(date.getTime())) {
+    throw new MollieMappingError(`Mollie ${label} ${JSON.stringify(value)} is not a valid timestamp`);
+  }
+  return date;
+}
+
+/** Throws MollieMappingError (unknown status, currency mismatch) or MoneyError (malformed amount). */
+export function mapMolliePayment(payment: MolliePayment, account: string): PaymentSnapshot {
+  const currency = payment.amount.currency;
+  const providerMode: string = payment.mode;
+  const mode = providerMode === 'live' || providerMode === 'test' ? providerMode : null;
+  return {
+    provider: 'mollie',
+    account,
+    providerPaymentId: payment.id,
+    providerStatus: payment.status,
+    status: mapMollieStatus(payment.status),
+    amount: { minor: parseDecimalAmount(payment.amount.value, currency), currency },
+    refundedMinor: minorInCurrency('amountRefunded', payment.amountRefunded, currency),
+    chargedBackMinor: minorInCurrency('amountChargedBack', payment.amountChargedBack, currency),
+    mode,
+    method: payment.method ?? null,
+    metadata: payment.metadata ?? null,
+    providerCreatedAt: parseTimestamp('createdAt', payment.createdAt),
+    raw: mollieRawWithoutPersonalData(payment),
+  };
+}

@@ -1,0 +1,123 @@
+/**
+ * Parsing of a GoCardless webhook body (PROVIDERS.md B.1): `{"events":[...],
+ * "meta":{"webhook_id":"WB..."}}`. Pure: call it only after the signature over the
+ * raw bytes has been verified (signature.ts). Unknown fields are kept so the raw
+ * events can be stored and forwarded as GoCardless sent them.
+ */
+import { z } from 'zod';
+
+/**
+ * `metadata` and `resource_metadata` are JSON objects. Some re-serialisers (PHP)
+ * turn an empty object into `[]`; that is accepted as `{}` rather than rejecting
+ * the whole batch, because a rejected batch is retried by GoCardless forever.
+ */
+const jsonObject = z.preprocess(
+  (value) => (Array.isArray(value) && value.length === 0 ? {} : value),
+  z.record(z.string(), z.unknown()),
+);
+
+const requiredString = (field: string) =>
+  z.string({ error: `missing "${field}" (expected a non-empty string)` }).min(1, `"${field}" is empty`);
+
+export const goCardlessEventSchema = z.looseObject({
+  id: requiredString('id'),
+  created_at: requiredString('created_at'),
+  resource_type: requiredString('resource_type'),
+  action: requiredString('action'),
+  /** Ids of the resources involved; only the relevant keys are present. */
+  links: z.record(z.string(), z.string(), { error: '"links" must be an object of string ids' }).default({}),
+  details: z
+    .looseObject({
+      origin: z.string().optional(),
+      cause: z.string().optional(),
+      description: z.string().optional(),
+      scheme: z.string().nullable().optional(),
+      reason_code: z.string().nullable().optional(),
+      will_attempt_retry: z.boolean().optional(),
+      not_retried_reason: z.string().nullable().optional(),
+    })
+    .default({}),
+  metadata: jsonObject.default({}),
+  resource_metadata: jsonObject.optional(),
+});
+
+/** One GoCardless event, with any fields this schema does not name kept as sent. */
+export type GoCardlessEvent = z.infer<typeof goCardlessEventSchema>;
+
+const batchSchema = z.looseObject({
+  events: z.array(z.unknown(), { error: 'missing "events" array' }),
+  meta: z.looseObject({ webhook_id: z.string().optional() }).optional(),
+});
+
+export type ParsedGoCardlessBatch =
+  | { ok: true; events: GoCardlessEvent[]; webhookId?: string }
+  | { ok: false; message: string };
+
+function describeIssues(prefix: string, error: z.ZodError): string {
+  return error.issues
+    .map((issue) => {
+      const path = issue.path.map((part) => (typeof part === 'number' ? `[${part}]` : `.${String(part)}`)).join('');
+      return `${prefix}${path}: ${issue.message}`;
+    })
+    .join('; ');
+}
+
+/**
+ * Every event must be well-formed or the batch is refused: the caller answers
+ * 4xx, GoCardless retries, and nothing half-understood is acknowledged.
+ */
+export function parseGoCardlessBatch(raw: Uint8Array | string): ParsedGoCardlessBatch {
+  let text: string;
+  try {
+    text = typeof raw === 'string' ? raw : new TextDecoder('utf-8', { fatal: true }).decode(raw);
+  } catch {
+    return { ok: false, message: 'webhook body is not valid UTF-8' };
+  }
+
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    return { ok: false, message: `webhook body is not valid JSON: ${(error as Error).message}` };
+  }
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
+    return { ok: false, message: 'webhook body must be a JSON object with an "events" array' };
+  }
+
+  const batch = batchSchema.safeParse(json);
+  if (!batch.success) return { ok: false, message: describeIssues('webhook body', batch.error) };
+
+  const events: GoCardlessEvent[] = [];
+  const problems: string[] = [];
+  batch.data.events.forEach((candidate, index) => {
+    if (typeof candidate !== 'object' || candidate === null || Array.isArray(candidate)) {
+      problems.push(`events[${index}]: expected an object`);
+      return;
+    }
+    const parsed = goCardlessEventSchema.safeParse(candidate);
+    if (parsed.success) {
+      events.push(parsed.data);
+      return;
+    }
+    const id = (candidate as { id?: unknown }).id;
+    const label = typeof id === 'string' && id !== '' ? `events[${index}] (${id})` : `events[${index}]`;
+    problems.push(describeIssues(label, parsed.error));
+  });
+  if (problems.length > 0) return { ok: false, message: problems.join('; ') };
+
+  const webhookId = batch.data.meta?.webhook_id;
+  return webhookId === undefined ? { ok: true, events } : { ok: true, events, webhookId };
+}
+
+/**
+ * Webhooks and event pages arrive in no guaranteed order (PROVIDERS.md B.2):
+ * sort by `created_at`, then by id so equal timestamps still sort the same way
+ * every time. Returns a new array.
+ */
+export function sortGoCardlessEvents<T extends Pick<GoCardlessEvent, 'id' | 'created_at'>>(events: readonly T[]): T[] {
+  return [...events].sort((a, b) => {
+    const byTime = Date.parse(a.created_at) - Date.parse(b.created_at);
+    if (byTime !== 0 && !Number.isNaN(byTime)) return byTime;
+    return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+  });
+}

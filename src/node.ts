@@ -5,6 +5,7 @@ import { ConfigError, parseEnv, type Env } from './config/env.js';
 import { ensureDatabase, runMigrations } from './db/client.js';
 import { buildDeps } from './deps.js';
 import { createApp } from './http/app.js';
+import { startBackgroundJobs } from './background.js';
 import { createProvidersFromEnv } from './providers/from-env.js';
 
 const MIGRATIONS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../drizzle');
@@ -27,6 +28,7 @@ async function main() {
   await runMigrations(env.DATABASE_URL, MIGRATIONS);
   const deps = buildDeps(env, { providers: createProvidersFromEnv(env), defaultMetrics: true });
   const app = createApp(deps);
+  const jobs = startBackgroundJobs(deps);
   const server = serve({ fetch: app.fetch, port: env.PORT, hostname: process.env.HOST ?? '0.0.0.0' }, (info) => {
     deps.logger.info(
       {
@@ -44,7 +46,9 @@ async function main() {
     if (stopping) return;
     stopping = true;
     deps.logger.info({ signal }, 'shutting down');
+    // Stop taking requests, let in-flight work finish, then close connections.
     await new Promise<void>((resolve) => server.close(() => resolve()));
+    await jobs.stop();
     await deps.close();
     process.exit(0);
   };

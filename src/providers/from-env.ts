@@ -1,10 +1,15 @@
 import type { Env } from '../config/env.js';
+import { createMollieProvider } from './mollie/client.js';
 import type { Providers } from './types.js';
 
 /**
- * The providers configured by the environment (the default account). The Mollie and
- * GoCardless adapters register here as they are wired in.
+ * The providers configured by the environment: the default account of each provider
+ * whose credentials are set.
  */
-export function createProvidersFromEnv(_env: Env): Providers {
-  return {};
+export function createProvidersFromEnv(env: Env): Providers {
+  const providers: Providers = {};
+  if (env.MOLLIE_API_KEY) {
+    providers.mollie = createMollieProvider({ accounts: { default: { apiKey: env.MOLLIE_API_KEY } }, apiUrl: env.MOLLIE_API_URL });
+  }
+  return providers;
 }

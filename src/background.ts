@@ -1,0 +1,26 @@
+import type { Deps } from './deps.js';
+import { receiptHandlers } from './webhooks/handlers.js';
+import { runReceiptWorker } from './webhooks/receipt-worker.js';
+
+/**
+ * The long-running loops of a Node gateway process. Each takes the shared abort
+ * signal and returns when it fires; `stopBackgroundJobs` waits for all of them,
+ * so SIGTERM finishes in-flight work instead of cutting it.
+ */
+export interface BackgroundJobs {
+  stop(): Promise<void>;
+}
+
+export function startBackgroundJobs(deps: Deps): BackgroundJobs {
+  const controller = new AbortController();
+  const { signal } = controller;
+  const jobs: Promise<void>[] = [
+    runReceiptWorker(deps, receiptHandlers, { signal }),
+  ];
+  return {
+    async stop() {
+      controller.abort();
+      await Promise.allSettled(jobs);
+    },
+  };
+}

@@ -1,0 +1,71 @@
+import type { SelectWebhookReceipt } from '../db/schema/webhook-receipts.js';
+import type { Deps } from '../deps.js';
+import { LockBusyError } from '../lock/locker.js';
+import { ProviderError, type ProviderName } from '../providers/types.js';
+import { deferReceipt, settleReceipts, type ReceiptState } from './receipts.js';
+
+/**
+ * What a provider does with its stored receipts. The webhook route calls it right after
+ * the receipts are durable; the retry worker calls it for receipts still pending.
+ * It returns an outcome per receipt id; anything it throws for a receipt leaves that
+ * receipt pending for a later attempt.
+ */
+export type ReceiptOutcome =
+  | { state: ReceiptState; note?: string }
+  | { state: 'retry'; error: string; retryAfterMs?: number };
+
+export interface ReceiptHandler {
+  handle(deps: Deps, receipts: SelectWebhookReceipt[]): Promise<Map<number, ReceiptOutcome>>;
+}
+
+export type ReceiptHandlers = Partial<Record<ProviderName, ReceiptHandler>>;
+
+/** Turns an error from syncPayment into a retry outcome: every failure is worth another try later. */
+export function retryOutcome(error: unknown): ReceiptOutcome {
+  if (error instanceof LockBusyError) return { state: 'retry', error: 'payment busy: another trigger holds its lock' };
+  if (error instanceof ProviderError) return { state: 'retry', error: `${error.code}: ${error.message}`, retryAfterMs: error.retryAfterMs };
+  return { state: 'retry', error: error instanceof Error ? `${error.name}: ${error.message}` : String(error) };
+}
+
+/** Writes a handler's outcomes back: settled ones in one statement per state, retries one by one. */
+export async function applyOutcomes(deps: Deps, receipts: SelectWebhookReceipt[], outcomes: Map<number, ReceiptOutcome>) {
+  const settled = new Map<ReceiptState, number[]>();
+  const counts = { processed: 0, ignored: 0, pending: 0, failed: 0 };
+  for (const receipt of receipts) {
+    const outcome = outcomes.get(receipt.id) ?? { state: 'retry', error: 'handler returned no outcome' };
+    if (outcome.state === 'retry') {
+      const state = await deferReceipt(deps.db, receipt, outcome.error, outcome.retryAfterMs);
+      counts[state]++;
+      deps.logger.warn({ receiptId: receipt.id, provider: receipt.provider, attempts: receipt.attempts, state, error: outcome.error }, 'receipt deferred');
+    } else {
+      settled.set(outcome.state, [...(settled.get(outcome.state) ?? []), receipt.id]);
+      counts[outcome.state]++;
+    }
+  }
+  for (const [state, ids] of settled) await settleReceipts(deps.db, ids, state);
+  return counts;
+}
+
+/** Runs the provider's handler over receipts and records the outcomes. Never throws for a handler failure. */
+export async function processReceipts(deps: Deps, handlers: ReceiptHandlers, receipts: SelectWebhookReceipt[]) {
+  const byProvider = new Map<string, SelectWebhookReceipt[]>();
+  for (const receipt of receipts) byProvider.set(receipt.provider, [...(byProvider.get(receipt.provider) ?? []), receipt]);
+  const totals = { processed: 0, ignored: 0, pending: 0, failed: 0 };
+  for (const [provider, group] of byProvider) {
+    const handler = handlers[provider as ProviderName];
+    let outcomes: Map<number, ReceiptOutcome>;
+    if (!handler) {
+      outcomes = new Map(group.map((r) => [r.id, { state: 'retry', error: `provider ${provider} is not configured` } as const]));
+    } else {
+      try {
+        outcomes = await handler.handle(deps, group);
+      } catch (error) {
+        const outcome = retryOutcome(error);
+        outcomes = new Map(group.map((r) => [r.id, outcome]));
+      }
+    }
+    const counts = await applyOutcomes(deps, group, outcomes);
+    for (const key of Object.keys(totals) as (keyof typeof totals)[]) totals[key] += counts[key];
+  }
+  return totals;
+}

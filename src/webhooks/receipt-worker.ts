@@ -1,0 +1,46 @@
+import type { Deps } from '../deps.js';
+import { processReceipts, type ReceiptHandlers } from './receipt-handlers.js';
+import { leaseDueReceipts } from './receipts.js';
+
+export interface ReceiptWorkerOptions {
+  batchSize?: number;
+  /** How long a claim lasts before another process may take the receipt over. */
+  leaseMs?: number;
+  idleMs?: number;
+  signal: AbortSignal;
+}
+
+/** One pass: claim what is due and process it. Returns how many receipts it claimed. */
+export async function retryDueReceipts(deps: Deps, handlers: ReceiptHandlers, options: { batchSize?: number; leaseMs?: number } = {}) {
+  const receipts = await leaseDueReceipts(deps.db, { limit: options.batchSize ?? 100, leaseMs: options.leaseMs ?? 60_000 });
+  if (receipts.length === 0) return { claimed: 0, processed: 0, ignored: 0, pending: 0, failed: 0 };
+  const totals = await processReceipts(deps, handlers, receipts);
+  deps.logger.info({ job: 'receipt-retry', claimed: receipts.length, ...totals }, 'receipt retry pass');
+  return { claimed: receipts.length, ...totals };
+}
+
+/** Keeps retrying pending receipts until the signal aborts. */
+export async function runReceiptWorker(deps: Deps, handlers: ReceiptHandlers, options: ReceiptWorkerOptions): Promise<void> {
+  const idleMs = options.idleMs ?? 1000;
+  while (!options.signal.aborted) {
+    let claimed = 0;
+    try {
+      ({ claimed } = await retryDueReceipts(deps, handlers, options));
+    } catch (error) {
+      deps.logger.error({ job: 'receipt-retry', err: error instanceof Error ? error.message : String(error) }, 'receipt retry pass failed');
+    }
+    if (claimed === 0) await sleep(idleMs, options.signal);
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+}

@@ -1,0 +1,174 @@
+import { sql } from 'drizzle-orm';
+import type { DbOrTx } from '../db/client.js';
+import type { SelectWebhookReceipt } from '../db/schema/webhook-receipts.js';
+import type { ProviderName } from '../providers/types.js';
+
+/**
+ * Webhook receipts: durable, raw, written before a webhook is acknowledged
+ * (guarantee 5). A receipt stays `pending` until a handler settles it; a worker
+ * retries pending receipts on a schedule, so an acknowledged webhook is never lost.
+ */
+
+export interface NewReceipt {
+  provider: ProviderName;
+  account: string;
+  /** The provider's event id, where it has one: the de-duplication key. */
+  eventId?: string | null;
+  resourceType?: string | null;
+  resourceId?: string | null;
+  body: Uint8Array;
+  headers: Record<string, string>;
+  signature: 'valid' | 'absent';
+}
+
+export interface RecordedReceipt {
+  id: number;
+  eventId: string | null;
+  /** The provider sent this event id before; nothing new was stored. */
+  duplicate: boolean;
+}
+
+/**
+ * The grace an inline handler gets before the retry worker may take a receipt over.
+ * Inline processing normally settles a receipt long before this.
+ */
+export const INLINE_GRACE_MS = 30_000;
+
+/** Delays between attempts at a pending receipt; past the last, the receipt is `failed` for an operator. */
+export const RECEIPT_RETRY_DELAYS_MS: readonly number[] = [
+  5_000, 15_000, 60_000, 5 * 60_000, 15 * 60_000, 60 * 60_000, 3 * 3_600_000, 6 * 3_600_000, 12 * 3_600_000,
+  24 * 3_600_000, 24 * 3_600_000, 24 * 3_600_000,
+];
+
+/** Attempt n (1-based) failed: wait this long, with ±20% jitter, honouring a provider's hint. */
+export function nextRetryDelayMs(attempts: number, retryAfterMs?: number, random: () => number = Math.random): number | null {
+  const base = RECEIPT_RETRY_DELAYS_MS[attempts - 1];
+  if (base === undefined) return null;
+  const jittered = Math.round(base * (0.8 + 0.4 * random()));
+  return Math.max(jittered, retryAfterMs ?? 0);
+}
+
+/**
+ * Stores a batch of receipts in one round trip. Events already stored (same provider
+ * and event id) come back as duplicates: the unique index decides, not a prior SELECT.
+ */
+export async function recordReceipts(db: DbOrTx, receipts: NewReceipt[]): Promise<RecordedReceipt[]> {
+  if (receipts.length === 0) return [];
+  const rows = receipts.map((receipt, index) => ({
+    ord: index,
+    provider: receipt.provider,
+    account: receipt.account,
+    event_id: receipt.eventId ?? null,
+    resource_type: receipt.resourceType ?? null,
+    resource_id: receipt.resourceId ?? null,
+    body: Buffer.from(receipt.body).toString('base64'),
+    headers: receipt.headers,
+    signature: receipt.signature,
+  }));
+  // Ids are assigned in `ord` order, so rows without an event id map back by sorting ids.
+  const inserted = await db.execute<{ id: number; event_id: string | null }>(sql`
+    insert into webhook_receipts (provider, account, event_id, resource_type, resource_id, body, headers, signature, next_attempt_at)
+    select provider, account, event_id, resource_type, resource_id, decode(body, 'base64'), headers, signature,
+           now() + make_interval(secs => ${INLINE_GRACE_MS / 1000})
+    from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as r(
+      ord int, provider text, account text, event_id text, resource_type text, resource_id text,
+      body text, headers jsonb, signature text)
+    order by ord
+    on conflict (provider, event_id) where event_id is not null do nothing
+    returning id, event_id`);
+  const byEvent = new Map<string, number>();
+  const plainIds: number[] = [];
+  for (const row of inserted) {
+    if (row.event_id) byEvent.set(row.event_id, Number(row.id));
+    else plainIds.push(Number(row.id));
+  }
+  plainIds.sort((a, b) => a - b);
+  let plain = 0;
+  // The same event id twice in one batch: the first is new, the rest are duplicates.
+  const claimed = new Set<string>();
+  return rows.map((row) => {
+    if (!row.event_id) return { id: plainIds[plain++]!, eventId: null, duplicate: false };
+    const id = byEvent.get(row.event_id);
+    if (id !== undefined && !claimed.has(row.event_id)) {
+      claimed.add(row.event_id);
+      return { id, eventId: row.event_id, duplicate: false };
+    }
+    return { id: id ?? 0, eventId: row.event_id, duplicate: true };
+  });
+}
+
+export type ReceiptState = 'processed' | 'ignored';
+
+/** Marks receipts done in one statement. */
+export async function settleReceipts(db: DbOrTx, ids: number[], state: ReceiptState, note?: string): Promise<void> {
+  if (ids.length === 0) return;
+  await db.execute(sql`
+    update webhook_receipts
+    set state = ${state}, processed_at = now(), next_attempt_at = null, last_error = ${note ?? null}
+    where id = any(${`{${ids.join(',')}}`}::bigint[]) and state = 'pending'`);
+}
+
+/**
+ * Leaves a receipt pending for a later attempt, or marks it `failed` once the retry
+ * schedule is spent. Either way it stays in the table for an operator to see.
+ */
+export async function deferReceipt(db: DbOrTx, receipt: Pick<SelectWebhookReceipt, 'id' | 'attempts'>, error: string, retryAfterMs?: number): Promise<'pending' | 'failed'> {
+  const attempts = Math.max(receipt.attempts, 1);
+  const delay = nextRetryDelayMs(attempts, retryAfterMs);
+  if (delay === null) {
+    await db.execute(sql`update webhook_receipts set state = 'failed', last_error = ${error}, next_attempt_at = null where id = ${receipt.id}`);
+    return 'failed';
+  }
+  await db.execute(sql`
+    update webhook_receipts
+    set last_error = ${error}, next_attempt_at = now() + make_interval(secs => ${delay / 1000})
+    where id = ${receipt.id} and state = 'pending'`);
+  return 'pending';
+}
+
+/**
+ * Claims due pending receipts for this process. SKIP LOCKED lets several gateway
+ * processes claim side by side without taking the same receipt; pushing
+ * next_attempt_at forward is the lease, so a crashed claimant's receipts come due again.
+ */
+export async function leaseDueReceipts(db: DbOrTx, options: { limit: number; leaseMs: number; provider?: ProviderName }): Promise<SelectWebhookReceipt[]> {
+  const rows = await db.execute<Record<string, unknown>>(sql`
+    update webhook_receipts r
+    set attempts = r.attempts + 1, next_attempt_at = now() + make_interval(secs => ${options.leaseMs / 1000})
+    where r.id in (
+      select id from webhook_receipts
+      where state = 'pending' and next_attempt_at <= now()
+        ${options.provider ? sql`and provider = ${options.provider}` : sql``}
+      order by next_attempt_at
+      limit ${options.limit}
+      for update skip locked)
+    returning r.*`);
+  return rows.map(toReceipt);
+}
+
+export async function getReceipts(db: DbOrTx, ids: number[]): Promise<SelectWebhookReceipt[]> {
+  if (ids.length === 0) return [];
+  const rows = await db.execute<Record<string, unknown>>(sql`select * from webhook_receipts where id = any(${`{${ids.join(',')}}`}::bigint[]) order by id`);
+  return rows.map(toReceipt);
+}
+
+function toReceipt(row: Record<string, unknown>): SelectWebhookReceipt {
+  const date = (value: unknown) => (value === null || value === undefined ? null : new Date(value as string));
+  return {
+    id: Number(row.id),
+    provider: row.provider as string,
+    account: row.account as string,
+    eventId: (row.event_id as string | null) ?? null,
+    resourceType: (row.resource_type as string | null) ?? null,
+    resourceId: (row.resource_id as string | null) ?? null,
+    body: new Uint8Array(row.body as Buffer),
+    headers: row.headers as Record<string, string>,
+    signature: row.signature as string,
+    state: row.state as string,
+    attempts: Number(row.attempts),
+    nextAttemptAt: date(row.next_attempt_at),
+    lastError: (row.last_error as string | null) ?? null,
+    receivedAt: date(row.received_at)!,
+    processedAt: date(row.processed_at),
+  };
+}

@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { createBackgroundWork, type BackgroundWork } from './background-work.js';
 import type { Env } from './config/env.js';
 import { createDatabase, type Database } from './db/client.js';
 import { createInProcessLocker } from './lock/in-process-locker.js';
@@ -18,6 +19,8 @@ export interface Deps extends SyncDeps {
   database: Database;
   redis: Redis[];
   clock: Clock;
+  /** Work a request started and does not wait for; drained before close. */
+  background: BackgroundWork;
   /** Stops everything buildDeps started. */
   close(): Promise<void>;
 }
@@ -52,6 +55,9 @@ export function buildDeps(env: Env, overrides: BuildOverrides = {}): Deps {
         })
       : createInProcessLocker({ waitMs: env.LOCK_WAIT_MS }));
   const providers: Providers = overrides.providers ?? {};
+  const background = createBackgroundWork((error) =>
+    logger.error({ err: error instanceof Error ? error.message : String(error) }, 'background work failed'),
+  );
 
   return {
     env,
@@ -63,7 +69,9 @@ export function buildDeps(env: Env, overrides: BuildOverrides = {}): Deps {
     logger,
     metrics,
     clock: { now: () => new Date() },
+    background,
     async close() {
+      await background.drain();
       await locker.close();
       // quit() waits for a reply that a Redis in the middle of an outage never sends.
       await Promise.all(redis.map((client) => (client.status === 'ready' ? client.quit().catch(() => client.disconnect()) : client.disconnect())));

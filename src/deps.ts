@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import { createBackgroundWork, type BackgroundWork } from './background-work.js';
-import type { Env } from './config/env.js';
+import { ConfigError, type Env } from './config/env.js';
 import { createDatabase, type Database } from './db/client.js';
 import { createInProcessLocker } from './lock/in-process-locker.js';
 import type { Locker } from './lock/locker.js';
@@ -37,6 +37,7 @@ export interface BuildOverrides {
 export function buildDeps(env: Env, overrides: BuildOverrides = {}): Deps {
   const logger = overrides.logger ?? createLogger(env.LOG_LEVEL);
   const metrics = createMetrics({ defaultMetrics: overrides.defaultMetrics ?? false });
+  if (!env.DATABASE_URL) throw new ConfigError(['DATABASE_URL: required (the Node entry starts an embedded Postgres when it is unset)']);
   const database = createDatabase(env.DATABASE_URL, { max: env.DATABASE_POOL_SIZE });
   const redis = env.REDIS_URL.length > 0 ? createRedisClients(env.REDIS_URL, env.REDIS_TIMEOUT_MS) : [];
   for (const client of redis) {

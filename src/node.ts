@@ -1,11 +1,12 @@
 import { serve } from '@hono/node-server';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { startBackgroundJobs } from './background.js';
 import { ConfigError, parseEnv, type Env } from './config/env.js';
 import { ensureDatabase, runMigrations } from './db/client.js';
+import { startEmbeddedPostgres, type EmbeddedPostgres } from './db/embedded.js';
 import { buildDeps } from './deps.js';
 import { createApp } from './http/app.js';
-import { startBackgroundJobs } from './background.js';
 import { createProvidersFromEnv } from './providers/from-env.js';
 
 const MIGRATIONS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../drizzle');
@@ -22,10 +23,39 @@ function loadEnv(): Env {
   }
 }
 
+/** Without DATABASE_URL the gateway brings its own Postgres; say so loudly. */
+async function resolveDatabase(env: Env): Promise<{ env: Env; embedded?: EmbeddedPostgres }> {
+  if (env.DATABASE_URL) {
+    if (await ensureDatabase(env.DATABASE_URL)) process.stderr.write(`created database ${new URL(env.DATABASE_URL).pathname.slice(1)}\n`);
+    return { env };
+  }
+  const dataDir = path.resolve(env.EMBEDDED_DATA_DIR);
+  const embedded = await startEmbeddedPostgres(dataDir);
+  return { env: { ...env, DATABASE_URL: embedded.url, DATABASE_POOL_SIZE: 1 }, embedded };
+}
+
+function banner(env: Env, embedded: EmbeddedPostgres | undefined): string {
+  const lines = [
+    embedded
+      ? `database: EMBEDDED PGlite in ${embedded.dataDir} (set DATABASE_URL to use a Postgres server)`
+      : `database: ${redact(env.DATABASE_URL!)}`,
+    env.REDIS_URL.length > 0
+      ? `lock:     Redlock over ${env.REDIS_URL.length} Redis node(s)`
+      : 'lock:     IN-PROCESS (single gateway process only; set REDIS_URL to run several)',
+  ];
+  return `${lines.map((line) => `  ${line}`).join('\n')}\n`;
+}
+
+function redact(url: string): string {
+  const parsed = new URL(url);
+  if (parsed.password) parsed.password = '***';
+  return parsed.toString();
+}
+
 async function main() {
-  const env = loadEnv();
-  if (await ensureDatabase(env.DATABASE_URL)) process.stderr.write(`created database ${new URL(env.DATABASE_URL).pathname.slice(1)}\n`);
-  await runMigrations(env.DATABASE_URL, MIGRATIONS);
+  const { env, embedded } = await resolveDatabase(loadEnv());
+  process.stderr.write(banner(env, embedded));
+  await runMigrations(env.DATABASE_URL!, MIGRATIONS);
   const deps = buildDeps(env, { providers: createProvidersFromEnv(env), defaultMetrics: true });
   const app = createApp(deps);
   const jobs = startBackgroundJobs(deps);
@@ -33,6 +63,7 @@ async function main() {
     deps.logger.info(
       {
         port: info.port,
+        database: embedded ? 'embedded' : 'postgres',
         lock: deps.locker.kind,
         providers: Object.keys(deps.providers),
         adminApi: env.ADMIN_TOKEN ? 'enabled' : 'disabled (set ADMIN_TOKEN)',
@@ -50,6 +81,7 @@ async function main() {
     await new Promise<void>((resolve) => server.close(() => resolve()));
     await jobs.stop();
     await deps.close();
+    await embedded?.stop();
     process.exit(0);
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));

@@ -27,7 +27,9 @@ const whsec = z
 
 export const envSchema = z.object({
   PORT: port.default(8787),
-  DATABASE_URL: url('postgres://user@host:5432/db').default('postgres://postgres@127.0.0.1:5432/gateway'),
+  /** Unset on Node: an embedded Postgres (PGlite) in EMBEDDED_DATA_DIR. Required on Workers. */
+  DATABASE_URL: url('postgres://user@host:5432/db').optional(),
+  EMBEDDED_DATA_DIR: z.string().min(1).default('.data/pglite'),
   /** Comma-separated: several entries are independent Redis nodes forming a Redlock quorum. */
   REDIS_URL: z
     .string()
@@ -52,6 +54,12 @@ export const envSchema = z.object({
   /** Bound on every Redis call, so an unreachable Redis costs little before falling back. */
   REDIS_TIMEOUT_MS: z.coerce.number().int().min(10).default(500),
   DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10),
+  /** How long a Mollie webhook is processed inline before it is answered and left to finish in the background. */
+  MOLLIE_WEBHOOK_DEADLINE_MS: z.coerce.number().int().min(0).max(12_000, 'must stay well inside Mollie\'s 15 s (at most 12000)').default(5000),
+  /** How often the Mollie reconciliation sweep runs, across all gateway processes; 0 disables it. */
+  MOLLIE_SWEEP_INTERVAL_MS: z.coerce.number().int().min(0).default(600_000),
+  /** How far back (by creation time) the sweep compares Mollie's payments with ours. */
+  MOLLIE_SWEEP_WINDOW_MS: z.coerce.number().int().min(60_000, 'must be at least 60000').default(172_800_000),
 });
 
 export type Env = z.infer<typeof envSchema>;

@@ -1,9 +1,18 @@
-import { Hono } from 'hono';
+import { Hono, type Context } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
 import type { Deps } from '../deps.js';
 import { AppError, toErrorResponse } from './errors.js';
 import { requestContext, requireAdminToken, type AppEnv } from './middleware.js';
 import { healthRoutes } from './routes/health.js';
+import { mollieWebhookRoutes } from './routes/mollie-webhooks.js';
 import { paymentRoutes } from './routes/payments.js';
+
+export const WEBHOOK_BODY_LIMIT = 4 * 1024 * 1024;
+export const API_BODY_LIMIT = 64 * 1024;
+
+function tooLarge(c: Context<AppEnv>, limit: number) {
+  return toErrorResponse(new AppError(413, 'payload_too_large', `request body exceeds ${limit} bytes`), c);
+}
 
 /** The whole HTTP surface, the same on Node and on Workers. */
 export function createApp(deps: Deps) {
@@ -12,7 +21,13 @@ export function createApp(deps: Deps) {
   app.onError((error, c) => toErrorResponse(error, c));
   app.notFound((c) => toErrorResponse(new AppError(404, 'route_not_found', `no route for ${c.req.method} ${c.req.path}`), c));
 
+  // Refuse oversized bodies from the Content-Length, or while streaming, before buffering them.
+  // A GoCardless batch of 250 events is well under 1 MiB; nothing legitimate comes near 4.
+  app.use('/webhooks/*', bodyLimit({ maxSize: WEBHOOK_BODY_LIMIT, onError: (c) => tooLarge(c, WEBHOOK_BODY_LIMIT) }));
+  app.use('/v1/*', bodyLimit({ maxSize: API_BODY_LIMIT, onError: (c) => tooLarge(c, API_BODY_LIMIT) }));
+
   app.route('/', healthRoutes(deps));
+  app.route('/webhooks/mollie', mollieWebhookRoutes(deps));
 
   const v1 = new Hono<AppEnv>();
   v1.use('*', requireAdminToken(deps.env.ADMIN_TOKEN));

@@ -18,7 +18,8 @@ export interface NewReceipt {
   resourceId?: string | null;
   body: Uint8Array;
   headers: Record<string, string>;
-  signature: 'valid' | 'absent';
+  /** 'fetched': read back from the provider's events API (GoCardless recovery), not pushed to us. */
+  signature: 'valid' | 'absent' | 'fetched';
 }
 
 export interface RecordedReceipt {

@@ -1,6 +1,6 @@
-import { sql } from 'drizzle-orm';
+import { sql, type SQL } from 'drizzle-orm';
 import type { DbOrTx } from '../db/client.js';
-import { buildPaymentEvents, type TrackedState } from '../events/payment-events.js';
+import { buildPaymentEvents, type OutboxEventRow, type TrackedState } from '../events/payment-events.js';
 import type { PaymentSnapshot } from '../providers/types.js';
 import { isFinal, replaceGuardSql } from './status-rules.js';
 
@@ -57,48 +57,7 @@ export async function applySnapshot(db: DbOrTx, input: ApplyInput): Promise<Appl
     // no-op ones (nothing tracked differs), so RETURNING yields a row exactly when a
     // real change was written. `previous` captures the row as it stood under the row
     // lock the update holds, which a separate SELECT could not see race-free.
-    const rows = await tx.execute<UpsertRow>(sql`
-      insert into payments as payments (
-        provider, provider_payment_id, account, status, provider_status,
-        amount_minor, currency, refunded_minor, charged_back_minor,
-        mode, method, metadata, snapshot, version, fence, previous,
-        provider_created_at, last_synced_at, next_poll_at)
-      values (
-        ${s.provider}, ${s.providerPaymentId}, ${s.account}, ${s.status}, ${s.providerStatus},
-        ${s.amount.minor}, ${s.amount.currency}, ${s.refundedMinor}, ${s.chargedBackMinor},
-        ${s.mode}, ${s.method}, ${metadataJson}::jsonb, ${snapshotJson}::jsonb, 1, ${fence}, null,
-        ${s.providerCreatedAt?.toISOString() ?? null}, now(), ${nextPollAt?.toISOString() ?? null})
-      on conflict (provider, provider_payment_id) do update set
-        status = excluded.status,
-        provider_status = excluded.provider_status,
-        amount_minor = excluded.amount_minor,
-        currency = excluded.currency,
-        refunded_minor = excluded.refunded_minor,
-        charged_back_minor = excluded.charged_back_minor,
-        mode = excluded.mode,
-        method = excluded.method,
-        metadata = excluded.metadata,
-        snapshot = excluded.snapshot,
-        version = payments.version + 1,
-        fence = greatest(payments.fence, excluded.fence),
-        previous = jsonb_build_object(
-          'status', payments.status,
-          'providerStatus', payments.provider_status,
-          'amountMinor', payments.amount_minor,
-          'currency', payments.currency,
-          'refundedMinor', payments.refunded_minor,
-          'chargedBackMinor', payments.charged_back_minor),
-        provider_created_at = coalesce(payments.provider_created_at, excluded.provider_created_at),
-        updated_at = now(),
-        last_synced_at = now(),
-        next_poll_at = excluded.next_poll_at
-      where ${replaceGuardSql()}
-        and (payments.status, payments.provider_status, payments.amount_minor, payments.currency,
-             payments.refunded_minor, payments.charged_back_minor)
-          is distinct from
-            (excluded.status, excluded.provider_status, excluded.amount_minor, excluded.currency,
-             excluded.refunded_minor, excluded.charged_back_minor)
-      returning id, version, (xmax = 0) as inserted, previous, updated_at`);
+    const rows = await tx.execute<UpsertRow>(guardedUpsertSql(s, fence, nextPollAt, snapshotJson, metadataJson));
 
     const row = rows[0];
     if (!row) return { changed: false, paymentRowId: null, version: null, previous: null, eventTypes: [] };
@@ -128,21 +87,19 @@ export async function applySnapshot(db: DbOrTx, input: ApplyInput): Promise<Appl
     // The transition and its events commit with the change or not at all (guarantee 4).
     // The unique (payment_id, version) and outbox dedupe keys turn any double write into
     // an error that rolls the whole change back, never into a second event.
-    await tx.execute(sql`
-      with transition as (
-        insert into payment_transitions (
-          payment_id, version, source, previous_status, new_status,
-          previous_provider_status, new_provider_status, fence, receipt_id, snapshot)
-        values (
-          ${row.id}, ${row.version}, ${input.source}, ${previous?.status ?? null}, ${s.status},
-          ${previous?.providerStatus ?? null}, ${s.providerStatus}, ${fence}, ${input.receiptId ?? null},
-          ${snapshotJson}::jsonb)
-      )
-      insert into outbox (event_id, dedupe_key, type, provider, provider_payment_id, payment_version, payload)
-      select event_id, dedupe_key, type, provider, provider_payment_id, payment_version, payload
-      from jsonb_to_recordset(${JSON.stringify(events)}::jsonb) as e(
-        event_id text, dedupe_key text, type text, provider text,
-        provider_payment_id text, payment_version int, payload jsonb)`);
+    await tx.execute(
+      transitionAndEventsSql({
+        paymentRowId: row.id,
+        version: row.version,
+        source: input.source,
+        previous,
+        snapshot: s,
+        fence,
+        receiptId: input.receiptId ?? null,
+        snapshotJson,
+        events,
+      }),
+    );
 
     return {
       changed: true,
@@ -152,4 +109,83 @@ export async function applySnapshot(db: DbOrTx, input: ApplyInput): Promise<Appl
       eventTypes: events.map((event) => event.type),
     };
   });
+}
+
+/**
+ * The guarded upsert (guarantees 1 and 2), as SQL. Exported so the benchmark's
+ * database ceiling runs exactly the statement the gateway runs.
+ */
+export function guardedUpsertSql(s: PaymentSnapshot, fence: number, nextPollAt: Date | null, snapshotJson: string, metadataJson: string): SQL {
+  return sql`
+    insert into payments as payments (
+      provider, provider_payment_id, account, status, provider_status,
+      amount_minor, currency, refunded_minor, charged_back_minor,
+      mode, method, metadata, snapshot, version, fence, previous,
+      provider_created_at, last_synced_at, next_poll_at)
+    values (
+      ${s.provider}, ${s.providerPaymentId}, ${s.account}, ${s.status}, ${s.providerStatus},
+      ${s.amount.minor}, ${s.amount.currency}, ${s.refundedMinor}, ${s.chargedBackMinor},
+      ${s.mode}, ${s.method}, ${metadataJson}::jsonb, ${snapshotJson}::jsonb, 1, ${fence}, null,
+      ${s.providerCreatedAt?.toISOString() ?? null}, now(), ${nextPollAt?.toISOString() ?? null})
+    on conflict (provider, provider_payment_id) do update set
+      status = excluded.status,
+      provider_status = excluded.provider_status,
+      amount_minor = excluded.amount_minor,
+      currency = excluded.currency,
+      refunded_minor = excluded.refunded_minor,
+      charged_back_minor = excluded.charged_back_minor,
+      mode = excluded.mode,
+      method = excluded.method,
+      metadata = excluded.metadata,
+      snapshot = excluded.snapshot,
+      version = payments.version + 1,
+      fence = greatest(payments.fence, excluded.fence),
+      previous = jsonb_build_object(
+        'status', payments.status,
+        'providerStatus', payments.provider_status,
+        'amountMinor', payments.amount_minor,
+        'currency', payments.currency,
+        'refundedMinor', payments.refunded_minor,
+        'chargedBackMinor', payments.charged_back_minor),
+      provider_created_at = coalesce(payments.provider_created_at, excluded.provider_created_at),
+      updated_at = now(),
+      last_synced_at = now(),
+      next_poll_at = excluded.next_poll_at
+    where ${replaceGuardSql()}
+      and (payments.status, payments.provider_status, payments.amount_minor, payments.currency,
+           payments.refunded_minor, payments.charged_back_minor)
+        is distinct from
+          (excluded.status, excluded.provider_status, excluded.amount_minor, excluded.currency,
+           excluded.refunded_minor, excluded.charged_back_minor)
+    returning id, version, (xmax = 0) as inserted, previous, updated_at`;
+}
+
+/** The transition row and the outbox events of one change, in one statement. */
+export function transitionAndEventsSql(input: {
+  paymentRowId: number;
+  version: number;
+  source: SyncSource;
+  previous: TrackedState | null;
+  snapshot: PaymentSnapshot;
+  fence: number;
+  receiptId: number | null;
+  snapshotJson: string;
+  events: OutboxEventRow[];
+}): SQL {
+  const { paymentRowId, version, source, previous, snapshot: s, fence, receiptId, snapshotJson, events } = input;
+  return sql`
+      with transition as (
+        insert into payment_transitions (
+          payment_id, version, source, previous_status, new_status,
+          previous_provider_status, new_provider_status, fence, receipt_id, snapshot)
+        values (
+          ${paymentRowId}, ${version}, ${source}, ${previous?.status ?? null}, ${s.status},
+          ${previous?.providerStatus ?? null}, ${s.providerStatus}, ${fence}, ${receiptId},
+          ${snapshotJson}::jsonb)
+      )
+      insert into outbox (event_id, dedupe_key, type, provider, provider_payment_id, payment_version, payload)
+      select event_id, dedupe_key, type, provider, provider_payment_id, payment_version, payload
+      from jsonb_to_recordset(${JSON.stringify(events)}::jsonb) as e(
+        event_id text, dedupe_key text, type text, provider text,
+        provider_payment_id text, payment_version int, payload jsonb)`;
 }

@@ -1,4 +1,4 @@
-import { sql } from 'drizzle-orm';
+import { sql, type SQL } from 'drizzle-orm';
 import type { DbOrTx } from '../db/client.js';
 import type { SelectWebhookReceipt } from '../db/schema/webhook-receipts.js';
 import type { ProviderName } from '../providers/types.js';
@@ -55,28 +55,8 @@ export function nextRetryDelayMs(attempts: number, retryAfterMs?: number, random
  */
 export async function recordReceipts(db: DbOrTx, receipts: NewReceipt[]): Promise<RecordedReceipt[]> {
   if (receipts.length === 0) return [];
-  const rows = receipts.map((receipt, index) => ({
-    ord: index,
-    provider: receipt.provider,
-    account: receipt.account,
-    event_id: receipt.eventId ?? null,
-    resource_type: receipt.resourceType ?? null,
-    resource_id: receipt.resourceId ?? null,
-    body: Buffer.from(receipt.body).toString('base64'),
-    headers: receipt.headers,
-    signature: receipt.signature,
-  }));
-  // Ids are assigned in `ord` order, so rows without an event id map back by sorting ids.
-  const inserted = await db.execute<{ id: number; event_id: string | null }>(sql`
-    insert into webhook_receipts (provider, account, event_id, resource_type, resource_id, body, headers, signature, next_attempt_at)
-    select provider, account, event_id, resource_type, resource_id, decode(body, 'base64'), headers, signature,
-           now() + make_interval(secs => ${INLINE_GRACE_MS / 1000})
-    from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as r(
-      ord int, provider text, account text, event_id text, resource_type text, resource_id text,
-      body text, headers jsonb, signature text)
-    order by ord
-    on conflict (provider, event_id) where event_id is not null do nothing
-    returning id, event_id`);
+  const rows = receiptRows(receipts);
+  const inserted = await db.execute<{ id: number; event_id: string | null }>(recordReceiptsSql(rows));
   const byEvent = new Map<string, number>();
   const plainIds: number[] = [];
   for (const row of inserted) {
@@ -98,15 +78,52 @@ export async function recordReceipts(db: DbOrTx, receipts: NewReceipt[]): Promis
   });
 }
 
+function receiptRows(receipts: NewReceipt[]) {
+  return receipts.map((receipt, index) => ({
+    ord: index,
+    provider: receipt.provider,
+    account: receipt.account,
+    event_id: receipt.eventId ?? null,
+    resource_type: receipt.resourceType ?? null,
+    resource_id: receipt.resourceId ?? null,
+    body: Buffer.from(receipt.body).toString('base64'),
+    headers: receipt.headers,
+    signature: receipt.signature,
+  }));
+}
+
+/** The batch insert, as SQL (exported for the benchmark's database ceiling). */
+export function recordReceiptsSql(rows: ReturnType<typeof receiptRows>): SQL {
+  // Ids are assigned in `ord` order, so rows without an event id map back by sorting ids.
+  return sql`
+    insert into webhook_receipts (provider, account, event_id, resource_type, resource_id, body, headers, signature, next_attempt_at)
+    select provider, account, event_id, resource_type, resource_id, decode(body, 'base64'), headers, signature,
+           now() + make_interval(secs => ${INLINE_GRACE_MS / 1000})
+    from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as r(
+      ord int, provider text, account text, event_id text, resource_type text, resource_id text,
+      body text, headers jsonb, signature text)
+    order by ord
+    on conflict (provider, event_id) where event_id is not null do nothing
+    returning id, event_id`;
+}
+
+export function recordReceiptsSqlFor(receipts: NewReceipt[]): SQL {
+  return recordReceiptsSql(receiptRows(receipts));
+}
+
 export type ReceiptState = 'processed' | 'ignored';
 
 /** Marks receipts done in one statement. */
 export async function settleReceipts(db: DbOrTx, ids: number[], state: ReceiptState, note?: string): Promise<void> {
   if (ids.length === 0) return;
-  await db.execute(sql`
+  await db.execute(settleReceiptsSql(ids, state, note));
+}
+
+export function settleReceiptsSql(ids: number[], state: ReceiptState, note?: string): SQL {
+  return sql`
     update webhook_receipts
     set state = ${state}, processed_at = now(), next_attempt_at = null, last_error = ${note ?? null}
-    where id = any(${`{${ids.join(',')}}`}::bigint[]) and state = 'pending'`);
+    where id = any(${`{${ids.join(',')}}`}::bigint[]) and state = 'pending'`;
 }
 
 /**

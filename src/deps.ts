@@ -9,6 +9,7 @@ import { createLogger, type Logger } from './observability/logger.js';
 import { createMetrics } from './observability/metrics.js';
 import type { ProviderName, Providers } from './providers/types.js';
 import type { SyncDeps } from './payments/sync-payment.js';
+import { createSchedulePoll } from './poller/schedule.js';
 
 export interface Clock {
   now(): Date;
@@ -70,6 +71,8 @@ export function buildDeps(env: Env, overrides: BuildOverrides = {}): Deps {
     logger,
     metrics,
     clock: { now: () => new Date() },
+    // Every write of a non-final payment schedules its next poll (src/poller/schedule.ts).
+    schedulePoll: createSchedulePoll(),
     background,
     async close() {
       await background.drain();
@@ -79,6 +82,28 @@ export function buildDeps(env: Env, overrides: BuildOverrides = {}): Deps {
       await database.close();
     },
   };
+}
+
+/**
+ * Waits (bounded) for the Redis clients' first connection, so the first requests after
+ * start-up take the lock instead of falling back while the socket is still opening.
+ * A Redis that stays away is not fatal: the gateway runs on the database's guarantees.
+ */
+export async function waitForRedis(deps: Pick<Deps, 'redis' | 'logger'>, timeoutMs = 2000): Promise<boolean> {
+  const ready = (client: Deps['redis'][number]) =>
+    client.status === 'ready'
+      ? Promise.resolve(true)
+      : new Promise<boolean>((resolve) => {
+          const timer = setTimeout(() => resolve(false), timeoutMs);
+          client.once('ready', () => {
+            clearTimeout(timer);
+            resolve(true);
+          });
+        });
+  const results = await Promise.all(deps.redis.map(ready));
+  const ok = results.every(Boolean);
+  if (!ok) deps.logger.warn({ timeoutMs }, 'Redis not reachable at start-up; running on database guarantees until it is');
+  return ok;
 }
 
 export function configuredProviders(deps: Pick<Deps, 'providers'>): ProviderName[] {

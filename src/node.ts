@@ -5,7 +5,7 @@ import { startBackgroundJobs } from './background.js';
 import { ConfigError, parseEnv, type Env } from './config/env.js';
 import { ensureDatabase, runMigrations } from './db/client.js';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './db/embedded.js';
-import { buildDeps } from './deps.js';
+import { buildDeps, waitForRedis } from './deps.js';
 import { createApp } from './http/app.js';
 import { createProvidersFromEnv } from './providers/from-env.js';
 
@@ -57,6 +57,7 @@ async function main() {
   process.stderr.write(banner(env, embedded));
   await runMigrations(env.DATABASE_URL!, MIGRATIONS);
   const deps = buildDeps(env, { providers: createProvidersFromEnv(env), defaultMetrics: true });
+  await waitForRedis(deps);
   const app = createApp(deps);
   const jobs = startBackgroundJobs(deps);
   const server = serve({ fetch: app.fetch, port: env.PORT, hostname: process.env.HOST ?? '0.0.0.0' }, (info) => {

@@ -74,8 +74,10 @@ export async function ensureDatabase(url: string): Promise<boolean> {
   try {
     await sql.unsafe(`create database "${name.replaceAll('"', '""')}"`);
   } catch (error) {
-    // Another process created it between our probe and our create.
-    if ((error as { code?: string }).code !== '42P04') throw error;
+    // Another process created it between our probe and our create: 42P04, or 23505 when
+    // both creates reach the catalogue at the same instant.
+    const code = (error as { code?: string }).code;
+    if (code !== '42P04' && code !== '23505') throw error;
   } finally {
     await sql.end({ timeout: 5 });
   }

@@ -2,7 +2,7 @@ import { sql, type SQL } from 'drizzle-orm';
 import type { DbOrTx } from '../db/client.js';
 import { buildPaymentEvents, type OutboxEventRow, type TrackedState } from '../events/payment-events.js';
 import type { PaymentSnapshot } from '../providers/types.js';
-import { isFinal, replaceGuardSql } from './status-rules.js';
+import { isFinal, ORDERING, replaceGuardSql } from './status-rules.js';
 
 export type SyncSource = 'webhook' | 'poll' | 'sync' | 'sweep' | 'replay' | 'track';
 
@@ -60,7 +60,10 @@ export async function applySnapshot(db: DbOrTx, input: ApplyInput): Promise<Appl
     const rows = await tx.execute<UpsertRow>(guardedUpsertSql(s, fence, nextPollAt, snapshotJson, metadataJson));
 
     const row = rows[0];
-    if (!row) return { changed: false, paymentRowId: null, version: null, previous: null, eventTypes: [] };
+    if (!row) {
+      await requeueIfDivergent(tx, s);
+      return { changed: false, paymentRowId: null, version: null, previous: null, eventTypes: [] };
+    }
 
     const previous = row.inserted ? null : row.previous;
     const next: TrackedState = {
@@ -109,6 +112,26 @@ export async function applySnapshot(db: DbOrTx, input: ApplyInput): Promise<Appl
       eventTypes: events.map((event) => event.type),
     };
   });
+}
+
+/**
+ * A refused snapshot that differs from the stored row, for a provider ordered by fence.
+ * The fence orders fetches by when they started, which is when the provider saw them
+ * only if it answers in arrival order. Two overlapping fetches (a lapsed lock, Redis
+ * down) could be answered out of order and leave the older observation stored. So the
+ * disagreement itself makes the payment due now: the next poll fetches again, with a
+ * higher fence than both, and settles it. Identical snapshots (the common duplicate)
+ * touch nothing.
+ */
+async function requeueIfDivergent(tx: DbOrTx, s: PaymentSnapshot): Promise<void> {
+  if (ORDERING[s.provider] !== 'fence') return;
+  await tx.execute(sql`
+    update payments set next_poll_at = now()
+    where provider = ${s.provider} and provider_payment_id = ${s.providerPaymentId}
+      and (status, provider_status, amount_minor, currency, refunded_minor, charged_back_minor)
+        is distinct from
+          (${s.status}, ${s.providerStatus}, ${s.amount.minor}::bigint, ${s.amount.currency}, ${s.refundedMinor}::bigint, ${s.chargedBackMinor}::bigint)
+      and (next_poll_at is null or next_poll_at > now())`);
 }
 
 /**

@@ -19,7 +19,8 @@ function withDatabase(url: string, name: string): string {
 }
 
 export default async function setup(project: TestProject) {
-  const runId = `${Date.now().toString(36)}${process.pid.toString(36)}`;
+  // The run id starts with the start time, so leftovers can be aged.
+  const runId = `${Date.now().toString(36)}x${process.pid.toString(36)}`;
   const template = `gw_tpl_${runId}`;
   const admin = postgres(ADMIN_URL, { max: 1, onnotice: () => {}, connect_timeout: 5 });
   try {
@@ -42,10 +43,14 @@ export default async function setup(project: TestProject) {
     redis.disconnect();
   }
 
-  // Leftovers of runs that were killed before their teardown.
-  const stale = await admin<{ datname: string }[]>`
-    select datname from pg_database where datname like 'gw\\_t%' and datname not like ${`%${runId}%`}`;
-  for (const { datname } of stale) await admin.unsafe(`drop database if exists "${datname}" with (force)`).catch(() => {});
+  // Leftovers of runs killed before their teardown. Only runs older than a few hours:
+  // another run may be using its databases right now on the same server.
+  const stale = await admin<{ datname: string }[]>`select datname from pg_database where datname like 'gw\\_t%'`;
+  const cutoff = Date.now() - 3 * 3600_000;
+  for (const { datname } of stale) {
+    const started = parseInt(/^gw_t(?:pl)?_([0-9a-z]+)x/.exec(datname)?.[1] ?? '', 36);
+    if (Number.isFinite(started) && started < cutoff) await admin.unsafe(`drop database if exists "${datname}" with (force)`).catch(() => {});
+  }
 
   await admin.unsafe(`create database "${template}"`);
   await runMigrations(withDatabase(ADMIN_URL, template), path.resolve(import.meta.dirname, '../../drizzle'));

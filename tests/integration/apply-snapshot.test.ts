@@ -104,11 +104,23 @@ describe('applySnapshot: the guarded upsert', () => {
     await applySnapshot(db.db, { snapshot: snapshot('gocardless', id, 'paid_out', 'paid'), fence: f2, source: 'webhook' });
     // Out of order: an older "confirmed" observation arrives after paid_out.
     expect((await applySnapshot(db.db, { snapshot: snapshot('gocardless', id, 'confirmed', 'paid'), fence: f1, source: 'poll' })).changed).toBe(false);
+    // The refused observation disagreed with the stored row, so the payment was made due for
+    // another fetch: fences order when fetches started, not when the provider answered them.
+    const [due] = await sql<{ due: boolean }[]>`select next_poll_at <= now() as due from payments where provider_payment_id = ${id}`;
+    expect(due!.due).toBe(true);
     // A late failure is newer and applies even though "failed" is not "above" paid_out.
     expect((await applySnapshot(db.db, { snapshot: snapshot('gocardless', id, 'failed', 'failed'), fence: f3, source: 'webhook' })).changed).toBe(true);
     const final = await state(id);
     expect(final.row).toMatchObject({ status: 'failed', provider_status: 'failed', version: 2 });
     expect(final.events).toEqual(['payment.paid', 'payment.failed']);
+  });
+
+  it('a refused identical GoCardless snapshot does not make the payment due', async () => {
+    const id = newId('PM');
+    await applySnapshot(db.db, { snapshot: snapshot('gocardless', id, 'confirmed', 'paid'), fence: await takeFetchFence(db.db), source: 'webhook', nextPollAt: new Date(Date.now() + 3_600_000) });
+    expect((await applySnapshot(db.db, { snapshot: snapshot('gocardless', id, 'confirmed', 'paid'), fence: 1, source: 'poll' })).changed).toBe(false);
+    const [row] = await sql<{ due: boolean }[]>`select next_poll_at <= now() as due from payments where provider_payment_id = ${id}`;
+    expect(row!.due).toBe(false);
   });
 
   it('GoCardless confirmed → paid_out is a change of provider status only: payment.updated', async () => {

@@ -23,7 +23,7 @@ export const webhookReceipts = pgTable(
     resourceId: text('resource_id'),
     body: bytea('body').notNull(),
     headers: jsonb('headers').notNull(),
-    /** valid | absent (unsigned scheme, e.g. Mollie classic) */
+    /** valid (verified signature) | absent (unsigned scheme: Mollie classic) | fetched (read from a provider's events API) */
     signature: text('signature').notNull(),
     /** pending | processed | ignored | failed */
     state: text('state').notNull().default('pending'),

@@ -70,7 +70,14 @@ function toAppError(error: unknown): AppError {
 }
 
 function isDatabaseUnavailable(error: unknown): boolean {
-  const code = (error as { code?: string } | undefined)?.code;
+  // drizzle wraps the driver's error; the connection failure is its cause.
+  for (let current = error, depth = 0; current && depth < 5; current = (current as { cause?: unknown }).cause, depth++) {
+    if (isConnectionFailure((current as { code?: string }).code)) return true;
+  }
+  return false;
+}
+
+function isConnectionFailure(code: string | undefined): boolean {
   return (
     code === 'ECONNREFUSED' ||
     code === 'ECONNRESET' ||

@@ -29,7 +29,8 @@ export function retryOutcome(error: unknown): ReceiptOutcome {
 
 /** Writes a handler's outcomes back: settled ones in one statement per state, retries one by one. */
 export async function applyOutcomes(deps: Deps, receipts: SelectWebhookReceipt[], outcomes: Map<number, ReceiptOutcome>) {
-  const settled = new Map<ReceiptState, number[]>();
+  // Settled receipts are written in one statement per (state, note).
+  const settled = new Map<string, { state: ReceiptState; note?: string; ids: number[] }>();
   const counts = { processed: 0, ignored: 0, pending: 0, failed: 0 };
   for (const receipt of receipts) {
     const outcome = outcomes.get(receipt.id) ?? { state: 'retry', error: 'handler returned no outcome' };
@@ -38,11 +39,14 @@ export async function applyOutcomes(deps: Deps, receipts: SelectWebhookReceipt[]
       counts[state]++;
       deps.logger.warn({ receiptId: receipt.id, provider: receipt.provider, attempts: receipt.attempts, state, error: outcome.error }, 'receipt deferred');
     } else {
-      settled.set(outcome.state, [...(settled.get(outcome.state) ?? []), receipt.id]);
+      const key = `${outcome.state}\u0000${outcome.note ?? ''}`;
+      const group = settled.get(key) ?? { state: outcome.state, note: outcome.note, ids: [] };
+      group.ids.push(receipt.id);
+      settled.set(key, group);
       counts[outcome.state]++;
     }
   }
-  for (const [state, ids] of settled) await settleReceipts(deps.db, ids, state);
+  for (const { state, note, ids } of settled.values()) await settleReceipts(deps.db, ids, state, note);
   return counts;
 }
 

@@ -4,7 +4,7 @@
  * Used by the concurrency tests to race real processes, not just promises.
  */
 import { parseEnv } from '../../src/config/env.js';
-import { buildDeps } from '../../src/deps.js';
+import { buildDeps, waitForRedis } from '../../src/deps.js';
 import { createRedisClients, createRedlockLocker } from '../../src/lock/redlock-locker.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { syncPayment } from '../../src/payments/sync-payment.js';
@@ -51,6 +51,8 @@ const locker = redis.length
   : undefined;
 const deps = buildDeps(env, { providers: { [config.provider]: provider }, logger, locker });
 deps.redis.push(...redis);
+// As the gateway does at start-up: take the lock from the first call, not a fallback.
+await waitForRedis(deps, 5000);
 
 const outcomes: Record<string, number> = {};
 const observed = new Set<string>();

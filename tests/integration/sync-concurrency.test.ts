@@ -72,7 +72,8 @@ async function race(options: {
     return runTsProcess('tests/helpers/sync-worker.ts', { SYNC_WORKER_CONFIG: JSON.stringify({ ...base, callsAt }) });
   });
   if (options.midway) {
-    await new Promise((resolve) => setTimeout(resolve, Math.max(0, timelineStart + spanMs / 3 - Date.now())));
+    // Mid-race: half the bursts have fired with Redis up.
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, timelineStart + spanMs / 2 - Date.now())));
     await options.midway();
   }
   const summaries = (await Promise.all(workers)).map((out) => JSON.parse(out.trim().split('\n').at(-1)!) as WorkerSummary);

@@ -4,3 +4,4 @@ export * from './webhook-receipts.js';
 export * from './outbox.js';
 export * from './provider-cursors.js';
 export * from './poller-health.js';
+export * from './event-deliveries.js';

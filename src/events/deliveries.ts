@@ -1,0 +1,282 @@
+import { sql } from 'drizzle-orm';
+import type { DbOrTx } from '../db/client.js';
+import type { OutboundEvent } from './payment-events.js';
+import type { EventSink } from './sinks.js';
+
+/**
+ * The relay's queries: register sinks, fan committed outbox events out into one
+ * delivery per sink, lease due deliveries, record what an attempt came to, and the
+ * operator's view (dead letters, re-drive, sink state). Plain functions of (db, params).
+ */
+
+const textArray = (values: string[]) => sql`${`{${values.map((v) => `"${v.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`).join(',')}}`}::text[]`;
+
+/** Makes every configured sink a row, so delivery rows can reference it and a 410 can disable it. */
+export async function registerSinks(db: DbOrTx, sinks: Pick<EventSink, 'id' | 'kind' | 'target'>[]): Promise<void> {
+  if (sinks.length === 0) return;
+  const rows = sinks.map((sink) => ({ id: sink.id, kind: sink.kind, target: sink.target }));
+  await db.execute(sql`
+    insert into event_sinks (id, kind, target)
+    select id, kind, target from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as s(id text, kind text, target text)
+    on conflict (id) do nothing`);
+}
+
+export interface FanOutResult {
+  /** Outbox events handed to the sinks by this call. */
+  relayed: number;
+  deliveries: number;
+}
+
+/**
+ * Takes the oldest outbox events that no transaction can still precede and gives each
+ * configured sink a pending delivery of them, then marks them relayed.
+ *
+ * Order: (tx_id, id) below the snapshot's xmin, the same order and horizon as the pull
+ * API. An event is only taken once every transaction that could still commit an event
+ * ordered before it has finished, so sinks see events in that order too (payments, whose
+ * order matters most, are additionally held back per payment at delivery time).
+ *
+ * Several relays: FOR UPDATE SKIP LOCKED gives each a disjoint batch. Insert and mark
+ * are one statement, so a crash cannot leave an event half handed out; the unique
+ * (outbox_id, sink_id) pair would make a repeat a no-op anyway. Every process is
+ * expected to run with the same sinks: an event goes to the sinks of the process that
+ * fans it out.
+ */
+export async function fanOutOutbox(db: DbOrTx, params: { sinkIds: string[]; limit: number }): Promise<FanOutResult> {
+  const rows = await db.execute<{ relayed: number; deliveries: number }>(sql`
+    with batch as (
+      select o.id, o.event_id, o.type, o.provider, o.provider_payment_id, o.payment_version
+      from outbox o
+      where o.relayed_at is null
+        and o.tx_id < pg_snapshot_xmin(pg_current_snapshot())
+      order by o.tx_id, o.id
+      limit ${params.limit}
+      for update skip locked
+    ), fanned as (
+      insert into event_deliveries (outbox_id, sink_id, event_id, event_type, provider, provider_payment_id, payment_version)
+      select b.id, s.id, b.event_id, b.type, b.provider, b.provider_payment_id, b.payment_version
+      from batch b cross join unnest(${textArray(params.sinkIds)}) as s(id)
+      on conflict (outbox_id, sink_id) do nothing
+      returning 1
+    ), marked as (
+      update outbox o set relayed_at = now() from batch b where o.id = b.id returning 1
+    )
+    select (select count(*) from marked)::int as relayed, (select count(*) from fanned)::int as deliveries`);
+  return { relayed: Number(rows[0]?.relayed ?? 0), deliveries: Number(rows[0]?.deliveries ?? 0) };
+}
+
+/** Seconds since the oldest committed event that has not been handed to the sinks; 0 when none. */
+export async function outboxLagSeconds(db: DbOrTx): Promise<number> {
+  const rows = await db.execute<{ lag: number | string | null }>(sql`
+    select extract(epoch from now() - min(created_at)) as lag from outbox where relayed_at is null`);
+  return Math.max(0, Number(rows[0]?.lag ?? 0));
+}
+
+export interface LeasedDelivery {
+  id: number;
+  sinkId: string;
+  /** After this lease: the fencing value the attempt's result must match. */
+  attempts: number;
+  eventId: string;
+  event: OutboundEvent;
+}
+
+/**
+ * Claims due deliveries for the given sinks. Pushing next_attempt_at past the attempt's
+ * longest duration is the lease: SKIP LOCKED keeps concurrent relays off each other's
+ * rows while they claim, the lease keeps them off afterwards, and a crashed relay's
+ * claims come due again when it expires. `attempts` is bumped here and doubles as the
+ * fencing token for recording the outcome.
+ *
+ * Per-payment order: a payment event is due only when it is the first still-pending
+ * event of its payment for that sink by (version, outbox id), and no earlier version of
+ * the payment is still waiting in the outbox. A failing event so holds back the later
+ * events of its payment on that sink, and nothing else. A dead letter no longer holds
+ * anything back (see README: consumers discard stale versions).
+ */
+export async function leaseDueDeliveries(db: DbOrTx, params: { sinkIds: string[]; limit: number; leaseMs: number }): Promise<LeasedDelivery[]> {
+  if (params.sinkIds.length === 0) return [];
+  const rows = await db.execute<{ id: number; sink_id: string; attempts: number; event_id: string; payload: OutboundEvent }>(sql`
+    update event_deliveries d
+    set attempts = d.attempts + 1,
+        next_attempt_at = now() + make_interval(secs => ${params.leaseMs / 1000}),
+        last_attempt_at = now()
+    from outbox o
+    where o.id = d.outbox_id
+      and d.id in (
+        select c.id
+        from event_deliveries c
+        join event_sinks s on s.id = c.sink_id
+        where c.state = 'pending'
+          and c.sink_id = any(${textArray(params.sinkIds)})
+          and c.next_attempt_at <= now()
+          and s.disabled_at is null
+          and (c.provider_payment_id is null or c.payment_version is null or (
+            not exists (
+              select 1 from event_deliveries e
+              where e.sink_id = c.sink_id and e.state = 'pending'
+                and e.provider = c.provider and e.provider_payment_id = c.provider_payment_id
+                and e.payment_version is not null
+                and (e.payment_version, e.outbox_id) < (c.payment_version, c.outbox_id))
+            -- A lower version commits before a higher one (the payment row lock orders
+            -- them), but a batch boundary or a concurrent relay can fan it out later.
+            and not exists (
+              select 1 from outbox p
+              where p.provider = c.provider and p.provider_payment_id = c.provider_payment_id
+                and p.payment_version < c.payment_version and p.relayed_at is null)))
+        order by c.next_attempt_at, c.id
+        limit ${params.limit}
+        for update of c skip locked)
+    returning d.id, d.sink_id, d.attempts, d.event_id, o.payload`);
+  return rows.map((row) => ({ id: Number(row.id), sinkId: row.sink_id, attempts: Number(row.attempts), eventId: row.event_id, event: row.payload }));
+}
+
+type Fence = Pick<LeasedDelivery, 'id' | 'attempts'>;
+
+/**
+ * Each recorder only touches the delivery if its lease is still the current one
+ * (attempts unchanged, still pending): a relay whose lease expired mid-attempt must not
+ * overwrite the outcome of the relay that took over. They return whether they applied.
+ */
+export async function markDelivered(db: DbOrTx, fence: Fence, status: number | null): Promise<boolean> {
+  const rows = await db.execute(sql`
+    update event_deliveries
+    set state = 'delivered', delivered_at = now(), last_status = ${status}, last_error = null
+    where id = ${fence.id} and attempts = ${fence.attempts} and state = 'pending'
+    returning 1`);
+  return rows.length > 0;
+}
+
+export async function scheduleRetry(db: DbOrTx, fence: Fence, failure: { status: number | null; error: string; delayMs: number }): Promise<boolean> {
+  const rows = await db.execute(sql`
+    update event_deliveries
+    set next_attempt_at = now() + make_interval(secs => ${failure.delayMs / 1000}),
+        last_status = ${failure.status}, last_error = ${failure.error}
+    where id = ${fence.id} and attempts = ${fence.attempts} and state = 'pending'
+    returning 1`);
+  return rows.length > 0;
+}
+
+export async function markDeadLetter(db: DbOrTx, fence: Fence, failure: { status: number | null; error: string }): Promise<boolean> {
+  const rows = await db.execute(sql`
+    update event_deliveries
+    set state = 'dead', dead_lettered_at = now(), last_status = ${failure.status}, last_error = ${failure.error}
+    where id = ${fence.id} and attempts = ${fence.attempts} and state = 'pending'
+    returning 1`);
+  return rows.length > 0;
+}
+
+/**
+ * A 410 Gone: the sink is disabled for every process until an operator enables it.
+ * Its deliveries stay pending (this one is due again at once), so enabling the sink
+ * resumes where it stopped, in order, with nothing lost.
+ */
+export async function disableSinkAfterGone(db: DbOrTx, fence: Fence & { sinkId: string }, failure: { status: number; error: string }): Promise<void> {
+  await db.execute(sql`
+    with sink as (
+      update event_sinks
+      set disabled_at = coalesce(disabled_at, now()), disabled_reason = coalesce(disabled_reason, ${failure.error})
+      where id = ${fence.sinkId}
+    )
+    update event_deliveries
+    set next_attempt_at = now(), last_status = ${failure.status}, last_error = ${failure.error}
+    where id = ${fence.id} and attempts = ${fence.attempts} and state = 'pending'`);
+}
+
+export interface DeadLetter {
+  id: number;
+  eventId: string;
+  type: string;
+  sink: { id: string; kind: string; target: string; disabled: boolean };
+  provider: string | null;
+  paymentId: string | null;
+  version: number | null;
+  attempts: number;
+  lastStatus: number | null;
+  lastError: string | null;
+  lastAttemptAt: string | null;
+  deadLetteredAt: string;
+  event: OutboundEvent;
+}
+
+const iso = (value: unknown) => (value === null || value === undefined ? null : new Date(value as string).toISOString());
+
+/** Dead letters, oldest first, paged by delivery id. */
+export async function listDeadLetters(db: DbOrTx, params: { sinkId?: string; afterId?: number; limit: number }): Promise<DeadLetter[]> {
+  const rows = await db.execute<Record<string, unknown>>(sql`
+    select d.id, d.event_id, d.event_type, d.sink_id, s.kind, s.target, s.disabled_at, d.provider, d.provider_payment_id,
+           d.payment_version, d.attempts, d.last_status, d.last_error, d.last_attempt_at, d.dead_lettered_at, o.payload
+    from event_deliveries d
+    join event_sinks s on s.id = d.sink_id
+    join outbox o on o.id = d.outbox_id
+    where d.state = 'dead'
+      ${params.sinkId ? sql`and d.sink_id = ${params.sinkId}` : sql``}
+      ${params.afterId !== undefined ? sql`and d.id > ${params.afterId}` : sql``}
+    order by d.id
+    limit ${params.limit}`);
+  return rows.map((row) => ({
+    id: Number(row.id),
+    eventId: row.event_id as string,
+    type: row.event_type as string,
+    sink: { id: row.sink_id as string, kind: row.kind as string, target: row.target as string, disabled: row.disabled_at !== null },
+    provider: (row.provider as string | null) ?? null,
+    paymentId: (row.provider_payment_id as string | null) ?? null,
+    version: row.payment_version === null ? null : Number(row.payment_version),
+    attempts: Number(row.attempts),
+    lastStatus: row.last_status === null ? null : Number(row.last_status),
+    lastError: (row.last_error as string | null) ?? null,
+    lastAttemptAt: iso(row.last_attempt_at),
+    deadLetteredAt: iso(row.dead_lettered_at)!,
+    event: row.payload as OutboundEvent,
+  }));
+}
+
+/**
+ * Puts a dead letter back in the queue with a fresh retry schedule. The same event id
+ * goes out again, so receivers that already saw it (a sink that answered 500 after
+ * processing) de-duplicate it. Returns false when there is no such dead letter.
+ */
+export async function redriveDeadLetter(db: DbOrTx, id: number): Promise<boolean> {
+  const rows = await db.execute(sql`
+    update event_deliveries
+    set state = 'pending', attempts = 0, next_attempt_at = now(), dead_lettered_at = null
+    where id = ${id} and state = 'dead'
+    returning 1`);
+  return rows.length > 0;
+}
+
+export interface SinkState {
+  id: string;
+  kind: string;
+  target: string;
+  disabledAt: string | null;
+  disabledReason: string | null;
+  pending: number;
+  deadLetters: number;
+}
+
+export async function listSinkStates(db: DbOrTx, params: { id?: string } = {}): Promise<SinkState[]> {
+  const rows = await db.execute<Record<string, unknown>>(sql`
+    select s.id, s.kind, s.target, s.disabled_at, s.disabled_reason,
+           (select count(*) from event_deliveries d where d.sink_id = s.id and d.state = 'pending')::int as pending,
+           (select count(*) from event_deliveries d where d.sink_id = s.id and d.state = 'dead')::int as dead
+    from event_sinks s
+    ${params.id ? sql`where s.id = ${params.id}` : sql``}
+    order by s.created_at, s.id`);
+  return rows.map((row) => ({
+    id: row.id as string,
+    kind: row.kind as string,
+    target: row.target as string,
+    disabledAt: iso(row.disabled_at),
+    disabledReason: (row.disabled_reason as string | null) ?? null,
+    pending: Number(row.pending),
+    deadLetters: Number(row.dead),
+  }));
+}
+
+/** Lifts a 410's disablement; the sink's pending deliveries resume in order. */
+export async function enableSink(db: DbOrTx, id: string): Promise<boolean> {
+  const rows = await db.execute(sql`
+    update event_sinks set disabled_at = null, disabled_reason = null where id = ${id} returning 1`);
+  return rows.length > 0;
+}

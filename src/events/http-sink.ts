@@ -1,0 +1,105 @@
+import { Webhook } from 'standardwebhooks';
+import { parseRetryAfter } from './delivery-schedule.js';
+import type { OutboundEvent } from './payment-events.js';
+import { eventBody, sinkId, type DeliveryOutcome, type EventSink } from './sinks.js';
+
+export interface HttpSinkOptions {
+  url: string;
+  /** whsec_ secrets: the current one first, then any still honoured during a rotation. */
+  secrets: string[];
+  /** Bound on the whole attempt, response body included. */
+  timeoutMs: number;
+  fetch?: typeof fetch;
+  now?: () => Date;
+}
+
+const USER_AGENT = 'payment-webhook-gateway/0.1 (+standard-webhooks)';
+/** How much of a failing sink's answer is kept for the operator. */
+const ERROR_SNIPPET_BYTES = 300;
+
+/**
+ * Standard Webhooks headers for one attempt. The id is the event's, identical on every
+ * retry, so receivers de-duplicate on it; the timestamp is the attempt's, as receivers
+ * reject stale ones. During a rotation every secret signs, space-separated, and a
+ * receiver holding either secret verifies.
+ */
+export function signedHeaders(signers: Webhook[], eventId: string, at: Date, body: string): Record<string, string> {
+  return {
+    'webhook-id': eventId,
+    'webhook-timestamp': String(Math.floor(at.getTime() / 1000)),
+    'webhook-signature': signers.map((signer) => signer.sign(eventId, at, body)).join(' '),
+  };
+}
+
+/** A URL fit for logs and the admin API: no credentials, no query (tokens live there). */
+export function describeUrl(url: string): string {
+  const parsed = new URL(url);
+  return `${parsed.protocol}//${parsed.host}${parsed.pathname}`;
+}
+
+export function createHttpSink(options: HttpSinkOptions): EventSink {
+  if (options.secrets.length === 0) throw new Error('an HTTP event sink needs at least one whsec_ secret');
+  const signers = options.secrets.map((secret) => new Webhook(secret));
+  const fetchImpl = options.fetch ?? fetch;
+  const now = options.now ?? (() => new Date());
+
+  return {
+    id: sinkId('http', options.url),
+    kind: 'http',
+    target: describeUrl(options.url),
+    async deliver(event: OutboundEvent): Promise<DeliveryOutcome> {
+      const body = eventBody(event);
+      const at = now();
+      const signal = AbortSignal.timeout(options.timeoutMs);
+      let response: Response;
+      try {
+        response = await fetchImpl(options.url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'user-agent': USER_AGENT, ...signedHeaders(signers, event.id, at, body) },
+          body,
+          // Standard Webhooks: a 3xx is a failure, never followed.
+          redirect: 'manual',
+          signal,
+        });
+      } catch (error) {
+        return { kind: 'failed', status: null, error: describeFailure(error, options.timeoutMs) };
+      }
+      const snippet = await readSnippet(response).catch(() => '');
+      if (response.status >= 200 && response.status < 300) return { kind: 'delivered', status: response.status };
+      if (response.status === 410) return { kind: 'gone', status: 410, error: `410 Gone${snippet ? `: ${snippet}` : ''}` };
+      return {
+        kind: 'failed',
+        status: response.status,
+        error: `HTTP ${response.status}${snippet ? `: ${snippet}` : ''}`,
+        retryAfterMs: parseRetryAfter(response.headers.get('retry-after'), at.getTime()),
+      };
+    },
+  };
+}
+
+/** Reads at most a few hundred bytes of the answer and lets the connection go. */
+async function readSnippet(response: Response): Promise<string> {
+  if (!response.body) return '';
+  const reader = response.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  try {
+    while (size < ERROR_SNIPPET_BYTES) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      chunks.push(value);
+      size += value.byteLength;
+    }
+  } finally {
+    await reader.cancel().catch(() => {});
+  }
+  return Buffer.concat(chunks).subarray(0, ERROR_SNIPPET_BYTES).toString('utf8').replace(/\s+/g, ' ').trim();
+}
+
+function describeFailure(error: unknown, timeoutMs: number): string {
+  const name = (error as { name?: string })?.name;
+  if (name === 'TimeoutError' || name === 'AbortError') return `no answer within ${timeoutMs} ms`;
+  const cause = (error as { cause?: { code?: string; message?: string } })?.cause;
+  if (cause?.code) return `${cause.code}${cause.message ? `: ${cause.message}` : ''}`;
+  return error instanceof Error ? error.message : String(error);
+}

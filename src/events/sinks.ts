@@ -1,0 +1,59 @@
+import { createHash } from 'node:crypto';
+import type { Deps } from '../deps.js';
+import { createHttpSink } from './http-sink.js';
+import type { OutboundEvent } from './payment-events.js';
+import { createStreamSink } from './stream-sink.js';
+
+/** What one delivery attempt came to. */
+export type DeliveryOutcome =
+  | { kind: 'delivered'; status: number | null }
+  /** The sink asked never to be called again (HTTP 410 Gone). */
+  | { kind: 'gone'; status: number; error: string }
+  | { kind: 'failed'; status: number | null; error: string; retryAfterMs?: number };
+
+/**
+ * Somewhere outbound events go. Implementations do one attempt and report; retries,
+ * ordering and dead letters are the relay's business, the same for every sink.
+ */
+export interface EventSink {
+  /** Stable across processes and restarts: delivery state is keyed by it. */
+  readonly id: string;
+  readonly kind: 'http' | 'stream';
+  /** For people and logs: never carries credentials. */
+  readonly target: string;
+  deliver(event: OutboundEvent): Promise<DeliveryOutcome>;
+}
+
+export function sinkId(kind: EventSink['kind'], identity: string): string {
+  return `snk_${createHash('sha256').update(`${kind}\n${identity}`).digest('hex').slice(0, 16)}`;
+}
+
+/** The wire form of an event, with its keys in the documented order. */
+export function eventBody(event: OutboundEvent): string {
+  return JSON.stringify({ id: event.id, type: event.type, timestamp: event.timestamp, data: event.data });
+}
+
+const built = new WeakMap<object, EventSink[]>();
+
+/**
+ * The sinks the environment configures: one HTTP sink per EVENT_SINK_URLS entry, and
+ * the Redis Stream when EVENT_STREAM is set and the gateway has a Redis. Built once
+ * per deps, so the "stream sink is off" notice is said once.
+ */
+export function configuredSinks(deps: Pick<Deps, 'env' | 'redis' | 'logger'>): EventSink[] {
+  const cached = built.get(deps);
+  if (cached) return cached;
+  const { env } = deps;
+  const sinks: EventSink[] = [];
+  if (env.EVENT_SINK_URLS.length > 0 && env.EVENT_SINK_SECRET) {
+    const secrets = [env.EVENT_SINK_SECRET, ...env.EVENT_SINK_PREVIOUS_SECRETS];
+    for (const url of env.EVENT_SINK_URLS) sinks.push(createHttpSink({ url, secrets, timeoutMs: env.EVENT_SINK_TIMEOUT_MS }));
+  }
+  if (env.EVENT_STREAM) {
+    const redis = deps.redis[0];
+    if (redis) sinks.push(createStreamSink({ redis, stream: env.EVENT_STREAM, maxLen: env.EVENT_STREAM_MAXLEN }));
+    else deps.logger.warn({ job: 'event-relay', stream: env.EVENT_STREAM }, 'EVENT_STREAM is set but REDIS_URL is not: the Redis Stream sink is off');
+  }
+  built.set(deps, sinks);
+  return sinks;
+}

@@ -73,6 +73,19 @@ export interface MollieProvider extends PaymentProvider {
   listRecentPayments(account: string, options: ListRecentPaymentsOptions): AsyncIterable<PaymentSnapshot>;
 }
 
+/**
+ * Narrows a configured provider to the Mollie adapter, with its webhook helpers. Checks
+ * the methods rather than the name: a test double named 'mollie' may only fetch.
+ */
+export function isMollieProvider(provider: PaymentProvider | undefined): provider is MollieProvider {
+  const candidate = provider as Partial<MollieProvider> | undefined;
+  return (
+    candidate?.name === 'mollie' &&
+    typeof candidate.resolvePaymentId === 'function' &&
+    typeof candidate.listRecentPayments === 'function'
+  );
+}
+
 const PAYMENT_ID = /^tr_[A-Za-z0-9]+$/;
 const SUB_RESOURCE_ID = /^(re|chb)_[A-Za-z0-9]+$/;
 

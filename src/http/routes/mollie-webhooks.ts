@@ -1,0 +1,112 @@
+/**
+ * POST /webhooks/mollie and /webhooks/mollie/:account: classic `id=...` form posts and
+ * signed next-gen JSON events on one route. Unauthenticated by design (Mollie's classic
+ * webhooks carry no credentials); the body is only a hint, the fetch is the verification.
+ *
+ * verify → record the receipt (durable) → process inline with a deadline → answer 200.
+ */
+import { Hono, type Context } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import type { Deps } from '../../deps.js';
+import { MOLLIE_SIGNATURE_HEADER, verifyMollieSignature } from '../../providers/mollie/signature.js';
+import { parseMollieWebhook } from '../../providers/mollie/webhook.js';
+import { receiptHandlers } from '../../webhooks/handlers.js';
+import { newMollieReceipt, pendingReceipt, processReceiptsInline } from '../../webhooks/mollie-receipts.js';
+import { recordReceipts } from '../../webhooks/receipts.js';
+import { AppError, badRequest } from '../errors.js';
+import type { AppEnv } from '../middleware.js';
+
+const ACCOUNT = /^[A-Za-z0-9_-]{1,64}$/;
+/** A classic webhook is a few dozen bytes; a snapshot event a few kB. */
+const MAX_BODY_BYTES = 256 * 1024;
+/** Kept with the receipt for replay and audit; nothing else (no cookies, no proxies' auth). */
+const KEPT_HEADERS = ['content-type', 'user-agent', MOLLIE_SIGNATURE_HEADER] as const;
+
+export function mollieWebhookRoutes(deps: Deps) {
+  const app = new Hono<AppEnv>();
+  const count = (outcome: string) => deps.metrics.webhooks.inc({ provider: 'mollie', outcome });
+
+  app.use(
+    '*',
+    bodyLimit({
+      maxSize: MAX_BODY_BYTES,
+      onError: () => {
+        count('too_large');
+        throw new AppError(413, 'payload_too_large', `a Mollie webhook body is at most ${MAX_BODY_BYTES} bytes`);
+      },
+    }),
+  );
+
+  async function receive(c: Context<AppEnv>, account: string) {
+    const started = performance.now();
+    const log = c.get('logger');
+    const provider = deps.providers.mollie;
+    if (!provider) {
+      count('not_configured');
+      throw new AppError(404, 'provider_not_configured', 'Mollie is not configured on this gateway (set MOLLIE_API_KEY); nothing was stored');
+    }
+    if (!ACCOUNT.test(account) || !provider.hasAccount(account)) {
+      count('unknown_account');
+      throw new AppError(404, 'unknown_account', `no Mollie account named ${JSON.stringify(account)} is configured; nothing was stored`);
+    }
+
+    // The raw bytes, read once: the signature covers exactly these.
+    const rawBody = new Uint8Array(await c.req.arrayBuffer());
+    const secrets = deps.env.MOLLIE_WEBHOOK_SECRETS;
+    const signature = verifyMollieSignature(rawBody, c.req.header(MOLLIE_SIGNATURE_HEADER), secrets);
+    if (signature === 'invalid') {
+      count('bad_signature');
+      log.warn({ provider: 'mollie', account, outcome: 'bad_signature', secrets: secrets.length }, 'Mollie webhook signature rejected');
+      throw new AppError(
+        401,
+        'invalid_signature',
+        secrets.length === 0
+          ? 'X-Mollie-Signature is present but no MOLLIE_WEBHOOK_SECRETS are configured to check it'
+          : 'X-Mollie-Signature does not match the body under any configured secret',
+      );
+    }
+    const webhook = parseMollieWebhook(c.req.header('content-type'), rawBody);
+    if (webhook.kind === 'invalid') {
+      count('invalid');
+      throw badRequest(`not a Mollie webhook: ${webhook.message}`);
+    }
+    if (webhook.kind === 'event' && signature === 'absent') {
+      // An unsigned event could pre-empt a real event id in the de-duplication index.
+      count('unsigned_event');
+      throw new AppError(401, 'signature_required', 'Mollie next-gen events must carry X-Mollie-Signature');
+    }
+
+    const headers: Record<string, string> = { 'x-request-id': c.get('requestId') };
+    for (const name of KEPT_HEADERS) {
+      const value = c.req.header(name);
+      if (value !== undefined) headers[name] = value;
+    }
+    const receipt = newMollieReceipt({ account, webhook, rawBody, headers, signature });
+    const [recorded] = await recordReceipts(deps.db, [receipt]);
+    const context = { provider: 'mollie', account, resourceId: receipt.resourceId, eventId: receipt.eventId, receiptId: recorded!.id };
+    if (recorded!.duplicate) {
+      count('duplicate');
+      log.info({ ...context, outcome: 'duplicate', ms: Math.round(performance.now() - started) }, 'Mollie webhook');
+      return c.json({ received: true }, 200);
+    }
+
+    // From here on the receipt is durable: whatever happens, Mollie gets its 200.
+    const result = await processReceiptsInline(
+      deps,
+      receiptHandlers,
+      [pendingReceipt(recorded!.id, receipt, new Date())],
+      deps.env.MOLLIE_WEBHOOK_DEADLINE_MS,
+    );
+    const outcome = result.settled
+      ? (['processed', 'ignored', 'pending', 'failed'] as const).find((state) => result.counts[state] > 0) ?? 'pending'
+      : result.reason;
+    count(outcome);
+    log.info({ ...context, outcome, ms: Math.round(performance.now() - started), ...(result.settled ? {} : { error: result.error }) }, 'Mollie webhook');
+    // The same answer for every outcome: an unknown id must not look different (Mollie's advice).
+    return c.json({ received: true }, 200);
+  }
+
+  app.post('/', (c) => receive(c, 'default'));
+  app.post('/:account', (c) => receive(c, c.req.param('account')));
+  return app;
+}

@@ -1,0 +1,205 @@
+/**
+ * What the gateway does with a stored Mollie webhook. The body is never trusted: it only
+ * names something to fetch. Classic `id=tr_...` and `payment.*` events sync that payment;
+ * refund (`re_`) and chargeback (`chb_`) ids, and `refund.*` events, are first resolved to
+ * their payment; everything else is kept and marked ignored. Receipts that point at the
+ * same payment share one sync, so a burst of webhooks for one payment costs one fetch.
+ */
+import type { SelectWebhookReceipt } from '../db/schema/webhook-receipts.js';
+import type { Deps } from '../deps.js';
+import { forEachLimited } from '../payments/for-each-limited.js';
+import { syncPayment } from '../payments/sync-payment.js';
+import { isMollieProvider, type MollieProvider } from '../providers/mollie/client.js';
+import { idPrefixKind, parseMollieWebhook, type MollieWebhook } from '../providers/mollie/webhook.js';
+import { processReceipts, retryOutcome, type ReceiptHandler, type ReceiptHandlers, type ReceiptOutcome } from './receipt-handlers.js';
+import type { NewReceipt } from './receipts.js';
+
+/** Payments synced side by side within one batch of receipts. */
+const SYNC_CONCURRENCY = 8;
+
+/** What a receipt asks the gateway to do. */
+export type MollieReceiptTarget =
+  | { kind: 'payment'; paymentId: string }
+  /** A refund or chargeback id: its payment must be looked up first. */
+  | { kind: 'lookup'; resourceId: string }
+  | { kind: 'ignore'; note: string };
+
+/** Pure: decides from a parsed webhook alone (no I/O). */
+export function mollieWebhookTarget(webhook: MollieWebhook): MollieReceiptTarget {
+  switch (webhook.kind) {
+    case 'invalid':
+      return { kind: 'ignore', note: `stored body does not parse: ${webhook.message}` };
+    case 'classic': {
+      const kind = idPrefixKind(webhook.id);
+      if (kind === 'payment') return { kind: 'payment', paymentId: webhook.id };
+      if (kind === 'refund' || kind === 'chargeback') return { kind: 'lookup', resourceId: webhook.id };
+      return { kind: 'ignore', note: `${webhook.id} is not a payment, refund or chargeback id` };
+    }
+    case 'event': {
+      const entity = idPrefixKind(webhook.entityId);
+      if (webhook.type.startsWith('payment.') && entity === 'payment') return { kind: 'payment', paymentId: webhook.entityId };
+      // Refund events change a payment's refunded amount, so they are worth a sync too.
+      if (webhook.type.startsWith('refund.') && entity === 'refund') return { kind: 'lookup', resourceId: webhook.entityId };
+      return { kind: 'ignore', note: `event ${webhook.type} for ${webhook.entityId} does not concern a payment` };
+    }
+    default: {
+      const unreachable: never = webhook;
+      throw new Error(`unknown Mollie webhook ${JSON.stringify(unreachable)}`);
+    }
+  }
+}
+
+export function mollieReceiptTarget(receipt: Pick<SelectWebhookReceipt, 'body' | 'headers'>): MollieReceiptTarget {
+  const headers = receipt.headers as Record<string, string> | null;
+  return mollieWebhookTarget(parseMollieWebhook(headers?.['content-type'], receipt.body));
+}
+
+/** The receipt row for a verified delivery; the route stores it before anything else. */
+export function newMollieReceipt(input: {
+  account: string;
+  webhook: Exclude<MollieWebhook, { kind: 'invalid' }>;
+  rawBody: Uint8Array;
+  headers: Record<string, string>;
+  signature: 'valid' | 'absent';
+}): NewReceipt {
+  const resourceId = input.webhook.kind === 'classic' ? input.webhook.id : input.webhook.entityId;
+  return {
+    provider: 'mollie',
+    account: input.account,
+    eventId: input.webhook.kind === 'event' ? input.webhook.eventId : null,
+    resourceType: idPrefixKind(resourceId),
+    resourceId,
+    body: input.rawBody,
+    headers: input.headers,
+    signature: input.signature,
+  };
+}
+
+/** The just-recorded receipt as the handler sees it, without reading it back. */
+export function pendingReceipt(id: number, receipt: NewReceipt, receivedAt: Date): SelectWebhookReceipt {
+  return {
+    id,
+    provider: receipt.provider,
+    account: receipt.account,
+    eventId: receipt.eventId ?? null,
+    resourceType: receipt.resourceType ?? null,
+    resourceId: receipt.resourceId ?? null,
+    body: receipt.body,
+    headers: receipt.headers,
+    signature: receipt.signature,
+    state: 'pending',
+    attempts: 0,
+    nextAttemptAt: null,
+    lastError: null,
+    receivedAt,
+    processedAt: null,
+  };
+}
+
+function mollieProvider(deps: Deps): MollieProvider {
+  const provider = deps.providers.mollie;
+  // Thrown, so processReceipts leaves every receipt pending until Mollie is configured.
+  if (!isMollieProvider(provider)) throw new Error('Mollie is not configured on this gateway (MOLLIE_API_KEY unset)');
+  return provider;
+}
+
+export const mollieReceiptHandler: ReceiptHandler = {
+  async handle(deps, receipts) {
+    const provider = mollieProvider(deps);
+    const outcomes = new Map<number, ReceiptOutcome>();
+    const settle = (list: SelectWebhookReceipt[], outcome: ReceiptOutcome) => {
+      for (const receipt of list) outcomes.set(receipt.id, outcome);
+    };
+
+    // 1. Which payment does each receipt concern? Refund/chargeback lookups are shared.
+    const lookups = new Map<string, Promise<string | null>>();
+    const groups = new Map<string, { account: string; paymentId: string; receipts: SelectWebhookReceipt[] }>();
+    await forEachLimited(receipts, SYNC_CONCURRENCY, async (receipt) => {
+      if (!provider.hasAccount(receipt.account)) {
+        // Kept pending (and finally failed) rather than dropped: the account may come back.
+        settle([receipt], { state: 'retry', error: `no Mollie account named ${JSON.stringify(receipt.account)} is configured` });
+        return;
+      }
+      const target = mollieReceiptTarget(receipt);
+      let paymentId: string | null;
+      if (target.kind === 'ignore') {
+        settle([receipt], { state: 'ignored', note: target.note });
+        return;
+      } else if (target.kind === 'lookup') {
+        const key = `${receipt.account}\n${target.resourceId}`;
+        let lookup = lookups.get(key);
+        if (!lookup) {
+          lookup = provider.resolvePaymentId(receipt.account, target.resourceId);
+          lookups.set(key, lookup);
+        }
+        try {
+          paymentId = await lookup;
+        } catch (error) {
+          settle([receipt], retryOutcome(error));
+          return;
+        }
+        if (!paymentId) {
+          settle([receipt], { state: 'ignored', note: `Mollie knows no ${target.resourceId}` });
+          return;
+        }
+      } else {
+        paymentId = target.paymentId;
+      }
+      const key = `${receipt.account}\n${paymentId}`;
+      const group = groups.get(key) ?? { account: receipt.account, paymentId, receipts: [] };
+      group.receipts.push(receipt);
+      groups.set(key, group);
+    });
+
+    // 2. One sync per payment, whatever number of receipts asked for it.
+    await forEachLimited([...groups.values()], SYNC_CONCURRENCY, async (group) => {
+      try {
+        const result = await syncPayment(deps, {
+          provider: 'mollie',
+          account: group.account,
+          providerPaymentId: group.paymentId,
+          source: 'webhook',
+          receiptId: Math.min(...group.receipts.map((r) => r.id)),
+        });
+        // A 404 proves the id unknown to Mollie: nothing to create, nothing to retry.
+        settle(group.receipts, result.outcome === 'not_found' ? { state: 'ignored', note: `Mollie has no payment ${group.paymentId}` } : { state: 'processed' });
+      } catch (error) {
+        // Lock busy, Mollie slow, rate-limited or down: the receipt stays due.
+        settle(group.receipts, retryOutcome(error));
+      }
+    });
+    return outcomes;
+  },
+};
+
+export type InlineResult =
+  | { settled: true; counts: Awaited<ReturnType<typeof processReceipts>> }
+  | { settled: false; reason: 'deadline' | 'error'; error?: string };
+
+/**
+ * Processes just-stored receipts while the webhook request waits, for at most
+ * `deadlineMs`. Past the deadline the work carries on in the background (drained on
+ * shutdown) and the caller answers anyway: the receipts are durable, and whatever the
+ * work does not settle the receipt worker retries.
+ */
+export async function processReceiptsInline(
+  deps: Deps,
+  handlers: ReceiptHandlers,
+  receipts: SelectWebhookReceipt[],
+  deadlineMs: number,
+): Promise<InlineResult> {
+  const work = processReceipts(deps, handlers, receipts);
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), deadlineMs)));
+  try {
+    const counts = await Promise.race([work, deadline]);
+    if (counts) return { settled: true, counts };
+    deps.background.defer(work);
+    return { settled: false, reason: 'deadline' };
+  } catch (error) {
+    // Recording an outcome failed (database trouble): the receipt stays pending for the worker.
+    return { settled: false, reason: 'error', error: error instanceof Error ? error.message : String(error) };
+  } finally {
+    clearTimeout(timer);
+  }
+}

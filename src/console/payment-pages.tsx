@@ -1,0 +1,386 @@
+import type { FC } from 'hono/jsx';
+import { PAYMENT_STATUSES, PROVIDERS } from '../providers/types.js';
+import { formatDuration, formatMoney } from './format.js';
+import { Badge, Duration, Instant, Layout, Notice } from './layout.js';
+import type { DeliveryRecord, PaymentDetail, PaymentListRow, PaymentSearch } from './queries.js';
+import type { TimelineEntry } from './timeline.js';
+
+export const paymentPath = (provider: string, id: string) => `/console/payments/${encodeURIComponent(provider)}/${encodeURIComponent(id)}`;
+
+function searchHref(search: Omit<PaymentSearch, 'limit'>): string {
+  const params = new URLSearchParams();
+  if (search.provider) params.set('provider', search.provider);
+  if (search.status) params.set('status', search.status);
+  if (search.id) params.set('id', search.id);
+  if (search.beforeId !== undefined) params.set('before', String(search.beforeId));
+  const query = params.toString();
+  return `/console/payments${query ? `?${query}` : ''}`;
+}
+
+export const PaymentsPage: FC<{ search: PaymentSearch; rows: PaymentListRow[]; hasMore: boolean; now: Date; problem?: string }> = ({ search, rows, hasMore, now, problem }) => {
+  const last = rows.at(-1);
+  return (
+    <Layout title="Payments" nav="payments" signedIn>
+      <h1>Payments</h1>
+      {problem ? <Notice tone="warn">{problem}</Notice> : null}
+      <form class="search" method="get" action="/console/payments">
+        <label>
+          Provider
+          <select name="provider">
+            <option value="">any</option>
+            {PROVIDERS.map((provider) => (
+              <option value={provider} selected={search.provider === provider}>
+                {provider}
+              </option>
+            ))}
+          </select>
+        </label>
+        <label>
+          Status
+          <select name="status">
+            <option value="">any</option>
+            {PAYMENT_STATUSES.map((status) => (
+              <option value={status} selected={search.status === status}>
+                {status}
+              </option>
+            ))}
+          </select>
+        </label>
+        <label>
+          Payment id (or its start)
+          <input type="search" name="id" value={search.id ?? ''} placeholder="tr_… / PM…" size={30} maxlength={64} />
+        </label>
+        <button class="primary" type="submit">
+          Search
+        </button>
+      </form>
+      <table data-testid="payments-table">
+        <thead>
+          <tr>
+            <th>Provider</th>
+            <th>Payment id</th>
+            <th>Account</th>
+            <th>Status</th>
+            <th>Provider status</th>
+            <th class="num">Amount</th>
+            <th class="num">Version</th>
+            <th>Updated</th>
+            <th>Next poll</th>
+          </tr>
+        </thead>
+        <tbody>
+          {rows.length === 0 ? (
+            <tr>
+              <td colspan={9} class="muted">
+                No payments match.
+              </td>
+            </tr>
+          ) : (
+            rows.map((row) => (
+              <tr>
+                <td>{row.provider}</td>
+                <td>
+                  <a class="mono" href={paymentPath(row.provider, row.providerPaymentId)}>
+                    {row.providerPaymentId}
+                  </a>
+                </td>
+                <td>{row.account}</td>
+                <td>
+                  <Badge value={row.status} />
+                </td>
+                <td class="mono">{row.providerStatus}</td>
+                <td class="num">{formatMoney(row.amountMinor, row.currency)}</td>
+                <td class="num">{String(row.version)}</td>
+                <td>
+                  <Instant value={row.updatedAt} now={now} />
+                </td>
+                <td>
+                  <Instant value={row.nextPollAt} now={now} empty="not scheduled" />
+                </td>
+              </tr>
+            ))
+          )}
+        </tbody>
+      </table>
+      <div class="pager">
+        {search.beforeId !== undefined ? <a href={searchHref({ ...search, beforeId: undefined })}>« Newest</a> : null}
+        {hasMore && last ? <a href={searchHref({ ...search, beforeId: last.id })}>Older »</a> : null}
+      </div>
+    </Layout>
+  );
+};
+
+const Facts: FC<{ payment: PaymentDetail; now: Date }> = ({ payment: p, now }) => (
+  <dl class="facts card">
+    <dt>Status</dt>
+    <dd>
+      <Badge value={p.status} /> <span class="mono muted">provider: {p.providerStatus}</span>
+    </dd>
+    <dt>Version · fence</dt>
+    <dd class="mono">
+      v{String(p.version)} · fence {String(p.fence)}
+    </dd>
+    <dt>Amount</dt>
+    <dd>{formatMoney(p.amountMinor, p.currency)}</dd>
+    <dt>Refunded · charged back</dt>
+    <dd>
+      {formatMoney(p.refundedMinor, p.currency)} · {formatMoney(p.chargedBackMinor, p.currency)}
+    </dd>
+    <dt>Account · mode · method</dt>
+    <dd>
+      {p.account} · {p.mode ?? '—'} · {p.method ?? '—'}
+    </dd>
+    <dt>Created at the provider</dt>
+    <dd>
+      <Instant value={p.providerCreatedAt} now={now} />
+    </dd>
+    <dt>First seen</dt>
+    <dd>
+      <Instant value={p.createdAt} now={now} />
+    </dd>
+    <dt>Last change</dt>
+    <dd>
+      <Instant value={p.updatedAt} now={now} />
+    </dd>
+    <dt>Last synced</dt>
+    <dd>
+      <Instant value={p.lastSyncedAt} now={now} empty="never" />
+    </dd>
+    <dt>Last polled</dt>
+    <dd>
+      <Instant value={p.lastPolledAt} now={now} empty="never" />
+    </dd>
+    <dt>Next poll</dt>
+    <dd>
+      <Instant value={p.nextPollAt} now={now} empty="not scheduled (final, or left to webhooks)" />
+      {p.pollAttempts > 0 ? <span class="muted small"> · {String(p.pollAttempts)} poll attempts</span> : null}
+    </dd>
+    <dt>Poll lease</dt>
+    <dd>
+      {p.pollLeaseOwner && p.pollLeaseUntil && p.pollLeaseUntil > now ? (
+        <span>
+          held by <code>{p.pollLeaseOwner}</code> until <Instant value={p.pollLeaseUntil} now={now} />
+        </span>
+      ) : (
+        <span class="muted">none</span>
+      )}
+    </dd>
+    {p.stuckNotifiedAt ? (
+      <>
+        <dt>Reported stuck</dt>
+        <dd>
+          <Instant value={p.stuckNotifiedAt} now={now} />
+        </dd>
+      </>
+    ) : null}
+  </dl>
+);
+
+export const RedriveButton: FC<{ deliveryId: number; back: string }> = ({ deliveryId, back }) => (
+  <form method="post" action={`/console/dead-letters/${deliveryId}/redrive`} class="inline">
+    <input type="hidden" name="back" value={back} />
+    <button class="action" type="submit" data-testid={`redrive-${deliveryId}`}>
+      Re-drive
+    </button>
+  </form>
+);
+
+function deliveryTone(delivery: DeliveryRecord) {
+  return delivery.state === 'pending' && delivery.attempts > 0 ? ('warn' as const) : undefined;
+}
+
+const TimelineRow: FC<{ entry: TimelineEntry; now: Date; back: string }> = ({ entry, now, back }) => {
+  const time = (
+    <td>
+      <Instant value={entry.at} now={now} />
+    </td>
+  );
+  const kind = <td class={`kind kind-${entry.kind}`}>{entry.kind}</td>;
+  switch (entry.kind) {
+    case 'receipt': {
+      const r = entry.receipt;
+      return (
+        <tr id={`receipt-${r.id}`} data-kind="receipt">
+          {time}
+          {kind}
+          <td>
+            {r.signature === 'fetched' ? 'events API' : 'webhook'} · {r.provider}/{r.account}
+            <div class="muted small">signature {r.signature}</div>
+          </td>
+          <td>
+            Receipt <span class="mono">#{String(r.id)}</span> <Badge value={r.state} />
+            <div class="small">
+              {r.resourceType ?? 'resource'} <code>{r.resourceId ?? '—'}</code>
+              {r.eventId ? (
+                <>
+                  {' '}
+                  · event <code>{r.eventId}</code>
+                </>
+              ) : null}
+              {r.attempts > 0 ? <> · {String(r.attempts)} retry attempts</> : null}
+            </div>
+            {r.lastError ? <div class="small muted">{r.lastError}</div> : null}
+          </td>
+          <td>{r.processedAt ? <span>settled after <Duration from={r.receivedAt} to={r.processedAt} /></span> : <span class="muted">not settled</span>}</td>
+        </tr>
+      );
+    }
+    case 'transition': {
+      const t = entry.transition;
+      return (
+        <tr data-kind="transition" data-version={String(t.version)}>
+          {time}
+          {kind}
+          <td>
+            <Badge value={t.source} tone="info" />
+          </td>
+          <td>
+            <span class="mono">v{String(t.version)}</span> {t.previousStatus ? <Badge value={t.previousStatus} /> : <span class="muted">new</span>} →{' '}
+            <Badge value={t.newStatus} />
+            <div class="small mono muted">
+              provider {t.previousProviderStatus ?? '∅'} → {t.newProviderStatus} · fence {String(t.fence)}
+            </div>
+          </td>
+          <td>
+            {entry.cause ? (
+              <span>
+                <Duration from={entry.cause.receivedAt} to={t.createdAt} /> after <a href={`#receipt-${entry.cause.id}`}>receipt #{String(entry.cause.id)}</a>
+              </span>
+            ) : t.receiptId !== null ? (
+              <span class="muted">receipt #{String(t.receiptId)}</span>
+            ) : (
+              <span class="muted">—</span>
+            )}
+          </td>
+        </tr>
+      );
+    }
+    case 'event': {
+      const e = entry.event;
+      return (
+        <tr data-kind="event" data-type={e.type}>
+          {time}
+          {kind}
+          <td>{e.source ? <Badge value={e.source} tone="info" /> : <span class="muted">gateway</span>}</td>
+          <td>
+            <strong>{e.type}</strong> <span class="mono muted small">{e.eventId}</span>
+            {e.paymentVersion !== null ? <span class="mono small"> · v{String(e.paymentVersion)}</span> : null}
+            {entry.deliveries.length > 0 ? (
+              <div class="small">
+                {entry.deliveries.map((d) => (
+                  <span>
+                    {d.sinkTarget} <Badge value={d.state} tone={deliveryTone(d)} />{' '}
+                  </span>
+                ))}
+              </div>
+            ) : null}
+          </td>
+          <td>
+            {e.relayedAt ? (
+              <span>
+                relayed after <Duration from={e.createdAt} to={e.relayedAt} />
+              </span>
+            ) : (
+              <span class="muted">in the outbox for {formatDuration(now.getTime() - e.createdAt.getTime())}</span>
+            )}
+          </td>
+        </tr>
+      );
+    }
+    case 'delivery': {
+      const d = entry.delivery;
+      return (
+        <tr data-kind="delivery" data-state={d.state} data-delivery-id={String(d.id)}>
+          {time}
+          {kind}
+          <td>
+            relay → {d.sinkKind}
+            <div class="small mono">{d.sinkTarget}</div>
+          </td>
+          <td>
+            {d.eventType} <Badge value={d.state} tone={deliveryTone(d)} />
+            <div class="small">
+              {String(d.attempts)} attempt{d.attempts === 1 ? '' : 's'}
+              {d.lastStatus !== null ? <> · last HTTP {String(d.lastStatus)}</> : null}
+            </div>
+            {d.lastError ? <div class="small muted">{d.lastError}</div> : null}
+            {d.state === 'dead' ? <RedriveButton deliveryId={d.id} back={back} /> : null}
+          </td>
+          <td>
+            {d.deliveredAt ? (
+              <span>
+                delivered <Duration from={entry.event?.createdAt ?? d.createdAt} to={d.deliveredAt} /> after the event
+              </span>
+            ) : d.state === 'pending' ? (
+              <span>
+                next attempt <Instant value={d.nextAttemptAt} now={now} />
+              </span>
+            ) : d.deadLetteredAt ? (
+              <span>
+                gave up <Duration from={entry.event?.createdAt ?? d.createdAt} to={d.deadLetteredAt} /> after the event
+              </span>
+            ) : null}
+          </td>
+        </tr>
+      );
+    }
+    default: {
+      const unreachable: never = entry;
+      return unreachable;
+    }
+  }
+};
+
+export const PaymentPage: FC<{ payment: PaymentDetail; timeline: TimelineEntry[]; now: Date; notice?: string }> = ({ payment, timeline, now, notice }) => {
+  const back = paymentPath(payment.provider, payment.providerPaymentId);
+  const counts = { receipt: 0, transition: 0, event: 0, delivery: 0 };
+  for (const entry of timeline) counts[entry.kind]++;
+  return (
+    <Layout title={`${payment.provider} ${payment.providerPaymentId}`} nav="payments" signedIn>
+      <p class="small">
+        <a href="/console/payments">« Payments</a>
+      </p>
+      <h1>
+        {payment.provider} <span class="mono">{payment.providerPaymentId}</span>
+      </h1>
+      {notice ? <Notice tone="ok">{notice}</Notice> : null}
+      <Facts payment={payment} now={now} />
+      <h2>Timeline</h2>
+      <p class="muted small">
+        {String(counts.receipt)} receipts · {String(counts.transition)} transitions · {String(counts.event)} events · {String(counts.delivery)} deliveries,
+        oldest first. Times are the database's, in UTC.
+      </p>
+      <table data-testid="timeline">
+        <thead>
+          <tr>
+            <th>When</th>
+            <th>Kind</th>
+            <th>Source</th>
+            <th>What</th>
+            <th>Timing</th>
+          </tr>
+        </thead>
+        <tbody>
+          {timeline.length === 0 ? (
+            <tr>
+              <td colspan={5} class="muted">
+                Nothing recorded yet.
+              </td>
+            </tr>
+          ) : (
+            timeline.map((entry) => <TimelineRow entry={entry} now={now} back={back} />)
+          )}
+        </tbody>
+      </table>
+    </Layout>
+  );
+};
+
+export const PaymentNotFoundPage: FC<{ provider: string; id: string }> = ({ provider, id }) => (
+  <Layout title="Payment not found" nav="payments" signedIn>
+    <h1>Payment not found</h1>
+    <Notice tone="warn">
+      No {provider} payment <code>{id}</code> is stored. <a href={`/console/payments?id=${encodeURIComponent(id)}`}>Search for ids starting with it</a>.
+    </Notice>
+  </Layout>
+);

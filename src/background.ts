@@ -1,4 +1,8 @@
 import type { Deps } from './deps.js';
+import { runRelay } from './events/relay.js';
+import { runMollieSweeper } from './payments/mollie-sweep.js';
+import { runPoller } from './poller/poller.js';
+import { runGoCardlessEventRecovery } from './webhooks/gocardless-recovery.js';
 import { receiptHandlers } from './webhooks/handlers.js';
 import { runReceiptWorker } from './webhooks/receipt-worker.js';
 
@@ -16,6 +20,10 @@ export function startBackgroundJobs(deps: Deps): BackgroundJobs {
   const { signal } = controller;
   const jobs: Promise<void>[] = [
     runReceiptWorker(deps, receiptHandlers, { signal }),
+    runPoller(deps, { signal }),
+    runRelay(deps, { signal }),
+    runGoCardlessEventRecovery(deps, { signal }),
+    runMollieSweeper(deps, { signal }),
   ];
   return {
     async stop() {

@@ -1,4 +1,5 @@
 import type { Deps } from './deps.js';
+import { recoverGoCardlessEventsStep } from './webhooks/gocardless-recovery.js';
 import { receiptHandlers } from './webhooks/handlers.js';
 import { retryDueReceipts } from './webhooks/receipt-worker.js';
 
@@ -10,6 +11,7 @@ import { retryDueReceipts } from './webhooks/receipt-worker.js';
 export async function runScheduledStep(deps: Deps): Promise<Record<string, unknown>> {
   const steps: Record<string, () => Promise<unknown>> = {
     receipts: () => retryDueReceipts(deps, receiptHandlers, { batchSize: 50 }),
+    gocardlessEvents: () => recoverGoCardlessEventsStep(deps),
   };
   const results: Record<string, unknown> = {};
   for (const [name, step] of Object.entries(steps)) {

@@ -43,9 +43,17 @@ export const envSchema = z.object({
   GOCARDLESS_ACCESS_TOKEN: z.string().min(1).optional(),
   GOCARDLESS_API_URL: url('https://api.gocardless.com').default('https://api.gocardless.com'),
   GOCARDLESS_WEBHOOK_SECRETS: list,
+  /** How often GET /events is paged to recover events whose webhooks never came; 0 disables it. */
+  GOCARDLESS_EVENTS_INTERVAL_MS: z.coerce.number().int().min(0).default(300_000),
   EVENT_SINK_URLS: list.refine((items) => items.every((item) => URL.canParse(item)), 'every entry must be an http(s) URL'),
   EVENT_SINK_SECRET: whsec.optional(),
+  /** Comma-separated whsec_ secrets still signed with during a rotation, after EVENT_SINK_SECRET. */
+  EVENT_SINK_PREVIOUS_SECRETS: list.pipe(z.array(whsec)),
+  /** Bound on each outbound HTTP delivery attempt. */
+  EVENT_SINK_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(15_000),
   EVENT_STREAM: z.string().min(1).optional(),
+  /** Approximate cap on the Redis Stream's length (XADD MAXLEN ~). */
+  EVENT_STREAM_MAXLEN: z.coerce.number().int().min(1).default(100_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** How long a trigger waits for a payment's lock before leaving the work due for later. */
   LOCK_WAIT_MS: z.coerce.number().int().min(0).default(2000),
@@ -54,6 +62,20 @@ export const envSchema = z.object({
   /** Bound on every Redis call, so an unreachable Redis costs little before falling back. */
   REDIS_TIMEOUT_MS: z.coerce.number().int().min(10).default(500),
   DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10),
+  /** Poller: due payments leased per pass, and how many of them are polled at once. */
+  POLLER_BATCH_SIZE: z.coerce.number().int().min(1).max(1000).default(50),
+  POLLER_CONCURRENCY: z.coerce.number().int().min(1).max(100).default(8),
+  /** How long a lease keeps other processes off a payment; a crashed process's leases lapse after this. */
+  POLLER_LEASE_MS: z.coerce.number().int().min(100).default(60_000),
+  /** Pause between passes when nothing was due. */
+  POLLER_IDLE_MS: z.coerce.number().int().min(10).default(1000),
+  /** Token bucket per provider account, per process: set it to about the provider's limit / number of processes. */
+  POLLER_RATE_PER_SECOND: z.coerce.number().positive().default(5),
+  POLLER_RATE_BURST: z.coerce.number().int().min(1).default(10),
+  /** An account is degraded after this many failed polls in a row... */
+  POLLER_DEGRADED_AFTER_FAILURES: z.coerce.number().int().min(1).default(5),
+  /** ...or after two or more failures in a row and no successful poll for this long. */
+  POLLER_DEGRADED_AFTER_MS: z.coerce.number().int().min(1000).default(900_000),
   /** How long a Mollie webhook is processed inline before it is answered and left to finish in the background. */
   MOLLIE_WEBHOOK_DEADLINE_MS: z.coerce.number().int().min(0).max(12_000, 'must stay well inside Mollie\'s 15 s (at most 12000)').default(5000),
   /** How often the Mollie reconciliation sweep runs, across all gateway processes; 0 disables it. */

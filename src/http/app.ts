@@ -1,8 +1,11 @@
 import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { Deps } from '../deps.js';
+import { consoleRoutes } from '../console/routes.js';
 import { AppError, toErrorResponse } from './errors.js';
 import { requestContext, requireAdminToken, type AppEnv } from './middleware.js';
+import { gocardlessWebhookRoutes } from './routes/gocardless-webhooks.js';
+import { outboundEventRoutes } from './routes/events.js';
 import { healthRoutes } from './routes/health.js';
 import { mollieWebhookRoutes } from './routes/mollie-webhooks.js';
 import { paymentRoutes } from './routes/payments.js';
@@ -28,11 +31,14 @@ export function createApp(deps: Deps) {
 
   app.route('/', healthRoutes(deps));
   app.route('/webhooks/mollie', mollieWebhookRoutes(deps));
+  app.route('/webhooks/gocardless', gocardlessWebhookRoutes(deps));
 
   const v1 = new Hono<AppEnv>();
   v1.use('*', requireAdminToken(deps.env.ADMIN_TOKEN));
   v1.route('/payments', paymentRoutes(deps));
+  v1.route('/', outboundEventRoutes(deps));
   app.route('/v1', v1);
+  app.route('/console', consoleRoutes(deps));
 
   return app;
 }

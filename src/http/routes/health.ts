@@ -1,6 +1,7 @@
 import { sql } from 'drizzle-orm';
 import { Hono } from 'hono';
 import type { Deps } from '../../deps.js';
+import { pollerReadiness, refreshPollerGauges } from '../../poller/readiness.js';
 import type { AppEnv } from '../middleware.js';
 
 const PROBE_TIMEOUT_MS = 1500;
@@ -39,13 +40,16 @@ export function healthRoutes(deps: Deps) {
     deps.metrics.ready.set({ dependency: 'postgres' }, postgres.ok ? 1 : 0);
     deps.metrics.ready.set({ dependency: 'redis' }, redis.ok ? 1 : 0);
     const ready = postgres.ok;
+    // Informational: a degraded provider account does not make the gateway unready.
+    const poller = await pollerReadiness(deps, postgres.ok);
     return c.json(
-      { status: ready ? (redis.ok ? 'ready' : 'degraded') : 'unavailable', checks: { postgres, redis }, lock: deps.locker.kind },
+      { status: ready ? (redis.ok ? 'ready' : 'degraded') : 'unavailable', checks: { postgres, redis }, lock: deps.locker.kind, poller },
       ready ? 200 : 503,
     );
   });
 
   app.get('/metrics', async (c) => {
+    await refreshPollerGauges(deps);
     c.header('Content-Type', deps.metrics.registry.contentType);
     return c.body(await deps.metrics.registry.metrics());
   });

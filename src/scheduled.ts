@@ -1,4 +1,7 @@
 import type { Deps } from './deps.js';
+import { relayOnce } from './events/relay.js';
+import { runDueMollieSweep } from './payments/mollie-sweep.js';
+import { pollOnce } from './poller/poller.js';
 import { recoverGoCardlessEventsStep } from './webhooks/gocardless-recovery.js';
 import { receiptHandlers } from './webhooks/handlers.js';
 import { retryDueReceipts } from './webhooks/receipt-worker.js';
@@ -10,7 +13,14 @@ import { retryDueReceipts } from './webhooks/receipt-worker.js';
  */
 export async function runScheduledStep(deps: Deps): Promise<Record<string, unknown>> {
   const steps: Record<string, () => Promise<unknown>> = {
+    // Bounded so the whole run fits a Worker invocation; the next cron run continues.
+    poll: () => pollOnce(deps, { limit: 25 }),
+    relay: () => relayOnce(deps),
     receipts: () => retryDueReceipts(deps, receiptHandlers, { batchSize: 50 }),
+    mollieSweep: () =>
+      deps.providers.mollie && deps.env.MOLLIE_SWEEP_INTERVAL_MS > 0
+        ? runDueMollieSweep(deps, { account: 'default', intervalMs: deps.env.MOLLIE_SWEEP_INTERVAL_MS, windowMs: deps.env.MOLLIE_SWEEP_WINDOW_MS })
+        : Promise.resolve(null),
     gocardlessEvents: () => recoverGoCardlessEventsStep(deps),
   };
   const results: Record<string, unknown> = {};

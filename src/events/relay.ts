@@ -12,6 +12,7 @@ import {
   type LeasedDelivery,
 } from './deliveries.js';
 import { configuredSinks, type DeliveryOutcome, type EventSink } from './sinks.js';
+import { sleep } from '../abortable-sleep.js';
 
 /**
  * The outbox relay: hands committed events to every configured sink, at least once,
@@ -177,18 +178,6 @@ async function forEachLimited<T>(items: T[], limit: number, work: (item: T) => P
     while (next < items.length) await work(items[next++]!);
   });
   await Promise.all(lanes);
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
 }
 
 function errorMessage(error: unknown): string {

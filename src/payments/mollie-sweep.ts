@@ -13,6 +13,7 @@ import { isMollieProvider } from '../providers/mollie/client.js';
 import { ProviderError, type PaymentSnapshot } from '../providers/types.js';
 import { forEachLimited } from './for-each-limited.js';
 import { syncPayment, UnknownProviderError, type SyncDeps } from './sync-payment.js';
+import { sleep } from '../abortable-sleep.js';
 
 const PAGE = 250;
 /** Syncs in flight at once: the sweep is background work and must leave Mollie's rate limit to webhooks. */
@@ -199,15 +200,3 @@ export async function runMollieSweeper(deps: Deps, options: { signal: AbortSigna
   }
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-  });
-}

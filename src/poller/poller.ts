@@ -29,7 +29,8 @@ import {
   type HealthThresholds,
 } from './health.js';
 import { leaseDuePolls, releasePolls, type LeasedPoll, type PollRelease, type ReleasedPayment } from './leases.js';
-import { createTokenBucket, sleep, type RateLimiter } from './rate-limiter.js';
+import { sleep } from '../abortable-sleep.js';
+import { createTokenBucket, type RateLimiter } from './rate-limiter.js';
 import { POLL_SCHEDULE, expectedFinalBy, isStuck, nextPollAt, profileFor, timingFromSnapshot, type PollSchedule } from './schedule.js';
 
 export type PollerDeps = SyncDeps & { env: Env };

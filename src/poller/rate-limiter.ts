@@ -1,3 +1,5 @@
+import { sleep } from '../abortable-sleep.js';
+
 /**
  * A token bucket per provider account, in this process. It paces this process's polls;
  * the provider's own limit is per account across every process, so with N gateway
@@ -62,17 +64,4 @@ export function createTokenBucket(options: TokenBucketOptions): RateLimiter {
   }
 
   return { take, waitMs };
-}
-
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
-  });
 }

@@ -5,6 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { signMollieBody } from '../providers/mollie/signature.js';
+import { sleep } from '../abortable-sleep.js';
 
 /** Delay before each attempt (the first is immediate): 10 attempts over 26 h (PROVIDERS.md A.1). */
 export const MOLLIE_RETRY_SCHEDULE_MS: readonly number[] = [
@@ -55,19 +56,6 @@ export interface WebhookSendOptions {
   fetcher?: typeof fetch;
   /** Called after each attempt, e.g. to log progress. */
   onAttempt?: (attempt: WebhookAttempt) => void;
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (ms <= 0 || signal?.aborted) return resolve();
-    const done = () => {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener('abort', done, { once: true });
-  });
 }
 
 /** POST `body` until a 200 arrives or the schedule runs out. */

@@ -22,6 +22,7 @@ import { LockBusyError, LockUnavailableError } from '../lock/locker.js';
 import type { GoCardlessProvider } from '../providers/gocardless/client.js';
 import { ProviderError } from '../providers/types.js';
 import { processGoCardlessReceipts, storeGoCardlessEvents } from './gocardless-receipts.js';
+import { sleep } from '../abortable-sleep.js';
 
 const CURSOR_NAME = 'events';
 
@@ -296,14 +297,3 @@ export async function runGoCardlessEventRecovery(deps: Deps, options: { signal: 
   }
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
-}

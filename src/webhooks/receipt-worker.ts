@@ -1,6 +1,7 @@
 import type { Deps } from '../deps.js';
 import { processReceipts, type ReceiptHandlers } from './receipt-handlers.js';
 import { leaseDueReceipts } from './receipts.js';
+import { sleep } from '../abortable-sleep.js';
 
 export interface ReceiptWorkerOptions {
   batchSize?: number;
@@ -33,14 +34,3 @@ export async function runReceiptWorker(deps: Deps, handlers: ReceiptHandlers, op
   }
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
-}

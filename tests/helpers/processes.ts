@@ -4,28 +4,42 @@ import path from 'node:path';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 
-/** Runs a TypeScript file in a new Node process and resolves with its stdout. */
-export function runTsProcess(file: string, env: Record<string, string>, timeoutMs = 60_000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', path.resolve(ROOT, file)], {
-      cwd: ROOT,
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk) => (stdout += chunk));
-    child.stderr.on('data', (chunk) => (stderr += chunk));
+/**
+ * A TypeScript worker process that boots, prints READY, then waits for one line on stdin
+ * (its go signal, e.g. a start time) before it works. Lets a test start the race only once
+ * every process is up, however slow the machine is.
+ */
+export function startTsWorker(file: string, env: Record<string, string>, timeoutMs = 120_000) {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.resolve(ROOT, file)], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  let markReady!: () => void;
+  const ready = new Promise<void>((resolve) => (markReady = resolve));
+  child.stdout.on('data', (chunk) => {
+    stdout += chunk;
+    if (stdout.includes('READY\n')) markReady();
+  });
+  child.stderr.on('data', (chunk) => (stderr += chunk));
+  const done = new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
       reject(new Error(`${file} did not finish in ${timeoutMs} ms\n${stderr}`));
     }, timeoutMs);
     child.on('exit', (code) => {
       clearTimeout(timer);
-      if (code === 0) resolve(stdout);
+      if (code === 0) resolve(stdout.slice(stdout.indexOf('READY\n') + 6));
       else reject(new Error(`${file} exited ${code}\n${stderr}\n${stdout}`));
     });
   });
+  // A worker that dies before READY must fail the wait, not hang it.
+  const readyOrDied = Promise.race([ready, done.then(() => {
+    throw new Error(`${file} exited before it was ready`);
+  })]);
+  return { ready: readyOrDied, go: (line: string) => child.stdin.end(`${line}\n`), done };
 }
 
 export async function freePort(): Promise<number> {

@@ -17,11 +17,11 @@ export interface WorkerConfig {
   lockPrefix: string;
   provider: ProviderName;
   paymentId: string;
-  /** Epoch ms at which the provider timeline starts. */
-  timelineStart: number;
+  /** Epoch ms at which the provider timeline starts; sent on stdin once every worker is READY. */
+  timelineStart?: number;
   steps: TimelineStep[];
-  /** Epoch ms at which each call fires. */
-  callsAt: number[];
+  /** When each call fires, in ms after the timeline start. */
+  callOffsetsMs: number[];
   latencyMs: number;
   lockTtlMs: number;
   autoExtend: boolean;
@@ -42,7 +42,6 @@ const provider = createScriptedProvider({
   latencyMs: config.latencyMs,
   normalise: config.provider === 'gocardless' ? (status) => (status === 'confirmed' || status === 'paid_out' ? 'paid' : status === 'failed' ? 'failed' : 'pending') : undefined,
 });
-provider.script({ id: config.paymentId, startedAt: config.timelineStart, steps: config.steps });
 
 const redis = config.redisUrl ? createRedisClients([config.redisUrl], 200) : [];
 for (const client of redis) client.on('error', () => {});
@@ -54,12 +53,18 @@ deps.redis.push(...redis);
 // As the gateway does at start-up: take the lock from the first call, not a fallback.
 await waitForRedis(deps, 5000);
 
+// Booted: say so, and wait for the shared start time.
+process.stdout.write('READY\n');
+const timelineStart = Number(await readLine());
+provider.script({ id: config.paymentId, startedAt: timelineStart, steps: config.steps });
+
 const outcomes: Record<string, number> = {};
 const observed = new Set<string>();
 const count = (key: string) => (outcomes[key] = (outcomes[key] ?? 0) + 1);
 
 await Promise.all(
-  config.callsAt.map(async (at) => {
+  config.callOffsetsMs.map(async (offset) => {
+    const at = timelineStart + offset;
     await new Promise((resolve) => setTimeout(resolve, Math.max(0, at - Date.now())));
     const seen = provider.statusAt(config.paymentId, Date.now());
     try {
@@ -84,3 +89,15 @@ const lockOutcomes = Object.fromEntries(metrics.values.map((value) => [value.lab
 process.stdout.write(`${JSON.stringify({ outcomes, observed: [...observed], lockOutcomes })}\n`);
 await deps.close();
 process.exit(0);
+
+function readLine(): Promise<string> {
+  return new Promise((resolve) => {
+    let buffer = '';
+    process.stdin.setEncoding('utf8');
+    process.stdin.on('data', (chunk) => {
+      buffer += chunk;
+      const newline = buffer.indexOf('\n');
+      if (newline >= 0) resolve(buffer.slice(0, newline));
+    });
+  });
+}

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Deps } from '../../src/deps.js';
+import { waitForRedis, type Deps } from '../../src/deps.js';
 import { createApp } from '../../src/http/app.js';
 import { createScriptedProvider, type ScriptedProvider } from '../../src/sandbox/scripted-provider.js';
 import { createTestDatabase, redisPrefix, TEST_REDIS_URL, type TestDatabase } from '../helpers/database.js';
@@ -15,6 +15,7 @@ beforeAll(async () => {
   provider = createScriptedProvider({ name: 'mollie' });
   deps = buildTestDeps({ DATABASE_URL: database.url, REDIS_URL: TEST_REDIS_URL }, { providers: { mollie: provider }, lockKeyPrefix: redisPrefix('http') });
   app = createApp(deps);
+  await waitForRedis(deps);
 });
 
 afterAll(async () => {

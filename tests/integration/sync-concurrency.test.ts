@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MOLLIE_RANK } from '../../src/payments/status-rules.js';
 import type { TimelineStep } from '../../src/sandbox/scripted-provider.js';
 import { createTestDatabase, redisPrefix, TEST_REDIS_URL, type TestDatabase } from '../helpers/database.js';
-import { runTsProcess, startRedisServer } from '../helpers/processes.js';
+import { startRedisServer, startTsWorker } from '../helpers/processes.js';
 import type { WorkerConfig } from '../helpers/sync-worker.js';
 
 /**
@@ -48,17 +48,14 @@ async function race(options: {
   midway?: () => Promise<void>;
 }) {
   const paymentId = `tr_${randomBytes(6).toString('hex')}`;
-  // Leave time for the worker processes to boot before the first call fires.
-  const timelineStart = Date.now() + 4000;
   const callsPerProcess = 50;
   const spanMs = 2700;
-  const base: Omit<WorkerConfig, 'callsAt'> = {
+  const base: Omit<WorkerConfig, 'callOffsetsMs'> = {
     databaseUrl: database.url,
     redisUrl: options.redisUrl,
     lockPrefix: redisPrefix('race'),
     provider: 'mollie',
     paymentId,
-    timelineStart,
     steps: STEPS,
     latencyMs: options.latencyMs ?? 15,
     lockTtlMs: options.lockTtlMs ?? 2000,
@@ -66,17 +63,19 @@ async function race(options: {
     lockWaitMs: options.lockWaitMs ?? 20_000,
   };
   const bursts = 10;
-  const workers = [0, 1].map(() => {
-    // Ten bursts; in each, both processes fire five calls at the same instant.
-    const callsAt = Array.from({ length: callsPerProcess }, (_, i) => timelineStart + Math.floor(i / (callsPerProcess / bursts)) * (spanMs / bursts));
-    return runTsProcess('tests/helpers/sync-worker.ts', { SYNC_WORKER_CONFIG: JSON.stringify({ ...base, callsAt }) });
-  });
+  // Ten bursts; in each, both processes fire five calls at the same instant.
+  const callOffsetsMs = Array.from({ length: callsPerProcess }, (_, i) => Math.floor(i / (callsPerProcess / bursts)) * (spanMs / bursts));
+  const workers = [0, 1].map(() => startTsWorker('tests/helpers/sync-worker.ts', { SYNC_WORKER_CONFIG: JSON.stringify({ ...base, callOffsetsMs }) }));
+  // The race starts only once both processes are up, however loaded the machine is.
+  await Promise.all(workers.map((worker) => worker.ready));
+  const timelineStart = Date.now() + 200;
+  for (const worker of workers) worker.go(String(timelineStart));
   if (options.midway) {
     // Mid-race: half the bursts have fired with Redis up.
     await new Promise((resolve) => setTimeout(resolve, Math.max(0, timelineStart + spanMs / 2 - Date.now())));
     await options.midway();
   }
-  const summaries = (await Promise.all(workers)).map((out) => JSON.parse(out.trim().split('\n').at(-1)!) as WorkerSummary);
+  const summaries = (await Promise.all(workers.map((worker) => worker.done))).map((out) => JSON.parse(out.trim().split('\n').at(-1)!) as WorkerSummary);
   return { paymentId, summaries };
 }
 

@@ -1,3 +1,4 @@
+import { mkdir } from 'node:fs/promises';
 import { createServer } from 'node:net';
 
 /**
@@ -30,6 +31,8 @@ export async function startEmbeddedPostgres(dataDir: string): Promise<EmbeddedPo
   // Loaded on demand: a gateway with a DATABASE_URL never pays for the WebAssembly build.
   const { PGlite } = await import('@electric-sql/pglite');
   const { PGLiteSocketServer } = await import('@electric-sql/pglite-socket');
+  // A fresh checkout has no data folder yet.
+  await mkdir(dataDir, { recursive: true });
   const db = await PGlite.create(dataDir);
   const port = await freeLoopbackPort();
   const server = new PGLiteSocketServer({ db, host: '127.0.0.1', port, maxConnections: 1 });

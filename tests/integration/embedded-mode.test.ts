@@ -10,17 +10,20 @@ import { startGatewayProcess } from '../helpers/gateway-process.js';
  * `npm start` with no DATABASE_URL and no REDIS_URL: an embedded PGlite in a data folder
  * and the in-process lock. Data must survive a restart.
  */
+let parentDir: string;
 let dataDir: string;
 let mollie: Awaited<ReturnType<typeof startMollieSandbox>>;
 
 beforeAll(async () => {
-  dataDir = await mkdtemp(path.join(tmpdir(), 'gateway-embedded-'));
+  parentDir = await mkdtemp(path.join(tmpdir(), 'gateway-embedded-'));
+  // Not created in advance: a fresh checkout has no .data folder either.
+  dataDir = path.join(parentDir, '.data', 'pglite');
   mollie = await startMollieSandbox({ port: 0 });
 });
 
 afterAll(async () => {
   await mollie?.close();
-  await rm(dataDir, { recursive: true, force: true });
+  await rm(parentDir, { recursive: true, force: true });
 });
 
 describe('embedded mode', () => {

@@ -19,6 +19,11 @@ export function createDatabase(url: string, options: { max?: number; onnotice?: 
     // Silence NOTICEs such as "relation already exists, skipping" from migrations.
     onnotice: options.onnotice ?? (() => {}),
     connect_timeout: 10,
+    // Reconnect within a second after Postgres goes away. The driver's default backoff
+    // grows to 20 s, and queries queued for a connection wait through it: during a
+    // restart requests hung past a provider's webhook timeout instead of getting a quick
+    // 503, and recovery afterwards took seconds (tests/integration/faults-postgres.test.ts).
+    backoff: (retries: number) => Math.min(0.05 * 2 ** retries, 1) * (0.5 + Math.random() / 2),
     // int8 comes back as a JS number: ids, fences and minor units all stay far below 2^53.
     types: {
       int8: {

@@ -37,32 +37,55 @@ export function describeUrl(url: string): string {
   return `${parsed.protocol}//${parsed.host}${parsed.pathname}`;
 }
 
+/**
+ * `https://user:pass@host/...` is sent as Basic auth to the URL without its userinfo:
+ * fetch refuses a URL with credentials, and its error message (logged, stored as the
+ * delivery's last error, shown in the console) would repeat the password.
+ */
+export function splitCredentials(url: string): { url: string; authorization?: string } {
+  const parsed = new URL(url);
+  if (!parsed.username && !parsed.password) return { url };
+  const credentials = `${decodeURIComponent(parsed.username)}:${decodeURIComponent(parsed.password)}`;
+  parsed.username = '';
+  parsed.password = '';
+  return { url: parsed.toString(), authorization: `Basic ${Buffer.from(credentials, 'utf8').toString('base64')}` };
+}
+
 export function createHttpSink(options: HttpSinkOptions): EventSink {
   if (options.secrets.length === 0) throw new Error('an HTTP event sink needs at least one whsec_ secret');
   const signers = options.secrets.map((secret) => new Webhook(secret));
+  const endpoint = splitCredentials(options.url);
+  const target = describeUrl(options.url);
   const fetchImpl = options.fetch ?? fetch;
   const now = options.now ?? (() => new Date());
 
   return {
     id: sinkId('http', options.url),
     kind: 'http',
-    target: describeUrl(options.url),
+    target,
     async deliver(event: OutboundEvent): Promise<DeliveryOutcome> {
       const body = eventBody(event);
       const at = now();
       const signal = AbortSignal.timeout(options.timeoutMs);
       let response: Response;
       try {
-        response = await fetchImpl(options.url, {
+        response = await fetchImpl(endpoint.url, {
           method: 'POST',
-          headers: { 'content-type': 'application/json', 'user-agent': USER_AGENT, ...signedHeaders(signers, event.id, at, body) },
+          headers: {
+            'content-type': 'application/json',
+            'user-agent': USER_AGENT,
+            ...(endpoint.authorization ? { authorization: endpoint.authorization } : {}),
+            ...signedHeaders(signers, event.id, at, body),
+          },
           body,
           // Standard Webhooks: a 3xx is a failure, never followed.
           redirect: 'manual',
           signal,
         });
       } catch (error) {
-        return { kind: 'failed', status: null, error: describeFailure(error, options.timeoutMs) };
+        // The URL's query may hold a token: an error that quotes the URL gets the loggable form.
+        const reason = describeFailure(error, options.timeoutMs).replaceAll(endpoint.url, target).replaceAll(options.url, target);
+        return { kind: 'failed', status: null, error: reason };
       }
       const snippet = await readSnippet(response).catch(() => '');
       if (response.status >= 200 && response.status < 300) return { kind: 'delivered', status: response.status };

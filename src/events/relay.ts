@@ -143,6 +143,29 @@ async function attempt(deps: Deps, sink: EventSink, delivery: LeasedDelivery, op
   deps.metrics.eventDeliveries.inc({ sink: sink.id, kind: sink.kind, outcome: result === 'retried' ? 'retry' : result });
 }
 
+/**
+ * Brings gateway_outbox_lag_seconds up to date from the database before a scrape, so the
+ * lag keeps growing on a dashboard when no relay runs anywhere (a relay that is not
+ * running cannot report its own lag). Only where sinks are configured: without any, the
+ * outbox is served by the pull API alone and nothing is ever "handed to the sinks".
+ * Never fails the scrape.
+ */
+export async function refreshOutboxLag(deps: Deps, timeoutMs = 1500): Promise<void> {
+  if (configuredSinks(deps).length === 0) return;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const lag = await Promise.race([
+      outboxLagSeconds(deps.db),
+      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('outbox lag: no answer in time')), timeoutMs))),
+    ]);
+    deps.metrics.outboxLag.set(lag);
+  } catch {
+    // The database is away: /readyz says so; the gauge keeps its last value.
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 export interface RunRelayOptions extends RelayOptions {
   signal: AbortSignal;
   /** Pause between steps that found nothing to do. */

@@ -26,7 +26,10 @@ export function createApp(deps: Deps) {
 
   // Refuse oversized bodies from the Content-Length, or while streaming, before buffering them.
   // A GoCardless batch of 250 events is well under 1 MiB; nothing legitimate comes near 4.
-  app.use('/webhooks/*', bodyLimit({ maxSize: WEBHOOK_BODY_LIMIT, onError: (c) => tooLarge(c, WEBHOOK_BODY_LIMIT) }));
+  // Mollie's route has its own, smaller limit. It must be the only one in front of it:
+  // hono's bodyLimit buffers a body without Content-Length up to its maxSize, so an outer
+  // 4 MiB limit would read 4 MiB before the route's 256 KiB one ever saw it.
+  app.use('/webhooks/gocardless/*', bodyLimit({ maxSize: WEBHOOK_BODY_LIMIT, onError: (c) => tooLarge(c, WEBHOOK_BODY_LIMIT) }));
   app.use('/v1/*', bodyLimit({ maxSize: API_BODY_LIMIT, onError: (c) => tooLarge(c, API_BODY_LIMIT) }));
 
   app.route('/', healthRoutes(deps));

@@ -1,9 +1,24 @@
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
-import type { MiddlewareHandler } from 'hono';
+import type { Context, MiddlewareHandler } from 'hono';
 import type { Logger } from 'pino';
 import { AppError } from './errors.js';
 
-export type AppEnv = { Variables: { requestId: string; logger: Logger } };
+/** What a handler adds to its request's log line. */
+export interface RequestLogFields {
+  fields: Record<string, unknown>;
+  level: 'info' | 'warn';
+}
+
+export type AppEnv = { Variables: { requestId: string; logger: Logger; requestLog?: RequestLogFields } };
+
+/**
+ * Adds fields (provider, payment id, outcome, ...) to the request's one log line, and
+ * raises its level to `warn` when asked, instead of writing a second line.
+ */
+export function annotateRequest(c: Context<AppEnv>, fields: Record<string, unknown>, level: 'info' | 'warn' = 'info'): void {
+  const current = c.get('requestLog');
+  c.set('requestLog', { fields: { ...current?.fields, ...fields }, level: current?.level === 'warn' ? 'warn' : level });
+}
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -18,8 +33,9 @@ export function requestContext(logger: Logger): MiddlewareHandler<AppEnv> {
     const started = performance.now();
     await next();
     c.header('x-request-id', requestId);
-    child.info(
-      { method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round(performance.now() - started) },
+    const annotation = c.get('requestLog');
+    child[annotation?.level ?? 'info'](
+      { method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round(performance.now() - started), ...annotation?.fields },
       'request',
     );
   };

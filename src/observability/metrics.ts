@@ -111,7 +111,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
     }),
     outboxLag: new Gauge({
       name: 'gateway_outbox_lag_seconds',
-      help: 'Age of the oldest committed outbox event not yet handed to the sinks (0 when none), as of the last relay pass',
+      help: 'Age of the oldest committed outbox event not yet handed to the sinks (0 when none), read at each scrape and after each relay pass',
       registers: [registry],
     }),
     eventDeliveries: new Counter({

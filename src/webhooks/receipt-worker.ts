@@ -13,10 +13,11 @@ export interface ReceiptWorkerOptions {
 
 /** One pass: claim what is due and process it. Returns how many receipts it claimed. */
 export async function retryDueReceipts(deps: Deps, handlers: ReceiptHandlers, options: { batchSize?: number; leaseMs?: number } = {}) {
+  const started = performance.now();
   const receipts = await leaseDueReceipts(deps.db, { limit: options.batchSize ?? 100, leaseMs: options.leaseMs ?? 60_000 });
   if (receipts.length === 0) return { claimed: 0, processed: 0, ignored: 0, pending: 0, failed: 0 };
   const totals = await processReceipts(deps, handlers, receipts);
-  deps.logger.info({ job: 'receipt-retry', claimed: receipts.length, ...totals }, 'receipt retry pass');
+  deps.logger.info({ job: 'receipt-retry', claimed: receipts.length, ...totals, ms: Math.round(performance.now() - started) }, 'receipt retry pass');
   return { claimed: receipts.length, ...totals };
 }
 

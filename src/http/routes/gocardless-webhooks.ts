@@ -4,7 +4,7 @@ import type { Deps } from '../../deps.js';
 import { verifyGoCardlessSignature } from '../../providers/gocardless/signature.js';
 import { acceptGoCardlessBatch, processGoCardlessReceipts } from '../../webhooks/gocardless-receipts.js';
 import { AppError } from '../errors.js';
-import type { AppEnv } from '../middleware.js';
+import { annotateRequest, type AppEnv } from '../middleware.js';
 
 /** GoCardless's documented answer to a bad signature (PROVIDERS.md B.2): 498 Token Invalid. */
 const TOKEN_INVALID = 498 as ContentfulStatusCode;
@@ -30,12 +30,12 @@ export function gocardlessWebhookRoutes(deps: Deps) {
   const app = new Hono<AppEnv>();
 
   const receive = async (c: Context<AppEnv>) => {
-    const started = performance.now();
     const account = c.req.param('account') ?? 'default';
     const log = c.get('logger');
+    // Every outcome is counted and written into the request's one log line (warn for a refusal).
     const refuse = (status: ContentfulStatusCode, code: string, outcome: string, message: string): never => {
       deps.metrics.webhooks.inc({ provider: 'gocardless', outcome });
-      log.warn({ provider: 'gocardless', account, outcome, ms: Math.round(performance.now() - started) }, `gocardless webhook refused: ${message}`);
+      annotateRequest(c, { provider: 'gocardless', account: account.slice(0, 64), outcome, reason: message.slice(0, 500) }, 'warn');
       throw new AppError(status, code, message);
     };
 
@@ -66,19 +66,15 @@ export function gocardlessWebhookRoutes(deps: Deps) {
     deps.background.defer(processGoCardlessReceipts(deps, accepted.newReceiptIds));
     const outcome = accepted.newReceiptIds.length === 0 && accepted.received > 0 ? 'duplicate' : 'accepted';
     deps.metrics.webhooks.inc({ provider: 'gocardless', outcome });
-    log.info(
-      {
-        provider: 'gocardless',
-        account,
-        webhookId: accepted.webhookId,
-        events: accepted.received,
-        new: accepted.newReceiptIds.length,
-        duplicates: accepted.duplicates,
-        outcome,
-        ms: Math.round(performance.now() - started),
-      },
-      'gocardless webhook acknowledged',
-    );
+    annotateRequest(c, {
+      provider: 'gocardless',
+      account,
+      webhookId: accepted.webhookId,
+      events: accepted.received,
+      new: accepted.newReceiptIds.length,
+      duplicates: accepted.duplicates,
+      outcome,
+    });
     return c.body(null, 204);
   };
 

@@ -1,6 +1,7 @@
 import { sql } from 'drizzle-orm';
 import { Hono } from 'hono';
 import type { Deps } from '../../deps.js';
+import { refreshOutboxLag } from '../../events/relay.js';
 import { pollerReadiness, refreshPollerGauges } from '../../poller/readiness.js';
 import type { AppEnv } from '../middleware.js';
 
@@ -49,7 +50,8 @@ export function healthRoutes(deps: Deps) {
   });
 
   app.get('/metrics', async (c) => {
-    await refreshPollerGauges(deps);
+    // Lags are read from the database at each scrape, so they show even where no loop runs.
+    await Promise.all([refreshPollerGauges(deps), refreshOutboxLag(deps)]);
     c.header('Content-Type', deps.metrics.registry.contentType);
     return c.body(await deps.metrics.registry.metrics());
   });

@@ -14,7 +14,7 @@ import { receiptHandlers } from '../../webhooks/handlers.js';
 import { newMollieReceipt, pendingReceipt, processReceiptsInline } from '../../webhooks/mollie-receipts.js';
 import { recordReceipts } from '../../webhooks/receipts.js';
 import { AppError, badRequest } from '../errors.js';
-import type { AppEnv } from '../middleware.js';
+import { annotateRequest, type AppEnv } from '../middleware.js';
 
 const ACCOUNT = /^[A-Za-z0-9_-]{1,64}$/;
 /** A classic webhook is a few dozen bytes; a snapshot event a few kB. */
@@ -24,29 +24,31 @@ const KEPT_HEADERS = ['content-type', 'user-agent', MOLLIE_SIGNATURE_HEADER] as 
 
 export function mollieWebhookRoutes(deps: Deps) {
   const app = new Hono<AppEnv>();
-  const count = (outcome: string) => deps.metrics.webhooks.inc({ provider: 'mollie', outcome });
+  // Each outcome is counted, and written into the request's one log line.
+  const count = (c: Context<AppEnv>, outcome: string, fields: Record<string, unknown> = {}, level: 'info' | 'warn' = 'info') => {
+    deps.metrics.webhooks.inc({ provider: 'mollie', outcome });
+    annotateRequest(c, { provider: 'mollie', outcome, ...fields }, level);
+  };
 
   app.use(
     '*',
     bodyLimit({
       maxSize: MAX_BODY_BYTES,
-      onError: () => {
-        count('too_large');
+      onError: (c) => {
+        count(c, 'too_large');
         throw new AppError(413, 'payload_too_large', `a Mollie webhook body is at most ${MAX_BODY_BYTES} bytes`);
       },
     }),
   );
 
   async function receive(c: Context<AppEnv>, account: string) {
-    const started = performance.now();
-    const log = c.get('logger');
     const provider = deps.providers.mollie;
     if (!provider) {
-      count('not_configured');
+      count(c, 'not_configured');
       throw new AppError(404, 'provider_not_configured', 'Mollie is not configured on this gateway (set MOLLIE_API_KEY); nothing was stored');
     }
     if (!ACCOUNT.test(account) || !provider.hasAccount(account)) {
-      count('unknown_account');
+      count(c, 'unknown_account', { account: account.slice(0, 64) });
       throw new AppError(404, 'unknown_account', `no Mollie account named ${JSON.stringify(account)} is configured; nothing was stored`);
     }
 
@@ -55,8 +57,7 @@ export function mollieWebhookRoutes(deps: Deps) {
     const secrets = deps.env.MOLLIE_WEBHOOK_SECRETS;
     const signature = verifyMollieSignature(rawBody, c.req.header(MOLLIE_SIGNATURE_HEADER), secrets);
     if (signature === 'invalid') {
-      count('bad_signature');
-      log.warn({ provider: 'mollie', account, outcome: 'bad_signature', secrets: secrets.length }, 'Mollie webhook signature rejected');
+      count(c, 'bad_signature', { account, secrets: secrets.length }, 'warn');
       throw new AppError(
         401,
         'invalid_signature',
@@ -67,12 +68,12 @@ export function mollieWebhookRoutes(deps: Deps) {
     }
     const webhook = parseMollieWebhook(c.req.header('content-type'), rawBody);
     if (webhook.kind === 'invalid') {
-      count('invalid');
+      count(c, 'invalid', { account });
       throw badRequest(`not a Mollie webhook: ${webhook.message}`);
     }
     if (webhook.kind === 'event' && signature === 'absent') {
       // An unsigned event could pre-empt a real event id in the de-duplication index.
-      count('unsigned_event');
+      count(c, 'unsigned_event', { account });
       throw new AppError(401, 'signature_required', 'Mollie next-gen events must carry X-Mollie-Signature');
     }
 
@@ -85,8 +86,7 @@ export function mollieWebhookRoutes(deps: Deps) {
     const [recorded] = await recordReceipts(deps.db, [receipt]);
     const context = { provider: 'mollie', account, resourceId: receipt.resourceId, eventId: receipt.eventId, receiptId: recorded!.id };
     if (recorded!.duplicate) {
-      count('duplicate');
-      log.info({ ...context, outcome: 'duplicate', ms: Math.round(performance.now() - started) }, 'Mollie webhook');
+      count(c, 'duplicate', context);
       return c.json({ received: true }, 200);
     }
 
@@ -100,8 +100,7 @@ export function mollieWebhookRoutes(deps: Deps) {
     const outcome = result.settled
       ? (['processed', 'ignored', 'pending', 'failed'] as const).find((state) => result.counts[state] > 0) ?? 'pending'
       : result.reason;
-    count(outcome);
-    log.info({ ...context, outcome, ms: Math.round(performance.now() - started), ...(result.settled ? {} : { error: result.error }) }, 'Mollie webhook');
+    count(c, outcome, { ...context, ...(result.settled ? {} : { error: result.error }) });
     // The same answer for every outcome: an unknown id must not look different (Mollie's advice).
     return c.json({ received: true }, 200);
   }

@@ -62,6 +62,42 @@ function describeIssues(prefix: string, error: z.ZodError): string {
     .join('; ');
 }
 
+/** U+0000 and unpaired surrogates: JSON can carry them as escapes, Postgres text and jsonb cannot. */
+// eslint-disable-next-line no-control-regex -- matching U+0000 is the point
+const UNSTORABLE = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/**
+ * Where in a parsed body a string (or key) holds text Postgres refuses, or null. Every
+ * event is stored (receipt, outbox), so such a batch could only fail later, as a 500 or
+ * a receipt that never settles; refusing it up front says why. Iterative: bodies can
+ * nest deeper than the call stack.
+ */
+function unstorableTextAt(root: unknown): string | null {
+  // Each entry keeps its parent, so a path is spelled out only for the culprit.
+  interface Entry { value: unknown; key: string | number | null; parent: Entry | null }
+  const pathOf = (entry: Entry): string => {
+    const parts: string[] = [];
+    for (let at: Entry | null = entry; at && at.key !== null; at = at.parent) parts.push(typeof at.key === 'number' ? `[${at.key}]` : `.${at.key}`);
+    return `webhook body${parts.reverse().join('')}`;
+  };
+  const stack: Entry[] = [{ value: root, key: null, parent: null }];
+  while (stack.length > 0) {
+    const entry = stack.pop()!;
+    const { value } = entry;
+    if (typeof value === 'string') {
+      if (UNSTORABLE.test(value)) return pathOf(entry);
+    } else if (Array.isArray(value)) {
+      value.forEach((item, index) => stack.push({ value: item, key: index, parent: entry }));
+    } else if (typeof value === 'object' && value !== null) {
+      for (const [key, item] of Object.entries(value)) {
+        if (UNSTORABLE.test(key)) return `${pathOf(entry)} (a key)`;
+        stack.push({ value: item, key, parent: entry });
+      }
+    }
+  }
+  return null;
+}
+
 /**
  * Every event must be well-formed or the batch is refused: the caller answers
  * 4xx, GoCardless retries, and nothing half-understood is acknowledged.
@@ -82,6 +118,10 @@ export function parseGoCardlessBatch(raw: Uint8Array | string): ParsedGoCardless
   }
   if (typeof json !== 'object' || json === null || Array.isArray(json)) {
     return { ok: false, message: 'webhook body must be a JSON object with an "events" array' };
+  }
+  const unstorable = unstorableTextAt(json);
+  if (unstorable !== null) {
+    return { ok: false, message: `${unstorable} holds text that cannot be stored (a \\u0000 or an unpaired surrogate)` };
   }
 
   const batch = batchSchema.safeParse(json);

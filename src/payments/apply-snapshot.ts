@@ -1,7 +1,10 @@
 import { sql, type SQL } from 'drizzle-orm';
+import type postgres from 'postgres';
 import type { DbOrTx } from '../db/client.js';
+import { executePrepared, poolClient, toQuery } from '../db/prepared.js';
 import { buildPaymentEvents, type OutboxEventRow, type TrackedState } from '../events/payment-events.js';
 import type { PaymentSnapshot } from '../providers/types.js';
+import { settleReceiptsSql } from '../webhooks/receipts.js';
 import { isFinal, ORDERING, replaceGuardSql } from './status-rules.js';
 
 export type SyncSource = 'webhook' | 'poll' | 'sync' | 'sweep' | 'replay' | 'track';
@@ -14,6 +17,11 @@ export interface ApplyInput {
   receiptId?: number | null;
   /** When the poller should look at this payment next; ignored once the payment is final. */
   nextPollAt?: Date | null;
+  /**
+   * Pending webhook receipts this sync answers. They are marked processed in the same
+   * transaction as the write (changed or not), so the caller needs no second commit.
+   */
+  settleReceiptIds?: number[];
 }
 
 export interface ApplyResult {
@@ -22,6 +30,8 @@ export interface ApplyResult {
   version: number | null;
   previous: TrackedState | null;
   eventTypes: string[];
+  /** `settleReceiptIds` were marked processed (if still pending) with this write. */
+  settledReceipts: boolean;
 }
 
 interface UpsertRow {
@@ -35,83 +45,172 @@ interface UpsertRow {
 
 /** Takes the fence for a fetch that is about to start. */
 export async function takeFetchFence(db: DbOrTx): Promise<number> {
-  const rows = await db.execute<{ fence: number }>(sql`select nextval('payment_fetch_fence') as fence`);
+  const rows = await executePrepared<{ fence: number }>(db, sql`select nextval('payment_fetch_fence') as fence`);
   return Number(rows[0]!.fence);
 }
 
 /**
  * Writes a provider snapshot: one transaction holding the guarded upsert and, only
- * when the row really changed, its transition row and its outbox events.
+ * when the row really changed, its transition row and its outbox events; plus the
+ * settlement of the receipts the sync answers.
+ *
+ * On the pool (the usual case) the transaction is pipelined on one reserved connection:
+ * BEGIN travels with the upsert and COMMIT with the last statement, so a change costs
+ * two round trips instead of four, with the same statements in the same transaction.
+ * The hot statements are prepared once per connection. Given a caller's transaction,
+ * the same statements run one by one inside a savepoint of it.
  */
 export async function applySnapshot(db: DbOrTx, input: ApplyInput): Promise<ApplyResult> {
+  const plan = planApply(input);
+  const client = poolClient(db);
+  if (client) return applyPipelined(client, plan);
+  return db.transaction(async (tx) => {
+    const steps: WriteSteps = {
+      upsert: (query) => tx.execute<UpsertRow>(query),
+      finish: async (query) => {
+        await tx.execute(query);
+      },
+    };
+    return applyWith(steps, plan, false);
+  });
+}
+
+interface ApplyPlan {
+  input: ApplyInput;
+  snapshotJson: string;
+  upsert: SQL;
+  settleIds: number[];
+}
+
+function planApply(input: ApplyInput): ApplyPlan {
   const { snapshot: s, fence } = input;
   const final = isFinal(s.provider, s.providerStatus);
   const nextPollAt = final ? null : (input.nextPollAt ?? null);
   const snapshotJson = JSON.stringify(s.raw);
   const metadataJson = JSON.stringify(s.metadata ?? null);
+  return { input, snapshotJson, upsert: guardedUpsertSql(s, fence, nextPollAt, snapshotJson, metadataJson), settleIds: input.settleReceiptIds ?? [] };
+}
 
-  return db.transaction(async (tx) => {
-    // Guarantees 1 and 2 in one statement. The unique index on (provider,
-    // provider_payment_id) makes a concurrent insert turn into this update instead of a
-    // second row. The WHERE refuses stale snapshots (status rules per provider) and
-    // no-op ones (nothing tracked differs), so RETURNING yields a row exactly when a
-    // real change was written. `previous` captures the row as it stood under the row
-    // lock the update holds, which a separate SELECT could not see race-free.
-    const rows = await tx.execute<UpsertRow>(guardedUpsertSql(s, fence, nextPollAt, snapshotJson, metadataJson));
+/** The two halves of the transaction: the upsert (which opens it), and the statement that ends it. */
+interface WriteSteps {
+  upsert(query: SQL): Promise<UpsertRow[]>;
+  finish(query: SQL): Promise<void>;
+}
 
-    const row = rows[0];
-    if (!row) {
-      await requeueIfDivergent(tx, s);
-      return { changed: false, paymentRowId: null, version: null, previous: null, eventTypes: [] };
-    }
+async function applyWith(steps: WriteSteps, plan: ApplyPlan, mayCommitAsync: boolean): Promise<ApplyResult> {
+  const { input, snapshotJson, settleIds } = plan;
+  const s = input.snapshot;
+  // Guarantees 1 and 2 in one statement. The unique index on (provider,
+  // provider_payment_id) makes a concurrent insert turn into this update instead of a
+  // second row. The WHERE refuses stale snapshots (status rules per provider) and
+  // no-op ones (nothing tracked differs), so RETURNING yields a row exactly when a
+  // real change was written. `previous` captures the row as it stood under the row
+  // lock the update holds, which a separate SELECT could not see race-free.
+  const rows = await steps.upsert(plan.upsert);
 
-    const previous = row.inserted ? null : row.previous;
-    const next: TrackedState = {
-      status: s.status,
-      providerStatus: s.providerStatus,
-      amountMinor: s.amount.minor,
-      currency: s.amount.currency,
-      refundedMinor: s.refundedMinor,
-      chargedBackMinor: s.chargedBackMinor,
-    };
-    const events = buildPaymentEvents({
-      provider: s.provider,
-      account: s.account,
-      providerPaymentId: s.providerPaymentId,
+  const row = rows[0];
+  if (!row) {
+    await steps.finish(unchangedSql(s, settleIds, mayCommitAsync));
+    return { changed: false, paymentRowId: null, version: null, previous: null, eventTypes: [], settledReceipts: settleIds.length > 0 };
+  }
+
+  const previous = row.inserted ? null : row.previous;
+  const next: TrackedState = {
+    status: s.status,
+    providerStatus: s.providerStatus,
+    amountMinor: s.amount.minor,
+    currency: s.amount.currency,
+    refundedMinor: s.refundedMinor,
+    chargedBackMinor: s.chargedBackMinor,
+  };
+  const events = buildPaymentEvents({
+    provider: s.provider,
+    account: s.account,
+    providerPaymentId: s.providerPaymentId,
+    version: row.version,
+    source: input.source,
+    previous,
+    next,
+    mode: s.mode,
+    metadata: s.metadata,
+    changedAt: new Date(row.updated_at),
+  });
+
+  // The transition and its events commit with the change or not at all (guarantee 4).
+  // The unique (payment_id, version) and outbox dedupe keys turn any double write into
+  // an error that rolls the whole change back, never into a second event.
+  await steps.finish(
+    transitionAndEventsSql({
+      paymentRowId: row.id,
       version: row.version,
       source: input.source,
       previous,
-      next,
-      mode: s.mode,
-      metadata: s.metadata,
-      changedAt: new Date(row.updated_at),
-    });
+      snapshot: s,
+      fence: input.fence,
+      receiptId: input.receiptId ?? null,
+      snapshotJson,
+      events,
+      settleReceiptIds: settleIds,
+    }),
+  );
 
-    // The transition and its events commit with the change or not at all (guarantee 4).
-    // The unique (payment_id, version) and outbox dedupe keys turn any double write into
-    // an error that rolls the whole change back, never into a second event.
-    await tx.execute(
-      transitionAndEventsSql({
-        paymentRowId: row.id,
-        version: row.version,
-        source: input.source,
-        previous,
-        snapshot: s,
-        fence,
-        receiptId: input.receiptId ?? null,
-        snapshotJson,
-        events,
-      }),
+  return {
+    changed: true,
+    paymentRowId: Number(row.id),
+    version: row.version,
+    previous,
+    eventTypes: events.map((event) => event.type),
+    settledReceipts: settleIds.length > 0,
+  };
+}
+
+async function applyPipelined(client: postgres.Sql, plan: ApplyPlan): Promise<ApplyResult> {
+  const connection = await client.reserve();
+  const run = (query: SQL) => {
+    const { text, params } = toQuery(query);
+    return connection.unsafe(text, params, { prepare: true });
+  };
+  try {
+    return await applyWith(
+      {
+        // Queries issued together on one connection are sent together and answered in order.
+        upsert: async (query) => {
+          const [, rows] = await Promise.all([connection.unsafe('begin'), run(query)]);
+          return rows as unknown as UpsertRow[];
+        },
+        finish: async (query) => {
+          // If the statement fails, the COMMIT behind it ends the aborted transaction as a rollback.
+          await Promise.all([run(query), connection.unsafe('commit')]);
+        },
+      },
+      plan,
+      true,
     );
+  } catch (error) {
+    // Never hand a connection back inside a transaction (a no-op with a warning if none is open).
+    await connection.unsafe('rollback').catch(() => {});
+    throw error;
+  } finally {
+    connection.release();
+  }
+}
 
-    return {
-      changed: true,
-      paymentRowId: Number(row.id),
-      version: row.version,
-      previous,
-      eventTypes: events.map((event) => event.type),
-    };
-  });
+/**
+ * The statement that ends a transaction whose upsert wrote nothing: settle the receipts,
+ * re-poll a divergent fence-ordered payment, and (on the pool) let the commit skip the
+ * WAL flush when it would make nothing durable but a row lock. Such a transaction
+ * changed no payment and no event; a settle lost to a crash is redone by the receipt
+ * worker (the receipt is still pending, and the sync is idempotent). A re-poll request
+ * is kept durable.
+ */
+export function unchangedSql(s: PaymentSnapshot, settleIds: number[], mayCommitAsync: boolean): SQL {
+  const ctes: SQL[] = [];
+  if (settleIds.length > 0) ctes.push(sql`settled as (${settleReceiptsSql(settleIds, 'processed')})`);
+  const requeue = ORDERING[s.provider] === 'fence';
+  if (requeue) ctes.push(sql`requeued as (${requeueIfDivergentSql(s)} returning 1)`);
+  const withClause = ctes.length > 0 ? sql`with ${sql.join(ctes, sql`, `)} ` : sql``;
+  if (!mayCommitAsync) return sql`${withClause}select 1`;
+  return sql`${withClause}select set_config('synchronous_commit', 'off', true)${requeue ? sql` where not exists (select 1 from requeued)` : sql``}`;
 }
 
 /**
@@ -123,15 +222,34 @@ export async function applySnapshot(db: DbOrTx, input: ApplyInput): Promise<Appl
  * higher fence than both, and settles it. Identical snapshots (the common duplicate)
  * touch nothing.
  */
-async function requeueIfDivergent(tx: DbOrTx, s: PaymentSnapshot): Promise<void> {
-  if (ORDERING[s.provider] !== 'fence') return;
-  await tx.execute(sql`
+function requeueIfDivergentSql(s: PaymentSnapshot): SQL {
+  return sql`
     update payments set next_poll_at = now()
     where provider = ${s.provider} and provider_payment_id = ${s.providerPaymentId}
       and (status, provider_status, amount_minor, currency, refunded_minor, charged_back_minor)
         is distinct from
           (${s.status}, ${s.providerStatus}, ${s.amount.minor}::bigint, ${s.amount.currency}, ${s.refundedMinor}::bigint, ${s.chargedBackMinor}::bigint)
-      and (next_poll_at is null or next_poll_at > now())`);
+      and (next_poll_at is null or next_poll_at > now())`;
+}
+
+let guard: SQL | undefined;
+
+/**
+ * The status rules' WHERE, with its constants (provider and status names) written into
+ * the statement text once instead of sent as some twenty parameters on every upsert:
+ * the same SQL, cheaper to build, bind and plan.
+ */
+function replaceGuard(): SQL {
+  if (!guard) {
+    const { text, params } = toQuery(replaceGuardSql());
+    const literal = (value: unknown) => {
+      if (typeof value !== 'string' || !/^[a-z_]+$/.test(value)) throw new Error(`unexpected constant in the status guard: ${String(value)}`);
+      return `'${value}'`;
+    };
+    // Highest placeholder first, so $1 never rewrites the start of $12.
+    guard = sql.raw(params.reduceRight<string>((out, value, index) => out.replaceAll(`$${index + 1}`, literal(value)), text));
+  }
+  return guard;
 }
 
 /**
@@ -174,7 +292,7 @@ export function guardedUpsertSql(s: PaymentSnapshot, fence: number, nextPollAt: 
       updated_at = now(),
       last_synced_at = now(),
       next_poll_at = excluded.next_poll_at
-    where ${replaceGuardSql()}
+    where ${replaceGuard()}
       and (payments.status, payments.provider_status, payments.amount_minor, payments.currency,
            payments.refunded_minor, payments.charged_back_minor)
         is distinct from
@@ -183,7 +301,7 @@ export function guardedUpsertSql(s: PaymentSnapshot, fence: number, nextPollAt: 
     returning id, version, (xmax = 0) as inserted, previous, updated_at`;
 }
 
-/** The transition row and the outbox events of one change, in one statement. */
+/** The transition row, the outbox events and the receipts' settlement of one change, in one statement. */
 export function transitionAndEventsSql(input: {
   paymentRowId: number;
   version: number;
@@ -194,8 +312,10 @@ export function transitionAndEventsSql(input: {
   receiptId: number | null;
   snapshotJson: string;
   events: OutboxEventRow[];
+  settleReceiptIds?: number[];
 }): SQL {
   const { paymentRowId, version, source, previous, snapshot: s, fence, receiptId, snapshotJson, events } = input;
+  const settle = input.settleReceiptIds ?? [];
   return sql`
       with transition as (
         insert into payment_transitions (
@@ -205,7 +325,7 @@ export function transitionAndEventsSql(input: {
           ${paymentRowId}, ${version}, ${source}, ${previous?.status ?? null}, ${s.status},
           ${previous?.providerStatus ?? null}, ${s.providerStatus}, ${fence}, ${receiptId},
           ${snapshotJson}::jsonb)
-      )
+      )${settle.length > 0 ? sql`, settled as (${settleReceiptsSql(settle, 'processed')})` : sql``}
       insert into outbox (event_id, dedupe_key, type, provider, provider_payment_id, payment_version, payload)
       select event_id, dedupe_key, type, provider, provider_payment_id, payment_version, payload
       from jsonb_to_recordset(${JSON.stringify(events)}::jsonb) as e(

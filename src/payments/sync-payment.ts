@@ -21,6 +21,8 @@ export interface SyncInput {
   providerPaymentId: string;
   source: SyncSource;
   receiptId?: number | null;
+  /** Pending receipts this sync answers: settled in the sync's own transaction (see ApplyInput). */
+  settleReceiptIds?: number[];
   /** Overrides the locker's default wait (the return page waits longer than a webhook). */
   lockWaitMs?: number;
 }
@@ -87,6 +89,7 @@ async function fetchAndApply(
     fence,
     source: input.source,
     receiptId: input.receiptId ?? null,
+    settleReceiptIds: input.settleReceiptIds,
     nextPollAt: deps.schedulePoll?.({ provider: input.provider, providerStatus: snapshot.providerStatus, method: snapshot.method }) ?? null,
   });
   return { outcome: applied.changed ? 'changed' : 'unchanged', ...applied };

@@ -235,9 +235,14 @@ export const gocardlessReceiptHandler: ReceiptHandler = {
 
     const syncFailures = new Map<number, ReceiptOutcome>();
     const notFound = new Set<number>();
+    /** Payment-event receipts the sync's own transaction settled. */
+    const settledBySync = new Set<number>();
     const syncGroup = async (group: { account: string; paymentId: string; items: ParsedReceipt[] }) => {
       // A recovered event's sync is a reconciliation, not a delivery; the events say which.
       const source: SyncSource = group.items.every((item) => item.receipt.signature === 'fetched') ? 'sweep' : 'webhook';
+      // Only payment events settle with the sync. Other events on the payment (refunds)
+      // are forwarded, and their receipts settle in the forwarding transaction below.
+      const settleReceiptIds = group.items.filter((item) => item.event.resource_type === 'payments').map((item) => item.receipt.id);
       try {
         const result = await syncPayment(deps, {
           provider: 'gocardless',
@@ -245,8 +250,10 @@ export const gocardlessReceiptHandler: ReceiptHandler = {
           providerPaymentId: group.paymentId,
           source,
           receiptId: group.items[0]!.receipt.id,
+          settleReceiptIds,
         });
         if (result.outcome === 'not_found') for (const item of group.items) notFound.add(item.receipt.id);
+        else if (result.settledReceipts) for (const id of settleReceiptIds) settledBySync.add(id);
       } catch (error) {
         const outcome = retryOutcome(error);
         for (const item of group.items) syncFailures.set(item.receipt.id, outcome);
@@ -268,7 +275,7 @@ export const gocardlessReceiptHandler: ReceiptHandler = {
       } else if (!item.event.links.payment) {
         outcomes.set(id, { state: 'ignored', note: 'payment event without links.payment' });
       } else {
-        outcomes.set(id, { state: 'processed' });
+        outcomes.set(id, { state: 'processed', alreadySettled: settledBySync.has(id) });
       }
     }
 

@@ -160,9 +160,15 @@ export const mollieReceiptHandler: ReceiptHandler = {
           providerPaymentId: group.paymentId,
           source: 'webhook',
           receiptId: Math.min(...group.receipts.map((r) => r.id)),
+          settleReceiptIds: group.receipts.map((r) => r.id),
         });
         // A 404 proves the id unknown to Mollie: nothing to create, nothing to retry.
-        settle(group.receipts, result.outcome === 'not_found' ? { state: 'ignored', note: `Mollie has no payment ${group.paymentId}` } : { state: 'processed' });
+        settle(
+          group.receipts,
+          result.outcome === 'not_found'
+            ? { state: 'ignored', note: `Mollie has no payment ${group.paymentId}` }
+            : { state: 'processed', alreadySettled: result.settledReceipts },
+        );
       } catch (error) {
         // Lock busy, Mollie slow, rate-limited or down: the receipt stays due.
         settle(group.receipts, retryOutcome(error));

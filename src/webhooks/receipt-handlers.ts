@@ -11,7 +11,8 @@ import { deferReceipt, settleReceipts, type ReceiptState } from './receipts.js';
  * receipt pending for a later attempt.
  */
 export type ReceiptOutcome =
-  | { state: ReceiptState; note?: string }
+  /** `alreadySettled`: the sync that answered it settled it in its own transaction; nothing left to write. */
+  | { state: ReceiptState; note?: string; alreadySettled?: boolean }
   | { state: 'retry'; error: string; retryAfterMs?: number };
 
 export interface ReceiptHandler {
@@ -38,6 +39,8 @@ export async function applyOutcomes(deps: Deps, receipts: SelectWebhookReceipt[]
       const state = await deferReceipt(deps.db, receipt, outcome.error, outcome.retryAfterMs);
       counts[state]++;
       deps.logger.warn({ receiptId: receipt.id, provider: receipt.provider, attempts: receipt.attempts, state, error: outcome.error }, 'receipt deferred');
+    } else if (outcome.alreadySettled) {
+      counts[outcome.state]++;
     } else {
       const key = `${outcome.state}\u0000${outcome.note ?? ''}`;
       const group = settled.get(key) ?? { state: outcome.state, note: outcome.note, ids: [] };

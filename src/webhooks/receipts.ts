@@ -1,5 +1,6 @@
 import { sql, type SQL } from 'drizzle-orm';
 import type { DbOrTx } from '../db/client.js';
+import { executePrepared } from '../db/prepared.js';
 import type { SelectWebhookReceipt } from '../db/schema/webhook-receipts.js';
 import type { ProviderName } from '../providers/types.js';
 
@@ -56,7 +57,7 @@ export function nextRetryDelayMs(attempts: number, retryAfterMs?: number, random
 export async function recordReceipts(db: DbOrTx, receipts: NewReceipt[]): Promise<RecordedReceipt[]> {
   if (receipts.length === 0) return [];
   const rows = receiptRows(receipts);
-  const inserted = await db.execute<{ id: number; event_id: string | null }>(recordReceiptsSql(rows));
+  const inserted = await executePrepared<{ id: number; event_id: string | null }>(db, recordReceiptsSql(rows));
   const byEvent = new Map<string, number>();
   const plainIds: number[] = [];
   for (const row of inserted) {

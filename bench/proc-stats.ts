@@ -24,3 +24,55 @@ export async function sampleProcess(pid: number): Promise<ProcSample> {
 export function cpuCores(from: ProcSample, to: ProcSample): number {
   return (to.cpuSeconds - from.cpuSeconds) / ((to.at - from.at) / 1000);
 }
+
+/** Busy and total jiffies of the whole machine (all cores), from /proc/stat. */
+export interface SystemSample {
+  busy: number;
+  total: number;
+}
+
+export async function sampleSystem(): Promise<SystemSample> {
+  const line = (await readFile('/proc/stat', 'utf8')).split('\n', 1)[0]!;
+  const values = line.trim().split(/\s+/).slice(1).map(Number);
+  const idle = (values[3] ?? 0) + (values[4] ?? 0); // idle + iowait
+  const total = values.slice(0, 8).reduce((sum, value) => sum + value, 0);
+  return { busy: total - idle, total };
+}
+
+/** Cores busy machine-wide between two samples (anything running, not only the benchmark). */
+export function systemBusyCores(from: SystemSample, to: SystemSample, cores: number): number {
+  const total = to.total - from.total;
+  return total > 0 ? ((to.busy - from.busy) / total) * cores : 0;
+}
+
+export async function loadAverage(): Promise<[number, number, number]> {
+  const [one, five, fifteen] = (await readFile('/proc/loadavg', 'utf8')).split(' ').map(Number);
+  return [one ?? 0, five ?? 0, fifteen ?? 0];
+}
+
+/**
+ * Samples a process's RSS every `intervalMs` until stopped; reports the highest seen.
+ * (VmHWM is the peak over the whole life of the process, start-up included.)
+ */
+export function watchRss(pid: number, intervalMs = 200): { stop(): Promise<{ maxRssBytes: number; peakRssBytes: number }> } {
+  let maxRssBytes = 0;
+  let peakRssBytes = 0;
+  const tick = async () => {
+    try {
+      const sample = await sampleProcess(pid);
+      maxRssBytes = Math.max(maxRssBytes, sample.rssBytes);
+      peakRssBytes = Math.max(peakRssBytes, sample.peakRssBytes);
+    } catch {
+      // the process is gone
+    }
+  };
+  void tick();
+  const timer = setInterval(() => void tick(), intervalMs);
+  return {
+    async stop() {
+      clearInterval(timer);
+      await tick();
+      return { maxRssBytes, peakRssBytes };
+    },
+  };
+}

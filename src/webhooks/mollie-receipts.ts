@@ -63,16 +63,36 @@ export function newMollieReceipt(input: {
   signature: 'valid' | 'absent';
 }): NewReceipt {
   const resourceId = input.webhook.kind === 'classic' ? input.webhook.id : input.webhook.entityId;
+  const stored = input.webhook.kind === 'event' ? withoutEmbeddedSnapshot(input.rawBody) : null;
   return {
     provider: 'mollie',
     account: input.account,
     eventId: input.webhook.kind === 'event' ? input.webhook.eventId : null,
     resourceType: idPrefixKind(resourceId),
     resourceId,
-    body: input.rawBody,
-    headers: input.headers,
+    body: stored?.body ?? input.rawBody,
+    headers: stored ? { ...input.headers, 'x-gateway-redacted': '_embedded' } : input.headers,
     signature: input.signature,
   };
+}
+
+/**
+ * A signed "full" event embeds the payment as Mollie's GET returns it, consumer names,
+ * IBANs and card holders included. The gateway never uses that copy (it fetches the
+ * payment), so the receipt keeps the event without it: billing needs none of it, and
+ * replay re-signs bodies anyway. The signature was verified over the original bytes
+ * before this; the header says the stored body was redacted.
+ */
+function withoutEmbeddedSnapshot(rawBody: Uint8Array): { body: Uint8Array } | null {
+  let event: Record<string, unknown>;
+  try {
+    event = JSON.parse(new TextDecoder().decode(rawBody)) as Record<string, unknown>;
+  } catch {
+    return null;
+  }
+  if (!event || typeof event !== 'object' || event._embedded === undefined || event._embedded === null) return null;
+  const { _embedded: _dropped, ...rest } = event;
+  return { body: new TextEncoder().encode(JSON.stringify(rest)) };
 }
 
 /** The just-recorded receipt as the handler sees it, without reading it back. */

@@ -373,6 +373,27 @@ describe('next-gen signed events', () => {
     expect(sandbox.requestCount(payment.id)).toBe(1);
   });
 
+  it('keeps a snapshot event without its embedded payment: no consumer names or IBANs at rest', async () => {
+    const payment = sandbox.createPayment({ status: 'paid' });
+    const entity = {
+      ...(sandbox.paymentJson(payment.id) as Record<string, unknown>),
+      details: { consumerName: 'Jan Jansen', consumerAccount: 'NL53INGB0654422370', consumerBic: 'INGBNL2A' },
+    };
+    const res = await signedEvent({ type: 'payment.paid', entityId: payment.id, entity, mode: 'snapshot' }, NEW_SECRET);
+    expect(res.status).toBe(200);
+    const rows = await sql<{ body: Buffer; headers: Record<string, string> }[]>`
+      select body, headers from webhook_receipts where resource_id = ${payment.id}`;
+    expect(rows).toHaveLength(1);
+    const stored = rows[0]!.body.toString('utf8');
+    expect(JSON.parse(stored)).toMatchObject({ entityId: payment.id, type: 'payment.paid' });
+    expect(stored).not.toContain('_embedded');
+    for (const value of Object.values(entity.details as Record<string, unknown>)) {
+      if (typeof value === 'string' && value.length > 3) expect(stored).not.toContain(value);
+    }
+    expect(rows[0]!.headers['x-gateway-redacted']).toBe('_embedded');
+    expect(await paymentRow(payment.id)).toMatchObject({ status: 'paid' });
+  });
+
   it('stores events that are not about a payment and answers 200', async () => {
     for (const [type, entityId] of [['payout.completed', 'po_abc123'], ['payment-link.paid', 'pl_abc123'], ['sales-invoice.paid', 'invoice_abc123']]) {
       const res = await signedEvent({ type: type!, entityId: entityId! }, NEW_SECRET);

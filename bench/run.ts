@@ -499,7 +499,7 @@ async function scenarioA(ctx: Context): Promise<ScenarioAResult> {
     await ctx.sandbox.call({ command: 'mollie.bulk', prefix, from: 0, count: poolSize, status: 'paid' });
     let next = 0;
     const ids = () => `${prefix}${next++ % poolSize}`;
-    const name = `a${index}-${variant.lock}-${variant.runtime}${variant.nodeOptions ? '-heapcap' : ''}`;
+    const name = `a${index + 1}-${variant.lock}-${variant.runtime}${variant.nodeOptions ? '-heapcap' : ''}`;
     const gatewayEnv: Record<string, string> = variant.nodeOptions ? { NODE_OPTIONS: variant.nodeOptions } : {};
     const { value, gateway } = await withGateway(ctx, name, { lock: variant.lock, runtime: variant.runtime, env: gatewayEnv }, async (gw) => {
       await autocannon({ url: gw.url, connections: CONNECTIONS, duration: WARMUP_SECONDS, requests: [mollieWebhook(ids)] });

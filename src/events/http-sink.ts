@@ -1,4 +1,5 @@
 import { Webhook } from 'standardwebhooks';
+import { callDeadline } from '../call-deadline.js';
 import { parseRetryAfter } from './delivery-schedule.js';
 import type { OutboundEvent } from './payment-events.js';
 import { eventBody, sinkId, type DeliveryOutcome, type EventSink } from './sinks.js';
@@ -66,38 +67,46 @@ export function createHttpSink(options: HttpSinkOptions): EventSink {
     async deliver(event: OutboundEvent): Promise<DeliveryOutcome> {
       const body = eventBody(event);
       const at = now();
-      const signal = AbortSignal.timeout(options.timeoutMs);
-      let response: Response;
+      const deadline = callDeadline(options.timeoutMs);
       try {
-        response = await fetchImpl(endpoint.url, {
-          method: 'POST',
-          headers: {
-            'content-type': 'application/json',
-            'user-agent': USER_AGENT,
-            ...(endpoint.authorization ? { authorization: endpoint.authorization } : {}),
-            ...signedHeaders(signers, event.id, at, body),
-          },
-          body,
-          // Standard Webhooks: a 3xx is a failure, never followed.
-          redirect: 'manual',
-          signal,
-        });
-      } catch (error) {
-        // The URL's query may hold a token: an error that quotes the URL gets the loggable form.
-        const reason = describeFailure(error, options.timeoutMs).replaceAll(endpoint.url, target).replaceAll(options.url, target);
-        return { kind: 'failed', status: null, error: reason };
+        return await deliverOnce(event, body, at, deadline.signal);
+      } finally {
+        deadline.end();
       }
-      const snippet = await readSnippet(response).catch(() => '');
-      if (response.status >= 200 && response.status < 300) return { kind: 'delivered', status: response.status };
-      if (response.status === 410) return { kind: 'gone', status: 410, error: `410 Gone${snippet ? `: ${snippet}` : ''}` };
-      return {
-        kind: 'failed',
-        status: response.status,
-        error: `HTTP ${response.status}${snippet ? `: ${snippet}` : ''}`,
-        retryAfterMs: parseRetryAfter(response.headers.get('retry-after'), at.getTime()),
-      };
     },
   };
+
+  async function deliverOnce(event: OutboundEvent, body: string, at: Date, signal: AbortSignal): Promise<DeliveryOutcome> {
+    let response: Response;
+    try {
+      response = await fetchImpl(endpoint.url, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'user-agent': USER_AGENT,
+          ...(endpoint.authorization ? { authorization: endpoint.authorization } : {}),
+          ...signedHeaders(signers, event.id, at, body),
+        },
+        body,
+        // Standard Webhooks: a 3xx is a failure, never followed.
+        redirect: 'manual',
+        signal,
+      });
+    } catch (error) {
+      // The URL's query may hold a token: an error that quotes the URL gets the loggable form.
+      const reason = describeFailure(error, options.timeoutMs).replaceAll(endpoint.url, target).replaceAll(options.url, target);
+      return { kind: 'failed', status: null, error: reason };
+    }
+    const snippet = await readSnippet(response).catch(() => '');
+    if (response.status >= 200 && response.status < 300) return { kind: 'delivered', status: response.status };
+    if (response.status === 410) return { kind: 'gone', status: 410, error: `410 Gone${snippet ? `: ${snippet}` : ''}` };
+    return {
+      kind: 'failed',
+      status: response.status,
+      error: `HTTP ${response.status}${snippet ? `: ${snippet}` : ''}`,
+      retryAfterMs: parseRetryAfter(response.headers.get('retry-after'), at.getTime()),
+    };
+  }
 }
 
 /** Reads at most a few hundred bytes of the answer and lets the connection go. */

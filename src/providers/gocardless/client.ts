@@ -7,6 +7,7 @@
  * this client never retries by itself, the caller's poller owns the schedule.
  */
 import { z } from 'zod';
+import { callDeadline } from '../../call-deadline.js';
 import { ProviderError, type FetchOptions, type FetchResult, type PaymentProvider } from '../types.js';
 import { GoCardlessMappingError, goCardlessPaymentEnvelopeSchema, mapGoCardlessPaymentResource } from './mapping.js';
 import { goCardlessEventSchema, type GoCardlessEvent } from './webhook.js';
@@ -187,8 +188,7 @@ export function createGoCardlessProvider(config: GoCardlessProviderConfig): GoCa
     if (signal?.aborted) {
       throw new ProviderError('gocardless', 'timeout', `${label} was aborted by the caller before it started`, true, undefined, { cause: signal.reason });
     }
-    const timeout = AbortSignal.timeout(timeoutMs);
-    const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
+    const deadline = callDeadline(timeoutMs, signal);
 
     let response: Response;
     let text: string;
@@ -201,12 +201,12 @@ export function createGoCardlessProvider(config: GoCardlessProviderConfig): GoCa
           Accept: 'application/json',
         },
         redirect: 'manual',
-        signal: combined,
+        signal: deadline.signal,
       });
       // The deadline covers the body too: a server that stalls mid-body is as slow as one that never answers.
       text = await response.text();
     } catch (error) {
-      if (timeout.aborted && !signal?.aborted) {
+      if (deadline.timedOut && !signal?.aborted) {
         throw new ProviderError('gocardless', 'timeout', `${label} timed out after ${timeoutMs} ms`, true, undefined, { cause: error });
       }
       if (signal?.aborted) {
@@ -214,6 +214,8 @@ export function createGoCardlessProvider(config: GoCardlessProviderConfig): GoCa
       }
       const reason = error instanceof Error ? (error.cause instanceof Error ? error.cause.message : error.message) : String(error);
       throw new ProviderError('gocardless', 'unavailable', `${label} failed: ${reason}`, true, undefined, { cause: error });
+    } finally {
+      deadline.end();
     }
 
     const nowMs = now();

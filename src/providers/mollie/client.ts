@@ -14,6 +14,7 @@ import {
   SDKValidationError,
   UnexpectedClientError,
 } from 'mollie-api-typescript/models/errors';
+import { callDeadline } from '../../call-deadline.js';
 import { MoneyError } from '../../payments/money.js';
 import {
   ProviderError,
@@ -85,6 +86,9 @@ export function isMollieProvider(provider: PaymentProvider | undefined): provide
     typeof candidate.listRecentPayments === 'function'
   );
 }
+
+/** Statuses whose Response may not carry a body (the Response constructor refuses one). */
+const NULL_BODY_STATUSES = new Set([101, 204, 205, 304]);
 
 const PAYMENT_ID = /^tr_[A-Za-z0-9]+$/;
 const SUB_RESOURCE_ID = /^(re|chb)_[A-Za-z0-9]+$/;
@@ -184,11 +188,18 @@ export function createMollieProvider(config: MollieProviderConfig): MollieProvid
 
   // The SDK's own timeoutMs is silently skipped when the caller passes a signal, so the
   // per-attempt timeout lives in the fetcher, combined with whatever signal the SDK set.
+  // The body is read here, inside the limit, so the timer is gone when the call is.
   const httpClient = new HTTPClient({
-    fetcher: (input, init) => {
+    fetcher: async (input, init) => {
       const request = input instanceof Request && init === undefined ? input : new Request(input, init);
-      const signal = AbortSignal.any([request.signal, AbortSignal.timeout(timeoutMs)]);
-      return baseFetch(new Request(request, { signal }));
+      const deadline = callDeadline(timeoutMs, request.signal);
+      try {
+        const response = await baseFetch(request, { signal: deadline.signal });
+        const body = NULL_BODY_STATUSES.has(response.status) ? null : await response.arrayBuffer();
+        return new Response(body, { status: response.status, statusText: response.statusText, headers: response.headers });
+      } finally {
+        deadline.end();
+      }
     },
   });
 

@@ -5,11 +5,11 @@
  * so a slow reader cannot stall the gateway's synchronous stdout writes.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdir, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { openSync, closeSync } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
-import ts from 'typescript';
+import { build } from '../scripts/build.mjs';
 
 export const ROOT = path.resolve(import.meta.dirname, '..');
 /** Inside node_modules so the build resolves the project's dependencies, and git ignores it. */
@@ -34,42 +34,15 @@ export async function freePort(): Promise<number> {
   });
 }
 
-async function sourceFiles(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  for (const entry of await readdir(dir, { withFileTypes: true })) {
-    const full = path.join(dir, entry.name);
-    if (entry.isDirectory()) out.push(...(await sourceFiles(full)));
-    else if (/\.tsx?$/.test(entry.name) && !entry.name.endsWith('.d.ts')) out.push(full);
-  }
-  return out;
-}
-
 /**
- * Transpiles src/ file by file with the TypeScript compiler (no type check, no bundling:
- * the same modules tsx would load, minus the load-time transform). Returns the build's
- * entry point and how long the build took.
+ * The gateway as `npm start` runs it: src/ transpiled by scripts/build.mjs (no type
+ * check, no bundling), here into BUILD_DIR/src so another source tree can be measured.
+ * Returns the build's entry point and how long the build took.
  */
 export async function buildGateway(): Promise<{ entry: string; ms: number }> {
   const started = performance.now();
   await rm(BUILD_DIR, { recursive: true, force: true });
-  const files = await sourceFiles(path.join(SOURCE_ROOT, 'src'));
-  const compilerOptions: ts.CompilerOptions = {
-    target: ts.ScriptTarget.ES2022,
-    module: ts.ModuleKind.ES2022,
-    jsx: ts.JsxEmit.ReactJSX,
-    jsxImportSource: 'hono/jsx',
-    esModuleInterop: true,
-    sourceMap: true,
-  };
-  for (const file of files) {
-    const source = await readFile(file, 'utf8');
-    const out = ts.transpileModule(source, { compilerOptions, fileName: file });
-    const relative = path.relative(SOURCE_ROOT, file).replace(/\.tsx?$/, '.js');
-    const target = path.join(BUILD_DIR, relative);
-    await mkdir(path.dirname(target), { recursive: true });
-    await writeFile(target, out.outputText);
-    if (out.sourceMapText) await writeFile(`${target}.map`, out.sourceMapText);
-  }
+  await build({ srcDir: path.join(SOURCE_ROOT, 'src'), outDir: path.join(BUILD_DIR, 'src') });
   // The entry finds its migrations at ../drizzle; package.json makes the .js files ES modules.
   await symlink(path.join(SOURCE_ROOT, 'drizzle'), path.join(BUILD_DIR, 'drizzle'));
   await writeFile(path.join(BUILD_DIR, 'package.json'), JSON.stringify({ type: 'module' }));
@@ -90,6 +63,8 @@ export interface StartGatewayOptions {
   runtime: GatewayRuntime;
   env: Record<string, string>;
   logFile: string;
+  /** --max-old-space-size, as `npm start` passes it; null for V8's default. */
+  heapCapMb: number | null;
   /** Directory for a --cpu-prof profile, written when the process exits. */
   cpuProfDir?: string;
   timeoutMs?: number;
@@ -97,7 +72,9 @@ export interface StartGatewayOptions {
 
 export async function startGateway(options: StartGatewayOptions): Promise<GatewayProcess> {
   const port = await freePort();
-  const args: string[] = [];
+  // Flags NODE_OPTIONS refuses (e.g. --trace-gc), for investigations: BENCH_GATEWAY_NODE_ARGS.
+  const args: string[] = (process.env.BENCH_GATEWAY_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+  if (options.heapCapMb !== null) args.push(`--max-old-space-size=${options.heapCapMb}`);
   if (options.cpuProfDir) {
     await mkdir(options.cpuProfDir, { recursive: true });
     args.push('--cpu-prof', `--cpu-prof-dir=${options.cpuProfDir}`);

@@ -28,6 +28,9 @@ export interface PacedResult {
   p90Ms: number;
   p99Ms: number;
   maxMs: number;
+  /** How late the driver itself sent a request (its own event loop stalls), p99 and max. */
+  sendLagP99Ms: number;
+  sendLagMaxMs: number;
   non2xx: number;
   errors: number;
   statusCodes: Record<string, number>;
@@ -56,7 +59,9 @@ export async function pacedLoad(options: {
   let ok = 0;
   const inFlight = new Set<Promise<void>>();
 
+  const sendLags: number[] = [];
   const fire = (scheduledAt: number) => {
+    sendLags.push(performance.now() - scheduledAt);
     const request = options.next();
     const done = new Promise<void>((resolve) => {
       const req = http.request(
@@ -104,6 +109,7 @@ export async function pacedLoad(options: {
   const elapsed = (performance.now() - started) / 1000;
   agent.destroy();
   latencies.sort((a, b) => a - b);
+  sendLags.sort((a, b) => a - b);
   const round = (value: number) => Math.round(value * 10) / 10;
   return {
     targetRate: options.rate,
@@ -114,6 +120,8 @@ export async function pacedLoad(options: {
     p90Ms: round(percentile(latencies, 90)),
     p99Ms: round(percentile(latencies, 99)),
     maxMs: round(latencies.at(-1) ?? 0),
+    sendLagP99Ms: round(percentile(sendLags, 99)),
+    sendLagMaxMs: round(sendLags.at(-1) ?? 0),
     non2xx: sent - ok - errors,
     errors,
     statusCodes,

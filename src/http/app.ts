@@ -1,5 +1,4 @@
 import { Hono, type Context } from 'hono';
-import { bodyLimit } from 'hono/body-limit';
 import type { Deps } from '../deps.js';
 import { consoleRoutes } from '../console/routes.js';
 import { AppError, toErrorResponse } from './errors.js';
@@ -9,6 +8,7 @@ import { outboundEventRoutes } from './routes/events.js';
 import { healthRoutes } from './routes/health.js';
 import { mollieWebhookRoutes } from './routes/mollie-webhooks.js';
 import { paymentRoutes } from './routes/payments.js';
+import { bodyLimit } from './body-limit.js';
 
 export const WEBHOOK_BODY_LIMIT = 4 * 1024 * 1024;
 export const API_BODY_LIMIT = 64 * 1024;

@@ -6,13 +6,13 @@
  * verify → record the receipt (durable) → process inline with a deadline → answer 200.
  */
 import { Hono, type Context } from 'hono';
-import { bodyLimit } from 'hono/body-limit';
 import type { Deps } from '../../deps.js';
 import { MOLLIE_SIGNATURE_HEADER, verifyMollieSignature } from '../../providers/mollie/signature.js';
 import { parseMollieWebhook } from '../../providers/mollie/webhook.js';
 import { receiptHandlers } from '../../webhooks/handlers.js';
 import { newMollieReceipt, pendingReceipt, processReceiptsInline } from '../../webhooks/mollie-receipts.js';
 import { recordReceipts } from '../../webhooks/receipts.js';
+import { bodyLimit } from '../body-limit.js';
 import { AppError, badRequest } from '../errors.js';
 import { annotateRequest, type AppEnv } from '../middleware.js';
 

@@ -1152,7 +1152,9 @@ async function main(): Promise<void> {
   await writeReport(report);
 }
 
+// Interrupted or told to stop: the private Redis, gateways, sandboxes and bench databases go too.
 process.on('SIGINT', () => void cleanUp().finally(() => process.exit(130)));
+process.on('SIGTERM', () => void cleanUp().finally(() => process.exit(143)));
 main()
   .then(cleanUp, async (error: unknown) => {
     say(`benchmark failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);

@@ -60,7 +60,19 @@ async function main() {
   await waitForRedis(deps);
   const app = createApp(deps);
   const jobs = startBackgroundJobs(deps);
-  const server = serve({ fetch: app.fetch, port: env.PORT, hostname: process.env.HOST ?? '0.0.0.0' }, (info) => {
+  // Requests being handled, so shutdown can wait for their handlers: a client that gives up
+  // closes its socket, but the handler goes on and must finish before the pool closes.
+  const handling = new Set<Promise<unknown>>();
+  const fetch: typeof app.fetch = (request, ...rest) => {
+    const handled = Promise.resolve(app.fetch(request, ...rest));
+    const tracked: Promise<void> = handled.then(
+      () => void handling.delete(tracked),
+      () => void handling.delete(tracked),
+    );
+    handling.add(tracked);
+    return handled;
+  };
+  const server = serve({ fetch, port: env.PORT, hostname: process.env.HOST ?? '0.0.0.0' }, (info) => {
     deps.logger.info(
       {
         port: info.port,
@@ -78,8 +90,12 @@ async function main() {
     if (stopping) return;
     stopping = true;
     deps.logger.info({ signal }, 'shutting down');
-    // Stop taking requests, let in-flight work finish, then close connections.
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    // Stop taking requests, let every handler finish (even one whose client left), close the
+    // keep-alive sockets still open, then stop the jobs and close the pools.
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    while (handling.size > 0) await Promise.allSettled([...handling]);
+    if ('closeAllConnections' in server) server.closeAllConnections();
+    await closed;
     await jobs.stop();
     await deps.close();
     await embedded?.stop();

@@ -6,6 +6,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -37,6 +38,24 @@ function gatewayProcess(port: number): { pid: number; args: string[] } | undefin
     }
   }
   return undefined;
+}
+
+/** A Mollie webhook on a connection of its own (`Connection: close`), which the caller can hang up. */
+function postOnce(body: string): { status: Promise<number | 'hung up'>; hangUp(): void } {
+  const target = new URL(url);
+  let request: http.ClientRequest;
+  const status = new Promise<number | 'hung up'>((resolve) => {
+    request = http.request(
+      { host: target.hostname, port: target.port, path: '/webhooks/mollie', method: 'POST', agent: false, headers: { 'content-type': 'application/x-www-form-urlencoded', 'content-length': Buffer.byteLength(body) } },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      },
+    );
+    request.on('error', () => resolve('hung up'));
+    request.end(body);
+  });
+  return { status, hangUp: () => request.destroy() };
 }
 
 async function webhook(id: string): Promise<Response> {
@@ -106,26 +125,34 @@ describe('npm start', () => {
     expect(rows).toEqual([{ status: 'paid' }]);
   });
 
-  it('SIGTERM while a webhook is being processed: the webhook is answered, its payment stored, exit 0', async () => {
+  it('SIGTERM while webhooks are being processed: each is finished (even one whose caller left), the waiting one answered, exit 0', async () => {
     const gateway = gatewayProcess(Number(new URL(url).port))!;
-    const payment = sandbox.createPayment({ status: 'paid' });
-    sandbox.setLatency(1500, payment.id);
-    const answer = webhook(payment.id);
-    // Until the gateway is waiting on the provider for this payment.
+    const answered = sandbox.createPayment({ status: 'paid' });
+    const abandoned = sandbox.createPayment({ status: 'paid' });
+    sandbox.setLatency(1000, answered.id);
+    sandbox.setLatency(2500, abandoned.id);
+    // One connection per request, closed after its answer (no keep-alive socket holds the server open).
+    const answer = postOnce(`id=${answered.id}`);
+    const gaveUp = postOnce(`id=${abandoned.id}`);
+    // Until the gateway is waiting on the provider for both payments.
     const deadline = Date.now() + 10_000;
-    while ((sandbox.state.requestCounts.get(payment.id) ?? 0) === 0) {
-      if (Date.now() > deadline) throw new Error('the gateway never fetched the payment');
+    while ([answered.id, abandoned.id].some((id) => (sandbox.state.requestCounts.get(id) ?? 0) === 0)) {
+      if (Date.now() > deadline) throw new Error('the gateway never fetched the payments');
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
+    // One caller hangs up (its socket closes while the handler still waits on Mollie), then SIGTERM.
+    gaveUp.hangUp();
     process.kill(gateway.pid, 'SIGTERM');
 
-    const res = await answer;
-    expect(res.status).toBe(200);
-    const rows = await sql<{ status: string }[]>`select status from payments where provider = 'mollie' and provider_payment_id = ${payment.id}`;
-    expect(rows).toEqual([{ status: 'paid' }]);
-    const [receipt] = await sql<{ state: string }[]>`select state from webhook_receipts where resource_id = ${payment.id}`;
-    expect(receipt?.state).toBe('processed');
+    expect(await answer.status).toBe(200);
+    expect(await gaveUp.status).toBe('hung up');
     expect(await exited).toBe(0);
+    for (const id of [answered.id, abandoned.id]) {
+      const rows = await sql<{ status: string }[]>`select status from payments where provider = 'mollie' and provider_payment_id = ${id}`;
+      expect(rows, id).toEqual([{ status: 'paid' }]);
+      const [receipt] = await sql<{ state: string }[]>`select state from webhook_receipts where resource_id = ${id}`;
+      expect(receipt?.state, id).toBe('processed');
+    }
     expect(output).not.toMatch(/uncaught|TypeError/i);
   }, 30_000);
 });

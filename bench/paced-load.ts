@@ -33,6 +33,8 @@ export interface PacedResult {
   sendLagMaxMs: number;
   non2xx: number;
   errors: number;
+  /** Transport failures by code (ECONNRESET, timeout, ...). */
+  errorCodes: Record<string, number>;
   statusCodes: Record<string, number>;
 }
 
@@ -56,6 +58,7 @@ export async function pacedLoad(options: {
   const latencies: number[] = [];
   const statusCodes: Record<string, number> = {};
   let errors = 0;
+  const errorCodes: Record<string, number> = {};
   let ok = 0;
   const inFlight = new Set<Promise<void>>();
 
@@ -86,8 +89,10 @@ export async function pacedLoad(options: {
         },
       );
       req.on('timeout', () => req.destroy(new Error('timeout')));
-      req.on('error', () => {
+      req.on('error', (error: NodeJS.ErrnoException) => {
         errors++;
+        const code = error.code ?? error.message;
+        errorCodes[code] = (errorCodes[code] ?? 0) + 1;
         resolve();
       });
       req.end(request.body);
@@ -124,6 +129,7 @@ export async function pacedLoad(options: {
     sendLagMaxMs: round(sendLags.at(-1) ?? 0),
     non2xx: sent - ok - errors,
     errors,
+    errorCodes,
     statusCodes,
   };
 }

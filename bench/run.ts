@@ -322,6 +322,7 @@ interface LoadStats {
   /** Paced passes: how late the driver sent requests (a stall of its own, not the gateway's). */
   driverLagP99Ms?: number;
   driverLagMaxMs?: number;
+  errorCodes?: Record<string, number>;
 }
 
 function fromPaced(result: PacedResult): LoadStats {
@@ -339,6 +340,7 @@ function fromPaced(result: PacedResult): LoadStats {
     statusCodes: result.statusCodes,
     driverLagP99Ms: result.sendLagP99Ms,
     driverLagMaxMs: result.sendLagMaxMs,
+    errorCodes: result.errorCodes,
   };
 }
 
@@ -458,6 +460,7 @@ function printLoad(label: string, stats: LoadStats, usage: Usage): void {
   say(
     `  ${label}: ${stats.rate}/s, p50 ${stats.p50Ms} ms, p99 ${stats.p99Ms} ms, non-2xx ${stats.non2xx}, errors ${stats.errors}; ${cpuMsPer(usage, stats.rate)} ms gateway CPU per request; ` +
       (stats.driverLagMaxMs !== undefined ? `driver sent late by p99 ${stats.driverLagP99Ms} ms, max ${stats.driverLagMaxMs} ms; ` : '') +
+      (stats.errorCodes && Object.keys(stats.errorCodes).length > 0 ? `errors by code ${JSON.stringify(stats.errorCodes)}; ` : '') +
       `gateway ${usage.gatewayCpuCores} cores, sandbox ${usage.sandboxCpuCores}, driver ${usage.driverCpuCores}, machine ${usage.machineBusyCores}/${os.availableParallelism()} busy; load ${usage.loadAverageStart[0]}→${usage.loadAverageEnd[0]}`,
   );
 }

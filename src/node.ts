@@ -93,7 +93,11 @@ async function main() {
     // Stop taking requests, let every handler finish (even one whose client left), close the
     // keep-alive sockets still open, then stop the jobs and close the pools.
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-    while (handling.size > 0) await Promise.allSettled([...handling]);
+    while (handling.size > 0) {
+      await Promise.allSettled([...handling]);
+      // A keep-alive socket that has gone idle is closed, so it brings no new requests.
+      if ('closeIdleConnections' in server) server.closeIdleConnections();
+    }
     if ('closeAllConnections' in server) server.closeAllConnections();
     await closed;
     await jobs.stop();

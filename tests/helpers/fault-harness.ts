@@ -228,8 +228,9 @@ function pick<T>(items: T[]): T {
 async function post(url: string, init: RequestInit, timeoutMs: number): Promise<{ status: number | null; error?: string }> {
   try {
     const res = await fetch(url, { ...init, signal: AbortSignal.timeout(timeoutMs) });
-    await res.arrayBuffer();
-    return { status: res.status };
+    const body = await res.text();
+    // An unexpected answer keeps the start of its body, so a failed assertion says what it was.
+    return res.status >= 500 && res.status !== 503 ? { status: res.status, error: body.slice(0, 300) } : { status: res.status };
   } catch (error) {
     const cause = (error as { cause?: { code?: string } }).cause?.code;
     return { status: null, error: cause ?? (error as Error).name };

@@ -8,6 +8,7 @@
  *
  * Sampling starts BENCH_HEAP_SAMPLE_START_MS (default 6000) after the process starts and runs for
  * BENCH_HEAP_SAMPLE_MS (default 10000); the profile is written to bench/profiles/.
+ * BENCH_HEAP_SAMPLE_ALL=1 keeps the objects a minor GC collected too: every allocation, by source.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
@@ -22,7 +23,7 @@ const dir = path.resolve(import.meta.dirname, 'profiles');
 
 setTimeout(async () => {
   await post('HeapProfiler.enable');
-  await post('HeapProfiler.startSampling', { samplingInterval: 16384, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: false });
+  await post('HeapProfiler.startSampling', { samplingInterval: 16384, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: process.env.BENCH_HEAP_SAMPLE_ALL === '1' });
   setTimeout(async () => {
     const { profile } = await post('HeapProfiler.stopSampling');
     mkdirSync(dir, { recursive: true });

@@ -14,4 +14,4 @@ RUN node scripts/build.mjs && npm prune --omit=dev --no-audit --no-fund
 ENV NODE_ENV=production
 EXPOSE 8787
 # exec: node is PID 1's replacement and gets SIGTERM itself (graceful shutdown).
-CMD ["sh", "-c", "exec node --enable-source-maps --max-old-space-size=${GATEWAY_HEAP_MB:-192} dist/node.js"]
+CMD ["sh", "-c", "exec node --enable-source-maps --max-old-space-size=${GATEWAY_HEAP_MB:-192} --heap-growing-percent=150 dist/node.js"]

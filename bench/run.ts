@@ -31,7 +31,7 @@ import { runMigrations } from '../src/db/client.js';
 import { buildGoCardlessWebhook, type WebhookEventPayload } from '../src/sandbox/gocardless-webhook-sender.js';
 import { measureCeiling, type CeilingKind, type CeilingResult } from './db-ceiling.js';
 import { pacedLoad, type PacedResult } from './paced-load.js';
-import { buildGateway, freePort, ROOT, SOURCE_ROOT, startGateway, type GatewayProcess, type GatewayRuntime } from './gateway.js';
+import { buildGateway, freePort, HEAP_GROWING_PERCENT, ROOT, SOURCE_ROOT, startGateway, type GatewayProcess, type GatewayRuntime } from './gateway.js';
 import { cpuCores, loadAverage, sampleProcess, sampleSystem, systemBusyCores, watchRss } from './proc-stats.js';
 
 // ---------------------------------------------------------------------------
@@ -928,12 +928,18 @@ function floors(results: { a?: ScenarioAResult; b?: ScenarioBResult; c?: Scenari
     out.push({ floor: '(b) a 250-event batch acknowledged in < 300 ms', measured: `idle max ${b.idleAck.maxMs} ms; under load p99 ${b.loadAck.p99Ms} ms, max ${b.loadAck.maxMs} ms`, met: b.loadAck.maxMs < 300 && b.idleAck.maxMs < 300 });
   }
   if (results.c) out.push({ floor: '(c) one row per payment, exactly one payment.paid each, no duplicate event', measured: JSON.stringify(results.c.check), met: results.c.check.ok });
-  const asShipped = gateways.filter((g) => !g.name.endsWith('-uncapped'));
+  // The floor is for the gateway as `npm start` runs it; the tsx pass (npm run dev) is a comparison.
+  const asShipped = gateways.filter((g) => !g.name.endsWith('-uncapped') && g.runtime === RUNTIME);
   if (asShipped.length > 0) {
     const peak = Math.max(...asShipped.map((g) => g.peakRssMb));
     const worst = asShipped.find((g) => g.peakRssMb === peak)!;
-    const how = HEAP_CAP_MB > 0 ? `as npm start runs it, --max-old-space-size=${HEAP_CAP_MB}` : 'V8 defaults (BENCH_HEAP_CAP_MB=0)';
+    const how = HEAP_CAP_MB > 0 ? `as npm start runs it, --max-old-space-size=${HEAP_CAP_MB} --heap-growing-percent=${HEAP_GROWING_PERCENT}` : 'V8 defaults (BENCH_HEAP_CAP_MB=0)';
     out.push({ floor: `gateway peak RSS < 250 MB (${how})`, measured: `${peak} MB (${worst.name}; highest of ${asShipped.length} gateway processes)`, met: peak < 250 });
+  }
+  const otherRuntime = gateways.filter((g) => g.runtime !== RUNTIME);
+  if (otherRuntime.length > 0) {
+    const peak = Math.max(...otherRuntime.map((g) => g.peakRssMb));
+    out.push({ floor: `for comparison, not a floor: peak RSS under ${otherRuntime[0]!.runtime} (same heap flags)`, measured: `${peak} MB`, met: null });
   }
   const uncapped = gateways.filter((g) => g.name.endsWith('-uncapped'));
   if (uncapped.length > 0) {

@@ -112,10 +112,11 @@ afterAll(async () => {
 });
 
 describe('npm start', () => {
-  it('runs dist/node.js under plain node with the heap cap, and serves a Mollie webhook end to end', async () => {
+  it('runs dist/node.js under plain node with the heap flags, and serves a Mollie webhook end to end', async () => {
     const gateway = gatewayProcess(Number(new URL(url).port));
     expect(gateway, `no node process running dist/node.js for this port:\n${output}`).toBeDefined();
     expect(gateway!.args).toContain('--max-old-space-size=192');
+    expect(gateway!.args).toContain('--heap-growing-percent=150');
     expect(gateway!.args.some((arg) => arg.includes('tsx'))).toBe(false);
 
     const payment = sandbox.createPayment({ status: 'paid' });

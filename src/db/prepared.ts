@@ -1,3 +1,4 @@
+import { isDeepStrictEqual } from 'node:util';
 import type { SQL } from 'drizzle-orm';
 import { PgDialect } from 'drizzle-orm/pg-core';
 import type postgres from 'postgres';
@@ -19,10 +20,55 @@ export function poolClient(db: DbOrTx): postgres.Sql | undefined {
   return typeof client?.reserve === 'function' ? client : undefined;
 }
 
+export interface PgQuery {
+  text: string;
+  params: postgres.ParameterOrJSON<never>[];
+}
+
 /** A drizzle SQL object as postgres.js text and parameters. */
-export function toQuery(query: SQL): { text: string; params: postgres.ParameterOrJSON<never>[] } {
+export function toQuery(query: SQL): PgQuery {
   const { sql, params } = dialect.sqlToQuery(query);
   return { text: sql, params: params as postgres.ParameterOrJSON<never>[] };
+}
+
+/** A statement as drizzle SQL (inside a caller's transaction) or as text and parameters (on the pool). */
+export interface Statement {
+  sql(): SQL;
+  query(): PgQuery;
+}
+
+/** A statement rendered by drizzle on every call. */
+export function renderedStatement(build: () => SQL): Statement {
+  return { sql: build, query: () => toQuery(build()) };
+}
+
+const fixedTexts = new Map<string, string>();
+
+/**
+ * A hot statement whose text depends only on `shape`, not on its values. drizzle renders
+ * it the first time; later calls reuse that text with `params()` as the parameters, so
+ * no SQL object is built or rendered per call. `params()` must list the values in the
+ * order `build()` interpolates them: the first rendering of each shape compares the two
+ * and throws if they differ, and the statements' tests compare them for inputs whose
+ * values are all distinct, so a builder and its parameter list cannot drift apart unseen.
+ */
+export function fixedTextStatement(shape: string, build: () => SQL, params: () => unknown[]): Statement {
+  return {
+    sql: build,
+    query: () => {
+      const values = params() as postgres.ParameterOrJSON<never>[];
+      let text = fixedTexts.get(shape);
+      if (text === undefined) {
+        const rendered = toQuery(build());
+        if (!isDeepStrictEqual(rendered.params, values)) {
+          throw new Error(`statement ${shape}: its parameter list is out of step with its SQL builder`);
+        }
+        text = rendered.text;
+        fixedTexts.set(shape, text);
+      }
+      return { text, params: values };
+    },
+  };
 }
 
 /** Runs `query` prepared on the pool, or through drizzle inside a caller's transaction. */

@@ -1,10 +1,10 @@
 import { sql, type SQL } from 'drizzle-orm';
 import type postgres from 'postgres';
 import type { DbOrTx } from '../db/client.js';
-import { executePrepared, poolClient, toQuery } from '../db/prepared.js';
+import { executePrepared, fixedTextStatement, poolClient, renderedStatement, toQuery, type Statement } from '../db/prepared.js';
 import { buildPaymentEvents, type OutboxEventRow, type TrackedState } from '../events/payment-events.js';
 import type { PaymentSnapshot } from '../providers/types.js';
-import { settleReceiptsSql } from '../webhooks/receipts.js';
+import { settleReceiptsParams, settleReceiptsSql } from '../webhooks/receipts.js';
 import { isFinal, ORDERING, replaceGuardSql } from './status-rules.js';
 
 export type SyncSource = 'webhook' | 'poll' | 'sync' | 'sweep' | 'replay' | 'track';
@@ -66,9 +66,9 @@ export async function applySnapshot(db: DbOrTx, input: ApplyInput): Promise<Appl
   if (client) return applyPipelined(client, plan);
   return db.transaction(async (tx) => {
     const steps: WriteSteps = {
-      upsert: (query) => tx.execute<UpsertRow>(query),
-      finish: async (query) => {
-        await tx.execute(query);
+      upsert: (statement) => tx.execute<UpsertRow>(statement.sql()),
+      finish: async (statement) => {
+        await tx.execute(statement.sql());
       },
     };
     return applyWith(steps, plan, false);
@@ -78,7 +78,7 @@ export async function applySnapshot(db: DbOrTx, input: ApplyInput): Promise<Appl
 interface ApplyPlan {
   input: ApplyInput;
   snapshotJson: string;
-  upsert: SQL;
+  upsert: Statement;
   settleIds: number[];
 }
 
@@ -88,13 +88,13 @@ function planApply(input: ApplyInput): ApplyPlan {
   const nextPollAt = final ? null : (input.nextPollAt ?? null);
   const snapshotJson = JSON.stringify(s.raw);
   const metadataJson = JSON.stringify(s.metadata ?? null);
-  return { input, snapshotJson, upsert: guardedUpsertSql(s, fence, nextPollAt, snapshotJson, metadataJson), settleIds: input.settleReceiptIds ?? [] };
+  return { input, snapshotJson, upsert: guardedUpsert(s, fence, nextPollAt, snapshotJson, metadataJson), settleIds: input.settleReceiptIds ?? [] };
 }
 
 /** The two halves of the transaction: the upsert (which opens it), and the statement that ends it. */
 interface WriteSteps {
-  upsert(query: SQL): Promise<UpsertRow[]>;
-  finish(query: SQL): Promise<void>;
+  upsert(statement: Statement): Promise<UpsertRow[]>;
+  finish(statement: Statement): Promise<void>;
 }
 
 async function applyWith(steps: WriteSteps, plan: ApplyPlan, mayCommitAsync: boolean): Promise<ApplyResult> {
@@ -110,7 +110,7 @@ async function applyWith(steps: WriteSteps, plan: ApplyPlan, mayCommitAsync: boo
 
   const row = rows[0];
   if (!row) {
-    await steps.finish(unchangedSql(s, settleIds, mayCommitAsync));
+    await steps.finish(renderedStatement(() => unchangedSql(s, settleIds, mayCommitAsync)));
     return { changed: false, paymentRowId: null, version: null, previous: null, eventTypes: [], settledReceipts: settleIds.length > 0 };
   }
 
@@ -140,7 +140,7 @@ async function applyWith(steps: WriteSteps, plan: ApplyPlan, mayCommitAsync: boo
   // The unique (payment_id, version) and outbox dedupe keys turn any double write into
   // an error that rolls the whole change back, never into a second event.
   await steps.finish(
-    transitionAndEventsSql({
+    transitionAndEvents({
       paymentRowId: row.id,
       version: row.version,
       source: input.source,
@@ -166,21 +166,21 @@ async function applyWith(steps: WriteSteps, plan: ApplyPlan, mayCommitAsync: boo
 
 async function applyPipelined(client: postgres.Sql, plan: ApplyPlan): Promise<ApplyResult> {
   const connection = await client.reserve();
-  const run = (query: SQL) => {
-    const { text, params } = toQuery(query);
+  const run = (statement: Statement) => {
+    const { text, params } = statement.query();
     return connection.unsafe(text, params, { prepare: true });
   };
   try {
     return await applyWith(
       {
         // Queries issued together on one connection are sent together and answered in order.
-        upsert: async (query) => {
-          const [, rows] = await Promise.all([connection.unsafe('begin'), run(query)]);
+        upsert: async (statement) => {
+          const [, rows] = await Promise.all([connection.unsafe('begin'), run(statement)]);
           return rows as unknown as UpsertRow[];
         },
-        finish: async (query) => {
+        finish: async (statement) => {
           // If the statement fails, the COMMIT behind it ends the aborted transaction as a rollback.
-          await Promise.all([run(query), connection.unsafe('commit')]);
+          await Promise.all([run(statement), connection.unsafe('commit')]);
         },
       },
       plan,
@@ -301,6 +301,25 @@ export function guardedUpsertSql(s: PaymentSnapshot, fence: number, nextPollAt: 
     returning id, version, (xmax = 0) as inserted, previous, updated_at`;
 }
 
+/** guardedUpsertSql's values, in the order it interpolates them. */
+function guardedUpsertParams(s: PaymentSnapshot, fence: number, nextPollAt: Date | null, snapshotJson: string, metadataJson: string): unknown[] {
+  return [
+    s.provider, s.providerPaymentId, s.account, s.status, s.providerStatus,
+    s.amount.minor, s.amount.currency, s.refundedMinor, s.chargedBackMinor,
+    s.mode, s.method, metadataJson, snapshotJson, fence,
+    s.providerCreatedAt?.toISOString() ?? null, nextPollAt?.toISOString() ?? null,
+  ];
+}
+
+/** The guarded upsert, its text rendered once per process (see fixedTextStatement). */
+export function guardedUpsert(s: PaymentSnapshot, fence: number, nextPollAt: Date | null, snapshotJson: string, metadataJson: string): Statement {
+  return fixedTextStatement(
+    'guarded-upsert',
+    () => guardedUpsertSql(s, fence, nextPollAt, snapshotJson, metadataJson),
+    () => guardedUpsertParams(s, fence, nextPollAt, snapshotJson, metadataJson),
+  );
+}
+
 /** The transition row, the outbox events and the receipts' settlement of one change, in one statement. */
 export function transitionAndEventsSql(input: {
   paymentRowId: number;
@@ -331,4 +350,24 @@ export function transitionAndEventsSql(input: {
       from jsonb_to_recordset(${JSON.stringify(events)}::jsonb) as e(
         event_id text, dedupe_key text, type text, provider text,
         provider_payment_id text, payment_version int, payload jsonb)`;
+}
+
+type TransitionInput = Parameters<typeof transitionAndEventsSql>[0];
+
+/** transitionAndEventsSql's values, in the order it interpolates them. */
+function transitionAndEventsParams(input: TransitionInput): unknown[] {
+  const { paymentRowId, version, source, previous, snapshot: s, fence, receiptId, snapshotJson, events } = input;
+  const settle = input.settleReceiptIds ?? [];
+  return [
+    paymentRowId, version, source, previous?.status ?? null, s.status,
+    previous?.providerStatus ?? null, s.providerStatus, fence, receiptId, snapshotJson,
+    ...(settle.length > 0 ? settleReceiptsParams(settle, 'processed') : []),
+    JSON.stringify(events),
+  ];
+}
+
+/** The transition, events and settlement statement; two texts (with and without receipts to settle), each rendered once. */
+export function transitionAndEvents(input: TransitionInput): Statement {
+  const shape = (input.settleReceiptIds ?? []).length > 0 ? 'transition-events-settle' : 'transition-events';
+  return fixedTextStatement(shape, () => transitionAndEventsSql(input), () => transitionAndEventsParams(input));
 }

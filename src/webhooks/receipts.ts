@@ -120,6 +120,11 @@ export async function settleReceipts(db: DbOrTx, ids: number[], state: ReceiptSt
   await db.execute(settleReceiptsSql(ids, state, note));
 }
 
+/** settleReceiptsSql's values, in the order it interpolates them. */
+export function settleReceiptsParams(ids: number[], state: ReceiptState, note?: string): unknown[] {
+  return [state, note ?? null, `{${ids.join(',')}}`];
+}
+
 export function settleReceiptsSql(ids: number[], state: ReceiptState, note?: string): SQL {
   return sql`
     update webhook_receipts

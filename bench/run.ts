@@ -42,7 +42,7 @@ const SCENARIOS = (env.BENCH_SCENARIOS ?? 'a,b,c,d').split(',').map((s) => s.tri
 const SECONDS = Number(env.BENCH_SECONDS ?? 10);
 const WARMUP_SECONDS = Math.min(3, SECONDS);
 /** The evenly paced half-rate pass: longer, because its p99 is decided by rare stalls. */
-const PACED_SECONDS = Number(env.BENCH_PACED_SECONDS ?? 2 * SECONDS);
+const PACED_SECONDS = Number(env.BENCH_PACED_SECONDS ?? 6 * SECONDS);
 const CEILING_SECONDS = Math.min(SECONDS, 10);
 const ADMIN_URL = env.BENCH_DATABASE_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const RUNTIME = (env.BENCH_GATEWAY_RUNTIME ?? 'node') as GatewayRuntime;

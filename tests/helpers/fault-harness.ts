@@ -389,16 +389,27 @@ const tally = (values: (number | string | null)[]) =>
  * The invariants every fault must leave intact. `allowedSyncStatuses` are the answers a
  * return-page sync may get during this fault (never a 500).
  */
+/**
+ * An unexpected answer's body with the gateway log lines of its request (the body names
+ * the request id), so a rare failure says what the gateway saw, not only "internal error".
+ */
+export function explainAnswer(gateways: GatewayProcess[], answer: { status: number | null; error?: string }): string {
+  const requestId = /"requestId":"([^"]+)"/.exec(answer.error ?? '')?.[1];
+  const lines = requestId ? gateways.flatMap((g) => g.output().split('\n').filter((line) => line.includes(requestId))) : [];
+  return [`${answer.status} ${answer.error ?? ''}`, ...lines].join('\n  ');
+}
+
 export async function checkInvariants(
   sql: postgres.Sql,
-  stack: Pick<FaultStack, 'sandbox' | 'sink'>,
+  stack: Pick<FaultStack, 'sandbox' | 'sink'> & { gateways?: GatewayProcess[] },
   load: MollieLoad,
   allowed: { webhook: number[]; sync: number[] },
 ): Promise<FaultFigures> {
   const attempts = load.webhooks.flatMap((w) => w.attempts);
   // No 500 anywhere: every answer is one this fault may produce (null: no answer at all).
-  for (const attempt of attempts) if (attempt.status !== null) expect(allowed.webhook, `webhook answered ${attempt.status}`).toContain(attempt.status);
-  for (const sync of load.syncs) if (sync.status !== null) expect(allowed.sync, `sync answered ${sync.status}`).toContain(sync.status);
+  const said = (answer: { status: number | null; error?: string }) => (answer.error ? `: ${explainAnswer(stack.gateways ?? [], answer)}` : '');
+  for (const attempt of attempts) if (attempt.status !== null) expect(allowed.webhook, `webhook answered ${attempt.status}${said(attempt)}`).toContain(attempt.status);
+  for (const sync of load.syncs) if (sync.status !== null) expect(allowed.sync, `sync answered ${sync.status}${said(sync)}`).toContain(sync.status);
   // Like Mollie, the load retried every webhook until it got its 200.
   expect(load.webhooks.filter((w) => !w.acknowledged).map((w) => `${w.paymentId}:${w.status}`)).toEqual([]);
 

@@ -432,16 +432,31 @@ async function withGateway<T>(
   }
 }
 
-const ceilings = new Map<CeilingKind, CeilingResult & { loadAverage: number[] }>();
-async function ceiling(ctx: Context, kind: CeilingKind): Promise<CeilingResult & { loadAverage: number[] }> {
+/** A ceiling measured before a scenario's gateway passes and again after them; `tps` is the mean. */
+type Ceiling = CeilingResult & { loadAverage: number[]; samples: number[] };
+const ceilings = new Map<CeilingKind, Ceiling>();
+async function ceiling(ctx: Context, kind: CeilingKind): Promise<Ceiling> {
   const cached = ceilings.get(kind);
   if (cached) return cached;
   const clients = POOL_SIZE ?? GATEWAY_DEFAULT_POOL;
   const loadAverageStart = await loadAverage();
-  const result = { ...(await measureCeiling(await ctx.ceilingDb(), { clients, seconds: CEILING_SECONDS, kind })), loadAverage: loadAverageStart };
+  const measured = await measureCeiling(await ctx.ceilingDb(), { clients, seconds: CEILING_SECONDS, kind });
+  const result: Ceiling = { ...measured, loadAverage: loadAverageStart, samples: [measured.tps] };
   say(`  ceiling ${kind}: ${round(result.tps)} tps with ${clients} pgbench clients (load ${loadAverageStart.join(' ')})`);
   ceilings.set(kind, result);
   return result;
+}
+
+/**
+ * Measures a scenario's ceiling once more, after its gateway passes: on a shared 2-core
+ * machine one 10 s pgbench sample moved by 2x within minutes, and the floor is a ratio to it.
+ */
+async function ceilingAgain(ctx: Context, ceil: Ceiling): Promise<void> {
+  if (ceil.samples.length > 1) return;
+  const again = await measureCeiling(await ctx.ceilingDb(), { clients: ceil.clients, seconds: CEILING_SECONDS, kind: ceil.kind });
+  ceil.samples.push(again.tps);
+  ceil.tps = ceil.samples.reduce((sum, tps) => sum + tps, 0) / ceil.samples.length;
+  say(`  ceiling ${ceil.kind} again: ${round(again.tps)} tps; mean of before and after ${round(ceil.tps)} tps`);
 }
 
 function mollieWebhook(ids: () => string): AutocannonRequest {
@@ -469,7 +484,7 @@ function printLoad(label: string, stats: LoadStats, usage: Usage): void {
 // (a) Mollie classic webhooks, one payment each
 
 interface ScenarioAResult {
-  ceiling: CeilingResult & { loadAverage: number[] };
+  ceiling: Ceiling;
   runs: Array<{
     lock: 'in-process' | 'redis';
     runtime: GatewayRuntime;
@@ -577,6 +592,7 @@ async function scenarioA(ctx: Context): Promise<ScenarioAResult> {
   const redisRates = runs.filter((run) => run.lock === 'redis').map((run) => run.max.load.rate);
   const lockRatio = inProcessRates.length > 0 && redisRates.length > 0 ? round(mean(redisRates) / mean(inProcessRates), 3) : null;
   if (lockRatio !== null) say(`  Redlock / in-process throughput (means of ${redisRates.length} and ${inProcessRates.length} passes): ${lockRatio}`);
+  await ceilingAgain(ctx, ceil);
   return { ceiling: ceil, runs, lockRatio, lockRates: { inProcess: inProcessRates, redis: redisRates } };
 }
 
@@ -584,7 +600,7 @@ async function scenarioA(ctx: Context): Promise<ScenarioAResult> {
 // (b) GoCardless 250-event batches
 
 interface ScenarioBResult {
-  ceiling: CeilingResult & { loadAverage: number[] };
+  ceiling: Ceiling;
   gateway: GatewayRun;
   events: number;
   batches: number;
@@ -653,6 +669,7 @@ async function scenarioB(ctx: Context): Promise<ScenarioBResult> {
   const [counts] = await ctx.benchSql<{ payments: number; pending: number }[]>`
     select (select count(*)::int from payments where provider = 'gocardless') as payments,
            (select count(*)::int from webhook_receipts where provider = 'gocardless' and state = 'pending') as pending`;
+  await ceilingAgain(ctx, ceil);
   const result: ScenarioBResult = {
     ceiling: ceil,
     gateway,
@@ -687,7 +704,7 @@ async function scenarioB(ctx: Context): Promise<ScenarioBResult> {
 // (c) Contention: many triggers for few payments
 
 interface ScenarioCResult {
-  ceiling: CeilingResult & { loadAverage: number[] };
+  ceiling: Ceiling;
   gateway: GatewayRun;
   payments: number;
   webhooks: LoadStats;
@@ -765,6 +782,7 @@ async function scenarioC(ctx: Context): Promise<ScenarioCResult> {
       (select count(*)::int from webhook_receipts where resource_id like ${like} and state = 'pending') as "pendingReceipts"`;
   const ok =
     check!.rows === HOT_PAYMENTS && check!.paid === HOT_PAYMENTS && check!.paidEvents === HOT_PAYMENTS && check!.duplicateVersions === 0 && check!.eventsWithoutTransition === 0;
+  await ceilingAgain(ctx, ceil);
   const result: ScenarioCResult = {
     ceiling: ceil,
     gateway,
@@ -785,7 +803,7 @@ async function scenarioC(ctx: Context): Promise<ScenarioCResult> {
 // (d) The poller over many tracked payments
 
 interface ScenarioDResult {
-  ceiling: CeilingResult & { loadAverage: number[] };
+  ceiling: Ceiling;
   gateway: GatewayRun;
   tracked: number;
   pollerEnv: Record<string, string>;
@@ -860,6 +878,7 @@ async function scenarioD(ctx: Context): Promise<ScenarioDResult> {
           from payments where provider_payment_id like 'tr_poll%' and last_polled_at is not null) x`;
   const polled = end.polled - start.polled;
   const pollsPerSecond = round(polled / seconds);
+  await ceilingAgain(ctx, ceil);
   const result: ScenarioDResult = {
     ceiling: ceil,
     gateway,
@@ -903,7 +922,7 @@ function floors(results: { a?: ScenarioAResult; b?: ScenarioBResult; c?: Scenari
     const ratio = rate / a.ceiling.tps;
     out.push({
       floor: '(a) throughput ≥ 0.5× the pgbench ceiling for the same SQL',
-      measured: `${rate}/s${rates.length > 1 ? ` (mean of ${rates.join(', ')})` : ''} vs ${round(a.ceiling.tps)} tps = ${round(ratio, 2)}×`,
+      measured: `${rate}/s${rates.length > 1 ? ` (mean of ${rates.join(', ')})` : ''} vs ${round(a.ceiling.tps)} tps${a.ceiling.samples.length > 1 ? ` (mean of ${a.ceiling.samples.map((tps) => round(tps)).join(' before and ')} after the passes)` : ''} = ${round(ratio, 2)}×`,
       met: ratio >= 0.5,
     });
     const redis = a.runs.find((run) => run.lock === 'redis');
@@ -965,7 +984,8 @@ function markdown(report: Report): string {
   lines.push('');
   lines.push('| Scenario | Rate | p50 | p99 | Gateway CPU (cores) | Gateway CPU ms per event | Gateway peak RSS | Ceiling (pgbench, same SQL) | Load avg (start→end) |');
   lines.push('|---|---|---|---|---|---|---|---|---|');
-  const ceilingText = (c: CeilingResult & { loadAverage: number[] }) => `${round(c.tps)} tps (${c.kind}, ${c.clients} clients)`;
+  const ceilingText = (c: CeilingResult & { samples?: number[] }) =>
+    `${round(c.tps)} tps (${c.samples && c.samples.length > 1 ? `mean of ${c.samples.map((tps) => round(tps)).join(' before and ')} after; ` : ''}${c.kind}, ${c.clients} clients)`;
   if (report.a) {
     for (const [index, run] of report.a.runs.entries()) {
       const label = `(a${index + 1}) Mollie webhooks, ${run.lock} lock, ${run.runtime}${run.heapCapMb === null ? ' without the heap cap' : ''}`;

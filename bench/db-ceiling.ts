@@ -214,6 +214,20 @@ export function ceilingScript(kind: CeilingKind = 'mollie-webhook'): string {
 }
 
 /** The rows the no-op kinds find: exactly what their snapshot says, so every write is refused as unchanged. */
+/**
+ * Every measurement starts from empty tables: the ceiling database is shared by all of a
+ * run's measurements, and on a server without autovacuum (this one) the rows and dead
+ * tuples an earlier measurement left behind would slow a later one.
+ */
+async function emptyTables(databaseUrl: string): Promise<void> {
+  const sql = postgres(databaseUrl, { max: 1, onnotice: () => {} });
+  try {
+    await sql.unsafe('truncate table event_deliveries, outbox, payment_transitions, webhook_receipts, payments restart identity cascade');
+  } finally {
+    await sql.end();
+  }
+}
+
 async function seedNoopRows(databaseUrl: string): Promise<void> {
   const sql = postgres(databaseUrl, { max: 1, onnotice: () => {} });
   try {
@@ -243,6 +257,7 @@ export async function measureCeiling(
   options: { clients: number; seconds: number; kind?: CeilingKind },
 ): Promise<CeilingResult> {
   const kind = options.kind ?? 'mollie-webhook';
+  await emptyTables(databaseUrl);
   if (kind === 'noop-poll' || kind === 'noop-webhook') await seedNoopRows(databaseUrl);
   const dir = await mkdtemp(path.join(tmpdir(), 'gw-ceiling-'));
   const file = path.join(dir, `${kind}.sql`);

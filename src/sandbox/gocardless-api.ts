@@ -538,8 +538,10 @@ export async function startGoCardlessSandbox(options: GoCardlessSandboxOptions =
   function tick(): void {
     const now = Date.now();
     const due = pendingSteps.filter((pending) => pending.dueAt <= now).sort((a, b) => a.dueAt - b.dueAt || a.seq - b.seq);
-    if (due.length === 0) return;
     pendingSteps = pendingSteps.filter((pending) => pending.dueAt > now);
+    // A timer can fire a millisecond before Date.now() reaches its step's dueAt; that step
+    // would then wait for a timer that has already gone. Arm one for the earliest left.
+    if (pendingSteps.length > 0) later(Math.max(1, Math.min(...pendingSteps.map((pending) => pending.dueAt)) - now), tick);
     for (const { paymentId, step } of due) {
       if (!payments.has(paymentId)) continue; // reset() since it was scheduled
       const { afterMs: _afterMs, status, ...stepOptions } = step;

@@ -619,7 +619,10 @@ export async function startMollieSandbox(options: MollieSandboxOptions = {}): Pr
       const timer = setTimeout(() => {
         timers.delete(timer);
         // Only if this step is still part of the payment's timeline (not replaced meanwhile).
-        if (payment.timeline.includes(step) && effectiveStatus(payment).status === step.status) autoNotify(payment);
+        // The status is read as of the step's time at least: a timer can fire a millisecond
+        // before Date.now() reaches step.at, and the step would then look not yet due.
+        const at = Math.max(Date.now(), step.at);
+        if (payment.timeline.includes(step) && effectiveStatus(payment, at).status === step.status) autoNotify(payment);
       }, step.at - now);
       timers.add(timer);
     }

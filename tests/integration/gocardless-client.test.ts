@@ -4,7 +4,7 @@
  */
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createGoCardlessProvider, GOCARDLESS_API_VERSION, type GoCardlessProvider } from '../../src/providers/gocardless/client.js';
 import { verifyGoCardlessSignature } from '../../src/providers/gocardless/signature.js';
 import { parseGoCardlessBatch, type GoCardlessEvent } from '../../src/providers/gocardless/webhook.js';
@@ -455,6 +455,24 @@ describe('GoCardless client against the sandbox', () => {
       expect(sandbox.state.pendingTimelineSteps).toBe(0);
       const actions = sandbox.state.events.filter((event) => event.links.payment === payment.id).map((event) => event.action);
       expect(actions).toEqual(['created', 'submitted', 'confirmed', 'paid_out']);
+    });
+
+    it('plays a step whose timer fires before Date.now() reaches it', async () => {
+      const payment = sandbox.createPayment();
+      sandbox.scheduleTimeline(payment.id, [{ afterMs: 40, status: 'submitted' }]);
+      // Timers run on the event loop's monotonic clock, the step's due time is wall-clock:
+      // the timer can fire while Date.now() is still a little short of it. Made certain here
+      // by holding the wall clock 5 ms back from now on.
+      const wallClock = Date.now.bind(Date);
+      const behind = vi.spyOn(Date, 'now').mockImplementation(() => wallClock() - 5);
+      try {
+        // Watched without API calls: every call to the sandbox also applies due steps.
+        await waitFor(() => (sandbox.state.events.some((event) => event.links.payment === payment.id && event.action === 'submitted') ? true : undefined), 'the step to apply');
+      } finally {
+        behind.mockRestore();
+      }
+      expect(sandbox.state.pendingTimelineSteps).toBe(0);
+      expect(sandbox.state.events.filter((event) => event.links.payment === payment.id).map((event) => event.action)).toEqual(['created', 'submitted']);
     });
 
     it('refunds raise amount_refunded and add a refunds event', async () => {

@@ -4,7 +4,7 @@
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createMollieProvider, type MollieProviderConfig } from '../../src/providers/mollie/client.js';
 import { verifyMollieSignature } from '../../src/providers/mollie/signature.js';
 import { parseMollieWebhook } from '../../src/providers/mollie/webhook.js';
@@ -414,6 +414,27 @@ describe('Mollie webhook sender', () => {
       entityId: 'tr_event1',
       entity: { id: 'tr_event1' },
     });
+  });
+
+  it('sends a timeline step’s webhook when its timer fires before Date.now() reaches the step', async () => {
+    received.length = 0;
+    answers = [];
+    const sandbox = await startMollieSandbox({ autoWebhooks: { scale: 0.01 } });
+    // Timers run on the event loop's monotonic clock, the step's time is wall-clock: the
+    // timer can fire while Date.now() is still a little short of it. Made certain here by
+    // holding the wall clock 5 ms back once the step is scheduled.
+    const wallClock = Date.now.bind(Date);
+    let behind: { mockRestore(): void } | undefined;
+    try {
+      const payment = sandbox.createPayment({ webhookUrl: url, timeline: [{ atMs: 40, status: 'paid' }] });
+      behind = vi.spyOn(Date, 'now').mockImplementation(() => wallClock() - 5);
+      const delivery = await waitFor(async () => sandbox.state.deliveries.find((d) => d.paymentId === payment.id));
+      expect(delivery.result.delivered).toBe(true);
+      expect(received.map((r) => r.body.toString())).toEqual([`id=${payment.id}`]);
+    } finally {
+      behind?.mockRestore();
+      await sandbox.close();
+    }
   });
 
   it('lets the sandbox send a payment’s webhook itself when its status changes (autoWebhooks)', async () => {

@@ -539,14 +539,21 @@ export async function startGoCardlessSandbox(options: GoCardlessSandboxOptions =
     const now = Date.now();
     const due = pendingSteps.filter((pending) => pending.dueAt <= now).sort((a, b) => a.dueAt - b.dueAt || a.seq - b.seq);
     pendingSteps = pendingSteps.filter((pending) => pending.dueAt > now);
-    // A timer can fire a millisecond before Date.now() reaches its step's dueAt; that step
-    // would then wait for a timer that has already gone. Arm one for the earliest left.
-    if (pendingSteps.length > 0) later(Math.max(1, Math.min(...pendingSteps.map((pending) => pending.dueAt)) - now), tick);
     for (const { paymentId, step } of due) {
       if (!payments.has(paymentId)) continue; // reset() since it was scheduled
       const { afterMs: _afterMs, status, ...stepOptions } = step;
       setPaymentStatus(paymentId, status, stepOptions);
     }
+  }
+
+  /**
+   * A step's timer. It can fire a millisecond before Date.now() reaches the step's dueAt,
+   * and the step would then wait for a timer that has already gone: so it arms one more
+   * for the earliest step left. (Not in tick() itself: every API call ticks.)
+   */
+  function timedTick(): void {
+    tick();
+    if (pendingSteps.length > 0) later(Math.max(1, Math.min(...pendingSteps.map((pending) => pending.dueAt)) - Date.now()), timedTick);
   }
 
   function scheduleTimeline(id: string, rawSteps: TimelineStep[]): { dueAt: Date[] } {
@@ -558,7 +565,7 @@ export async function startGoCardlessSandbox(options: GoCardlessSandboxOptions =
       const pending = { dueAt: start + step.afterMs, seq: ++stepSeq, paymentId: id, step };
       pendingSteps.push(pending);
       dueAt.push(new Date(pending.dueAt));
-      later(step.afterMs, tick);
+      later(step.afterMs, timedTick);
     }
     return { dueAt };
   }

@@ -7,7 +7,7 @@ import type { Locker } from './lock/locker.js';
 import { createRedisClients, createRedlockLocker } from './lock/redlock-locker.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { createMetrics } from './observability/metrics.js';
-import type { ProviderName, Providers } from './providers/types.js';
+import type { Providers } from './providers/types.js';
 import type { SyncDeps } from './payments/sync-payment.js';
 import { createSchedulePoll } from './poller/schedule.js';
 
@@ -104,8 +104,4 @@ export async function waitForRedis(deps: Pick<Deps, 'redis' | 'logger'>, timeout
   const ok = results.every(Boolean);
   if (!ok) deps.logger.warn({ timeoutMs }, 'Redis not reachable at start-up; running on database guarantees until it is');
   return ok;
-}
-
-export function configuredProviders(deps: Pick<Deps, 'providers'>): ProviderName[] {
-  return Object.keys(deps.providers) as ProviderName[];
 }

@@ -43,7 +43,10 @@ export function isFinal(provider: ProviderName, providerStatus: string): boolean
   return FINAL_STATUSES[provider].has(providerStatus);
 }
 
-/** Could `next` replace `stored` under the provider's rule? (Used by tests and the console.) */
+/**
+ * Could `next` replace `stored` under the provider's rule? The rule in plain TypeScript, for
+ * the unit tests to state it; the write path enforces it through `replaceGuardSql` alone.
+ */
 export function mayReplace(
   provider: ProviderName,
   stored: { status: PaymentStatus; fence: number },
@@ -74,7 +77,7 @@ function rankSql(column: SQL): SQL {
 
 /**
  * The WHERE of the upsert's DO UPDATE: may the proposed row (`excluded`) replace the stored
- * one (`payments`)? Mirrors `mayReplace`, per provider.
+ * one (`payments`)? Per provider; `mayReplace` states the same rule in TypeScript.
  */
 export function replaceGuardSql(): SQL {
   const branches = (Object.keys(ORDERING) as ProviderName[]).map((provider) => {

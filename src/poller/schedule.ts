@@ -63,7 +63,7 @@ function each(methods: string[], value: PollProfile): Record<string, PollProfile
   return Object.fromEntries(methods.map((method) => [method, value]));
 }
 
-// Mollie's expiry times by method: PROVIDERS.md A.3 (status-changes.rst, 2024).
+// Mollie's expiry times by method: docs/providers.md#mollie-expiry-times-by-method (status-changes.rst, 2024).
 const MOLLIE_15_MIN = profile('mollie 15 min (iDEAL, paysafecard)', { firstMs: 30 * SECOND, maxMs: 3 * MINUTE, lifeMs: 15 * MINUTE, graceMs: 30 * MINUTE });
 const MOLLIE_30_MIN = profile('mollie 30 min (card, Giropay)', { firstMs: MINUTE, maxMs: 5 * MINUTE, lifeMs: 30 * MINUTE, graceMs: 30 * MINUTE });
 const MOLLIE_45_MIN = profile('mollie 45 min (MyBank, Twint)', { firstMs: MINUTE, maxMs: 10 * MINUTE, lifeMs: 45 * MINUTE, graceMs: 30 * MINUTE });
@@ -79,8 +79,9 @@ const MOLLIE_AUTHORIZED = profile('mollie authorized, awaiting capture [U]', { f
 // No method chosen yet (or one not listed): Mollie's expiresAt, when present, gives the real end.
 const MOLLIE_OTHER = profile('mollie other or no method', { firstMs: MINUTE, maxMs: 30 * MINUTE, lifeMs: 72 * HOUR, graceMs: 12 * HOUR });
 
-// [U] GoCardless Direct Debit timings (typical SEPA/Bacs cycles, not from PROVIDERS.md, which
-// has none): webhooks report every transition, so polling is the slow backstop.
+// [U] GoCardless Direct Debit timings (typical SEPA/Bacs cycles; GoCardless publishes none:
+// docs/providers.md#gocardless-payment-statuses-and-events): webhooks report every transition,
+// so polling is the slow backstop.
 const GC_APPROVAL = profile('gocardless pending_customer_approval [U]', { firstMs: 15 * MINUTE, maxMs: 6 * HOUR, lifeMs: 7 * DAY, graceMs: DAY });
 const GC_PENDING_SUBMISSION = profile('gocardless pending_submission (until the charge date) [U]', { firstMs: HOUR, maxMs: 12 * HOUR, lifeMs: DAY, graceMs: 2 * DAY });
 const GC_SUBMITTED = profile('gocardless submitted [U]', { firstMs: HOUR, maxMs: 6 * HOUR, lifeMs: 5 * DAY, graceMs: 2 * DAY });

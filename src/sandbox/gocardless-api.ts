@@ -1,21 +1,22 @@
 /**
  * A fake GoCardless API on a real HTTP port, for tests, the local stack and load
  * runs. It answers the endpoints the gateway uses with GoCardless's envelopes
- * (PROVIDERS.md B.4): `GET /payments/:id`, `GET /events`, `GET /events/:id`, and
- * can push signed webhooks like GoCardless does (gocardless-webhook-sender.ts).
+ * (docs/providers.md#gocardless-api-polling-and-recovery): `GET /payments/:id`,
+ * `GET /events`, `GET /events/:id`, and can push signed webhooks like GoCardless
+ * does (gocardless-webhook-sender.ts).
  *
  * Everything is scriptable twice: as methods on the returned handle (same process)
  * and as a JSON control API under `/__sandbox/...` (other processes). Control
  * bodies are the same objects the methods take.
  *
- * `GET /events` order: GoCardless's default order is not documented (PROVIDERS.md
- * B.4, [U]). This sandbox lists NEWEST FIRST by default (option `eventOrder`
+ * `GET /events` order: GoCardless's default order is not documented ([U], same
+ * section). This sandbox lists NEWEST FIRST by default (option `eventOrder`
  * switches to oldest first). `after=<EV id>` continues past that event in list
  * order (towards older events when newest first) and `before=<EV id>` goes back
  * towards the start of the list. `meta.cursors.after` is null on the last page.
  * Events enter the list strictly in `created_at` order (the sandbox's clock never
  * repeats a millisecond), so paging with `created_at[gt]` and sorting locally, as
- * PROVIDERS.md B.4 advises, sees every event exactly once per pass whichever
+ * that section advises, sees every event exactly once per pass whichever
  * order is configured.
  *
  * Simplifications: every configured access token sees the same data (one creditor);
@@ -44,7 +45,7 @@ import {
 
 export const DEFAULT_SANDBOX_ACCESS_TOKEN = 'sandbox_gocardless_access_token';
 export const DEFAULT_SANDBOX_WEBHOOK_SECRET = 'sandbox_gocardless_webhook_secret';
-/** [S] PROVIDERS.md B.4: 1,000 requests a minute. */
+/** [S] docs/providers.md#gocardless-api-polling-and-recovery: 1,000 requests a minute. */
 const DEFAULT_RATE_LIMIT_PER_MINUTE = 1000;
 const MAX_LOGGED_REQUESTS = 2000;
 
@@ -379,7 +380,7 @@ const LINK_FOR_RESOURCE: Record<string, [string, string]> = {
   instalment_schedules: ['instalment_schedule', 'IS'],
 };
 
-/** Single-resource filters of `GET /events` (PROVIDERS.md B.4). */
+/** Single-resource filters of `GET /events` (docs/providers.md#gocardless-api-polling-and-recovery). */
 const EVENT_LINK_FILTERS = [
   'payment', 'mandate', 'refund', 'payout', 'subscription', 'billing_request', 'creditor', 'customer',
   'instalment_schedule', 'parent_event', 'payer_authorisation', 'scheme_identifier', 'export',
@@ -736,7 +737,10 @@ export async function startGoCardlessSandbox(options: GoCardlessSandboxOptions =
 
   const newRequestId = () => randomBytes(12).toString('hex').toUpperCase();
 
-  /** GoCardless's error envelope (PROVIDERS.md B.4; gocardless-nodejs issue #196 for missing_version_header). */
+  /**
+   * GoCardless's error envelope (docs/providers.md#gocardless-api-polling-and-recovery;
+   * gocardless-nodejs issue #196 for missing_version_header).
+   */
   const gcError = (status: number, type: string, reason: string, message: string, extra: Record<string, unknown> = {}) =>
     json(status, {
       error: {

@@ -1,6 +1,6 @@
 /**
- * Sends webhooks the way GoCardless does (PROVIDERS.md B.1, B.2), for tests, the
- * local stack and replays:
+ * Sends webhooks the way GoCardless does (docs/providers.md#gocardless-webhook-request and
+ * #gocardless-signature-responses-ordering), for tests, the local stack and replays:
  * - POST `{"events":[...],"meta":{"webhook_id":"WB..."}}`, at most 250 events a batch;
  * - headers Origin, User-Agent gocardless-webhook-service/1.2, Content-Type
  *   application/json and Webhook-Signature (hex HMAC-SHA256 of the exact body);

@@ -25,7 +25,7 @@ export type SandboxPaymentStatus = (typeof SANDBOX_PAYMENT_STATUSES)[number];
 export const SANDBOX_REFUND_STATUSES = ['queued', 'pending', 'processing', 'refunded', 'failed', 'canceled'] as const;
 export type SandboxRefundStatus = (typeof SANDBOX_REFUND_STATUSES)[number];
 
-// Statuses after which Mollie calls a payment's classic webhook (PROVIDERS.md A.1).
+// Statuses after which Mollie calls a payment's classic webhook (docs/providers.md#mollie-classic-webhooks).
 const WEBHOOK_STATUSES: ReadonlySet<string> = new Set(['authorized', 'paid', 'canceled', 'expired', 'failed']);
 const WEBHOOK_REFUND_STATUSES: ReadonlySet<string> = new Set(['processing', 'refunded', 'failed']);
 // Failed and canceled refunds return the money, so they do not count as refunded.

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { signMollieBody } from '../providers/mollie/signature.js';
 import { sleep } from '../abortable-sleep.js';
 
-/** Delay before each attempt (the first is immediate): 10 attempts over 26 h (PROVIDERS.md A.1). */
+/** Delay before each attempt (the first is immediate): 10 attempts over 26 h (docs/providers.md#mollie-classic-webhooks). */
 export const MOLLIE_RETRY_SCHEDULE_MS: readonly number[] = [
   0,
   60_000,

@@ -69,7 +69,7 @@ export interface StoreGoCardlessEventsInput {
   /** Validated events, each with the object GoCardless sent, which is stored and forwarded verbatim. */
   events: { event: GoCardlessEvent; raw: Record<string, unknown> }[];
   origin: GoCardlessEventOrigin;
-  /** Kept on every receipt for debugging (never for de-duplication: PROVIDERS.md B.2). */
+  /** Kept on every receipt for debugging, never for de-duplication (docs/providers.md#gocardless-signature-responses-ordering). */
   webhookId?: string | null;
   headers?: Record<string, string>;
 }

@@ -4,8 +4,8 @@
  * watermark and feeds every event through the same receipts path as a webhook, where
  * the event id de-duplicates what was already received.
  *
- * Paging (PROVIDERS.md B.4): GoCardless's default order is not documented and the
- * sandbox lists newest first, so a pass never relies on order. It filters
+ * Paging (docs/providers.md#gocardless-api-polling-and-recovery): GoCardless's default
+ * order is not documented and the sandbox lists newest first, so a pass never relies on order. It filters
  * `created_at[gt] = watermark - overlap`, follows `after` until it is null, and only
  * then moves the watermark to the newest `created_at` it saw. Events created while a
  * pass runs are newer than that, so the next pass finds them; events that become

@@ -223,7 +223,7 @@ describe('npm run replay against a gateway process and the sandboxes', () => {
     expect(report.webhookRequests).toMatchObject({ sent: 8, acknowledged: 8 });
     expect(report.syncRequests.byStatus).toEqual({ 200: 7, 404: 1 });
     const { payments, typesOf } = await stored(stack.sql, suffix);
-    // The race fixture and the classic set share E.1's payment: one row, one payment.paid.
+    // The race fixture and the classic set share the classic example's payment: one row, one payment.paid.
     expect(payments.filter((payment) => payment.id === `tr_5B8cwPMGnU6qLbRvo7qEZo${suffix}`)).toHaveLength(1);
     expect(typesOf(`tr_5B8cwPMGnU6qLbRvo7qEZo${suffix}`)).toEqual(['payment.paid', 'payment.refunded']);
     // Two changes (paid, then the refund), each written by exactly one of the racing triggers.

@@ -7,7 +7,7 @@ import {
 } from '../../src/providers/gocardless/mapping.js';
 import { PAYMENT_STATUSES } from '../../src/providers/types.js';
 
-/** Shaped like gc-node's Payment type (PROVIDERS.md B.4). */
+/** Shaped like gc-node's Payment type (docs/providers.md#gocardless-api-polling-and-recovery). */
 function paymentBody(overrides: Record<string, unknown> = {}) {
   return {
     payments: {

@@ -7,7 +7,7 @@ import { parseGoCardlessBatch, sortGoCardlessEvents, type GoCardlessEvent } from
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const officialBody = readFileSync(path.join(repoRoot, 'tests/fixtures/gocardless/webhook_body.min.json'));
 
-/** PROVIDERS.md E.3. */
+/** docs/providers.md#example-gocardless-batch */
 const paymentsBatch = {
   events: [
     {

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { MoneyError } from '../../src/payments/money.js';
 import { MollieMappingError, mapMolliePayment, mapMollieStatus } from '../../src/providers/mollie/mapping.js';
 
-// A payment as Mollie puts it on the wire (PROVIDERS.md E.1), with personal details added.
+// A payment as Mollie puts it on the wire (docs/providers.md#example-mollie-classic-webhook), with personal details added.
 const WIRE_PAYMENT = {
   resource: 'payment',
   id: 'tr_5B8cwPMGnU6qLbRvo7qEZo',

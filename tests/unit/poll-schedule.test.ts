@@ -23,7 +23,7 @@ const MID = 0.5; // no jitter: the factor is exactly 1
 const ideal: PaymentPace = { provider: 'mollie', providerStatus: 'open', method: 'ideal' };
 
 describe('the poll schedule (data)', () => {
-  it('follows Mollie expiry by method (PROVIDERS.md A.3)', () => {
+  it('follows Mollie expiry by method (docs/providers.md#mollie-expiry-times-by-method)', () => {
     const life = (method: string | null, providerStatus = 'open') => profileFor(POLL_SCHEDULE, { provider: 'mollie', providerStatus, method }).lifeMs;
     expect(life('ideal')).toBe(15 * M);
     expect(life('paysafecard')).toBe(15 * M);

@@ -6,7 +6,7 @@ import { acceptGoCardlessBatch, processGoCardlessReceipts } from '../../webhooks
 import { AppError } from '../errors.js';
 import { annotateRequest, type AppEnv } from '../middleware.js';
 
-/** GoCardless's documented answer to a bad signature (PROVIDERS.md B.2): 498 Token Invalid. */
+/** GoCardless's documented answer to a bad signature: 498 Token Invalid (docs/providers.md#gocardless-signature-responses-ordering). */
 const TOKEN_INVALID = 498 as ContentfulStatusCode;
 const ACCOUNT = /^[A-Za-z0-9_-]{1,64}$/;
 /** Request headers kept on each receipt, for debugging; the signature is not (it covers the batch). */

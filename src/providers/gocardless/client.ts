@@ -1,7 +1,7 @@
 /**
  * A small typed GoCardless API client over fetch (no SDK: gc-node has no base-URL
- * option and no request timeout, PROVIDERS.md B.5). It implements the provider
- * port for payments and adds `listEvents` for recovering missed webhooks.
+ * option and no request timeout, docs/providers.md#gocardless-node-sdk). It implements
+ * the provider port for payments and adds `listEvents` for recovering missed webhooks.
  *
  * Failures become ProviderError with a machine code and whether a retry can help;
  * this client never retries by itself, the caller's poller owns the schedule.
@@ -14,7 +14,7 @@ import { goCardlessEventSchema, type GoCardlessEvent } from './webhook.js';
 
 export const GOCARDLESS_LIVE_API_URL = 'https://api.gocardless.com';
 export const GOCARDLESS_SANDBOX_API_URL = 'https://api-sandbox.gocardless.com';
-/** Pinned by every official client (PROVIDERS.md B.4). */
+/** Pinned by every official client (docs/providers.md#gocardless-api-polling-and-recovery). */
 export const GOCARDLESS_API_VERSION = '2015-07-06';
 
 export interface GoCardlessAccountConfig {

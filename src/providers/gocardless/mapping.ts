@@ -1,7 +1,7 @@
 /**
- * Pure mapping from GoCardless's payment resource (PROVIDERS.md B.3, B.4) to the
- * gateway's PaymentSnapshot. No I/O; the client validates the envelope with the
- * schema below and calls this.
+ * Pure mapping from GoCardless's payment resource to the gateway's PaymentSnapshot
+ * (docs/providers.md#gocardless-payment-statuses-and-events). No I/O; the client
+ * validates the envelope with the schema below and calls this.
  */
 import { z } from 'zod';
 import { parseMinorUnits } from '../../payments/money.js';
@@ -57,9 +57,9 @@ export function normaliseGoCardlessStatus(status: GoCardlessPaymentStatus): Paym
 }
 
 /**
- * gc-node 8.x typed amounts as strings and 10.x as numbers (PROVIDERS.md B.4), so a
- * string of digits is accepted too. Either way the value must be an exact integer:
- * "10.5" or 10.5 is rejected, never rounded.
+ * gc-node 8.x typed amounts as strings and 10.x as numbers, so a string of digits is
+ * accepted too (docs/providers.md#gocardless-api-polling-and-recovery). Either way the
+ * value must be an exact integer: "10.5" or 10.5 is rejected, never rounded.
  */
 const minorUnits = z.union([z.number(), z.string().regex(/^\d+$/, 'expected an integer amount in minor units')]);
 

@@ -1,8 +1,8 @@
 /**
- * GoCardless webhook signatures (PROVIDERS.md B.2): `Webhook-Signature` is the
- * lowercase hex HMAC-SHA256 of the raw request body, keyed by the endpoint secret
- * used as a UTF-8 string. There is no timestamp, so there is no replay window to
- * check; replays are harmless because events are de-duplicated by id.
+ * GoCardless webhook signatures (docs/providers.md#gocardless-signature-responses-ordering):
+ * `Webhook-Signature` is the lowercase hex HMAC-SHA256 of the raw request body, keyed by
+ * the endpoint secret used as a UTF-8 string. There is no timestamp, so there is no
+ * replay window to check; replays are harmless because events are de-duplicated by id.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 

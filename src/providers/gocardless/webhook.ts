@@ -1,6 +1,6 @@
 /**
- * Parsing of a GoCardless webhook body (PROVIDERS.md B.1): `{"events":[...],
- * "meta":{"webhook_id":"WB..."}}`. Pure: call it only after the signature over the
+ * Parsing of a GoCardless webhook body (docs/providers.md#gocardless-webhook-request):
+ * `{"events":[...], "meta":{"webhook_id":"WB..."}}`. Pure: call it only after the signature over the
  * raw bytes has been verified (signature.ts). Unknown fields are kept so the raw
  * events can be stored and forwarded as GoCardless sent them.
  */
@@ -150,9 +150,9 @@ export function parseGoCardlessBatch(raw: Uint8Array | string): ParsedGoCardless
 }
 
 /**
- * Webhooks and event pages arrive in no guaranteed order (PROVIDERS.md B.2):
- * sort by `created_at`, then by id so equal timestamps still sort the same way
- * every time. Returns a new array.
+ * Webhooks and event pages arrive in no guaranteed order
+ * (docs/providers.md#gocardless-signature-responses-ordering): sort by `created_at`, then
+ * by id so equal timestamps still sort the same way every time. Returns a new array.
  */
 export function sortGoCardlessEvents<T extends Pick<GoCardlessEvent, 'id' | 'created_at'>>(events: readonly T[]): T[] {
   return [...events].sort((a, b) => {

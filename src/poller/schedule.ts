@@ -79,7 +79,7 @@ const MOLLIE_AUTHORIZED = profile('mollie authorized, awaiting capture [U]', { f
 // No method chosen yet (or one not listed): Mollie's expiresAt, when present, gives the real end.
 const MOLLIE_OTHER = profile('mollie other or no method', { firstMs: MINUTE, maxMs: 30 * MINUTE, lifeMs: 72 * HOUR, graceMs: 12 * HOUR });
 
-// [U] GoCardless Direct Debit timings (typical SEPA/Bacs cycles; GoCardless publishes none:
+// [U] GoCardless Direct Debit timings (typical SEPA/Bacs cycles; no published figures found:
 // docs/providers.md#gocardless-payment-statuses-and-events): webhooks report every transition,
 // so polling is the slow backstop.
 const GC_APPROVAL = profile('gocardless pending_customer_approval [U]', { firstMs: 15 * MINUTE, maxMs: 6 * HOUR, lifeMs: 7 * DAY, graceMs: DAY });

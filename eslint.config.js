@@ -2,9 +2,18 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules', 'drizzle', '.wrangler', '.data'] },
+  { ignores: ['node_modules', 'drizzle', '.wrangler', '.data', 'dist', 'test-artifacts'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
+  {
+    // Plain .mjs scripts (the build, the bench's preloads) run on Node.
+    files: ['**/*.mjs'],
+    languageOptions: {
+      globals: Object.fromEntries(
+        ['process', 'console', 'performance', 'Buffer', 'URL', 'setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'setImmediate', 'TextEncoder', 'TextDecoder', 'fetch'].map((name) => [name, 'readonly']),
+      ),
+    },
+  },
   {
     rules: {
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],

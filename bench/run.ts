@@ -540,7 +540,6 @@ async function scenarioA(ctx: Context): Promise<ScenarioAResult> {
       );
       printLoad(`${variant.lock} lock, ${variant.runtime}${variant.uncapped ? ' without the heap cap' : ''}, max rate`, max.value, max.usage);
       let half: ScenarioAResult['runs'][number]['half'];
-      let paced: ScenarioAResult['runs'][number]['paced'];
       if (variant.half) {
         const targetRate = Math.max(1, Math.floor(max.value.rate / 2));
         const run = await measured(ctx, gw, async () =>

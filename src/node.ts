@@ -37,7 +37,7 @@ async function resolveDatabase(env: Env): Promise<{ env: Env; embedded?: Embedde
 function banner(env: Env, embedded: EmbeddedPostgres | undefined): string {
   const lines = [
     embedded
-      ? `database: EMBEDDED PGlite in ${embedded.dataDir} (set DATABASE_URL to use a Postgres server)`
+      ? `database: EMBEDDED PGlite in ${embedded.dataDir} (set DATABASE_URL to use a Postgres server); ${embedded.lock}`
       : `database: ${redact(env.DATABASE_URL!)}`,
     env.REDIS_URL.length > 0
       ? `lock:     Redlock over ${env.REDIS_URL.length} Redis node(s)`

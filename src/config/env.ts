@@ -54,6 +54,11 @@ export const envSchema = z.object({
   EVENT_STREAM: z.string().min(1).optional(),
   /** Approximate cap on the Redis Stream's length (XADD MAXLEN ~). */
   EVENT_STREAM_MAXLEN: z.coerce.number().int().min(1).default(100_000),
+  /**
+   * On SIGTERM: how long idle keep-alive connections and requests still sending their body
+   * get before they are cut off (requests being handled always finish and are answered).
+   */
+  SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).max(120_000, 'must be at most 120000 (2 min)').default(5000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** How long a trigger waits for a payment's lock before leaving the work due for later. */
   LOCK_WAIT_MS: z.coerce.number().int().min(0).default(2000),

@@ -81,6 +81,11 @@ export const envSchema = z.object({
   POLLER_DEGRADED_AFTER_FAILURES: z.coerce.number().int().min(1).default(5),
   /** ...or after two or more failures in a row and no successful poll for this long. */
   POLLER_DEGRADED_AFTER_MS: z.coerce.number().int().min(1000).default(900_000),
+  /**
+   * Fleet-wide: when payments are due and no poller pass has completed in any process for
+   * this long, every process's watcher announces gateway.poller.stalled (once per episode).
+   */
+  POLLER_STALLED_AFTER_MS: z.coerce.number().int().min(2000, 'must be at least 2000').max(86_400_000, 'must be at most 86400000 (a day)').default(300_000),
   /** How long a Mollie webhook is processed inline before it is answered and left to finish in the background. */
   MOLLIE_WEBHOOK_DEADLINE_MS: z.coerce.number().int().min(0).max(12_000, 'must stay well inside Mollie\'s 15 s (at most 12000)').default(5000),
   /** How often the Mollie reconciliation sweep runs, across all gateway processes; 0 disables it. */

@@ -32,6 +32,7 @@ export async function pollerReadiness(deps: { db: Db; metrics: Metrics; env: Pic
   if (!databaseUp) return { status: 'unknown', thisProcess, fleet: null, accounts: [], error: 'database unreachable' };
   try {
     const [accounts, fleet] = await withTimeout(Promise.all([readPollerHealth(deps.db, deps.metrics), readPollerFleet(deps.db, deps.env.POLLER_STALLED_AFTER_MS)]));
+    deps.metrics.pollerFleetStalled.set(fleet?.state === 'stalled' ? 1 : 0);
     const status = fleet?.state === 'stalled' ? 'stalled' : accounts.some((a) => a.state === 'degraded') ? 'degraded' : 'ok';
     return { status, thisProcess, fleet, accounts };
   } catch (error) {
@@ -40,8 +41,13 @@ export async function pollerReadiness(deps: { db: Db; metrics: Metrics; env: Pic
 }
 
 /** Brings the per-account gauges up to date before a scrape; never fails the scrape. */
-export async function refreshPollerGauges(deps: { db: Db; metrics: Metrics }): Promise<void> {
-  await withTimeout(readPollerHealth(deps.db, deps.metrics)).catch(() => {});
+export async function refreshPollerGauges(deps: { db: Db; metrics: Metrics; env: Pick<Env, 'POLLER_STALLED_AFTER_MS'> }): Promise<void> {
+  await withTimeout(
+    Promise.all([
+      readPollerHealth(deps.db, deps.metrics),
+      readPollerFleet(deps.db, deps.env.POLLER_STALLED_AFTER_MS).then((fleet) => deps.metrics.pollerFleetStalled.set(fleet?.state === 'stalled' ? 1 : 0)),
+    ]),
+  ).catch(() => {});
 }
 
 async function withTimeout<T>(work: Promise<T>): Promise<T> {

@@ -84,6 +84,7 @@ describe('fleet-wide poller stall', () => {
       expect(body.poller.status).toBe('stalled');
       expect(body.poller.fleet).toMatchObject({ state: 'stalled', stalledAfterMs: STALLED_AFTER_MS, lastPassAt: data.lastPassAt });
     }
+    expect(await (await fetch(`${a.url}/metrics`)).text()).toMatch(/^gateway_poller_fleet_stalled 1$/m);
     const cookie = `${SESSION_COOKIE}=${createSessionValue(TEST_ADMIN_TOKEN, new Date())}`;
     const overview = await (await fetch(`${b.url}/console`, { headers: { cookie } })).text();
     expect(overview).toMatch(/data-testid="stat-poller-fleet">\s*STALLED, last pass /);
@@ -109,6 +110,7 @@ describe('fleet-wide poller stall', () => {
     const ready = await (await fetch(`${a.url}/readyz`)).json();
     expect(ready.poller.fleet.state).toBe('running');
     expect(ready.poller.status).not.toBe('stalled');
+    expect(await (await fetch(`${a.url}/metrics`)).text()).toMatch(/^gateway_poller_fleet_stalled 0$/m);
     expect((await fleetEvents()).map((e) => e.type)).toEqual(['gateway.poller.stalled', 'gateway.poller.recovered']);
   }, 120_000);
 });

@@ -1,6 +1,7 @@
 import type { Deps } from './deps.js';
 import { runRelay } from './events/relay.js';
 import { runMollieSweeper } from './payments/mollie-sweep.js';
+import { runPollerWatch } from './poller/fleet.js';
 import { runPoller } from './poller/poller.js';
 import { runGoCardlessEventRecovery } from './webhooks/gocardless-recovery.js';
 import { receiptHandlers } from './webhooks/handlers.js';
@@ -21,6 +22,8 @@ export function startBackgroundJobs(deps: Deps): BackgroundJobs {
   const jobs: Promise<void>[] = [
     runReceiptWorker(deps, receiptHandlers, { signal }),
     runPoller(deps, { signal }),
+    // Watches the whole fleet's polling, which this process's poller cannot vouch for.
+    runPollerWatch(deps, { signal }),
     runRelay(deps, { signal }),
     runGoCardlessEventRecovery(deps, { signal }),
     runMollieSweeper(deps, { signal }),

@@ -1,4 +1,5 @@
 import { serve } from '@hono/node-server';
+import type { Server } from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startBackgroundJobs } from './background.js';
@@ -7,6 +8,7 @@ import { ensureDatabase, runMigrations } from './db/client.js';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './db/embedded.js';
 import { buildDeps, waitForRedis } from './deps.js';
 import { createApp } from './http/app.js';
+import { createGracefulShutdown } from './http/graceful-shutdown.js';
 import { createProvidersFromEnv } from './providers/from-env.js';
 
 const MIGRATIONS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../drizzle');
@@ -37,7 +39,7 @@ async function resolveDatabase(env: Env): Promise<{ env: Env; embedded?: Embedde
 function banner(env: Env, embedded: EmbeddedPostgres | undefined): string {
   const lines = [
     embedded
-      ? `database: EMBEDDED PGlite in ${embedded.dataDir} (set DATABASE_URL to use a Postgres server)`
+      ? `database: EMBEDDED PGlite in ${embedded.dataDir} (set DATABASE_URL to use a Postgres server); ${embedded.lock}`
       : `database: ${redact(env.DATABASE_URL!)}`,
     env.REDIS_URL.length > 0
       ? `lock:     Redlock over ${env.REDIS_URL.length} Redis node(s)`
@@ -60,19 +62,8 @@ async function main() {
   await waitForRedis(deps);
   const app = createApp(deps);
   const jobs = startBackgroundJobs(deps);
-  // Requests being handled, so shutdown can wait for their handlers: a client that gives up
-  // closes its socket, but the handler goes on and must finish before the pool closes.
-  const handling = new Set<Promise<unknown>>();
-  const fetch: typeof app.fetch = (request, ...rest) => {
-    const handled = Promise.resolve(app.fetch(request, ...rest));
-    const tracked: Promise<void> = handled.then(
-      () => void handling.delete(tracked),
-      () => void handling.delete(tracked),
-    );
-    handling.add(tracked);
-    return handled;
-  };
-  const server = serve({ fetch, port: env.PORT, hostname: process.env.HOST ?? '0.0.0.0' }, (info) => {
+  const shutdown = createGracefulShutdown(app.fetch, { graceMs: env.SHUTDOWN_GRACE_MS });
+  const server = serve({ fetch: shutdown.fetch, port: env.PORT, hostname: process.env.HOST ?? '0.0.0.0' }, (info) => {
     deps.logger.info(
       {
         port: info.port,
@@ -83,23 +74,19 @@ async function main() {
       },
       'gateway listening',
     );
-  });
+  }) as Server; // plain HTTP/1.1: serve() makes an http.Server unless given another createServer
+  shutdown.attach(server);
 
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
-    deps.logger.info({ signal }, 'shutting down');
-    // Stop taking requests, let every handler finish (even one whose client left), close the
-    // keep-alive sockets still open, then stop the jobs and close the pools.
-    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-    while (handling.size > 0) {
-      await Promise.allSettled([...handling]);
-      // A keep-alive socket that has gone idle is closed, so it brings no new requests.
-      if ('closeIdleConnections' in server) server.closeIdleConnections();
-    }
-    if ('closeAllConnections' in server) server.closeAllConnections();
-    await closed;
+    deps.logger.info({ signal, graceMs: env.SHUTDOWN_GRACE_MS }, 'shutting down');
+    // Answer or refuse every request that reached us, finish every handler (even one whose
+    // client left), cut what is still idle or mid-body after the grace; then stop the jobs
+    // and close the pools.
+    const drained = await shutdown.drain(server);
+    deps.logger.info({ job: 'shutdown', ...drained }, 'connections drained');
     await jobs.stop();
     await deps.close();
     await embedded?.stop();

@@ -1,6 +1,7 @@
 import type { Deps } from './deps.js';
 import { relayOnce } from './events/relay.js';
 import { runDueMollieSweep } from './payments/mollie-sweep.js';
+import { checkPollerFleet } from './poller/fleet.js';
 import { pollOnce } from './poller/poller.js';
 import { recoverGoCardlessEventsStep } from './webhooks/gocardless-recovery.js';
 import { receiptHandlers } from './webhooks/handlers.js';
@@ -15,6 +16,8 @@ export async function runScheduledStep(deps: Deps): Promise<Record<string, unkno
   const steps: Record<string, () => Promise<unknown>> = {
     // Bounded so the whole run fits a Worker invocation; the next cron run continues.
     poll: () => pollOnce(deps, { limit: 25 }),
+    // A cron run that polls also watches: a Worker beside Node processes whose pollers died still says so.
+    pollerWatch: () => checkPollerFleet(deps, deps.env.POLLER_STALLED_AFTER_MS),
     relay: () => relayOnce(deps),
     receipts: () => retryDueReceipts(deps, receiptHandlers, { batchSize: 50 }),
     mollieSweep: () =>

@@ -54,6 +54,11 @@ export const envSchema = z.object({
   EVENT_STREAM: z.string().min(1).optional(),
   /** Approximate cap on the Redis Stream's length (XADD MAXLEN ~). */
   EVENT_STREAM_MAXLEN: z.coerce.number().int().min(1).default(100_000),
+  /**
+   * On SIGTERM: how long idle keep-alive connections and requests still sending their body
+   * get before they are cut off (requests being handled always finish and are answered).
+   */
+  SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).max(120_000, 'must be at most 120000 (2 min)').default(5000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** How long a trigger waits for a payment's lock before leaving the work due for later. */
   LOCK_WAIT_MS: z.coerce.number().int().min(0).default(2000),
@@ -76,6 +81,11 @@ export const envSchema = z.object({
   POLLER_DEGRADED_AFTER_FAILURES: z.coerce.number().int().min(1).default(5),
   /** ...or after two or more failures in a row and no successful poll for this long. */
   POLLER_DEGRADED_AFTER_MS: z.coerce.number().int().min(1000).default(900_000),
+  /**
+   * Fleet-wide: when payments are due and no poller pass has completed in any process for
+   * this long, every process's watcher announces gateway.poller.stalled (once per episode).
+   */
+  POLLER_STALLED_AFTER_MS: z.coerce.number().int().min(2000, 'must be at least 2000').max(86_400_000, 'must be at most 86400000 (a day)').default(300_000),
   /** How long a Mollie webhook is processed inline before it is answered and left to finish in the background. */
   MOLLIE_WEBHOOK_DEADLINE_MS: z.coerce.number().int().min(0).max(12_000, 'must stay well inside Mollie\'s 15 s (at most 12000)').default(5000),
   /** How often the Mollie reconciliation sweep runs, across all gateway processes; 0 disables it. */

@@ -2,6 +2,7 @@ import type { FC } from 'hono/jsx';
 import { formatDuration } from './format.js';
 import { Badge, Instant, Layout, Notice } from './layout.js';
 import { RedriveButton, paymentPath } from './payment-pages.js';
+import type { FleetStatus } from '../poller/fleet.js';
 import type { DeadLetterRow, OutboxSummary, PollerAccountHealth, WebhookVolume } from './queries.js';
 import { VolumeChart } from './volume-chart.js';
 
@@ -22,7 +23,7 @@ function lagTone(summary: OutboxSummary) {
   return summary.lagSeconds > OUTBOX_LAG_WARN_SECONDS ? ('bad' as const) : ('warn' as const);
 }
 
-export const OverviewPage: FC<{ volume: WebhookVolume; outbox: OutboxSummary; pollers: PollerAccountHealth[] }> = ({ volume, outbox, pollers }) => {
+export const OverviewPage: FC<{ volume: WebhookVolume; outbox: OutboxSummary; pollers: PollerAccountHealth[]; fleet?: FleetStatus | null }> = ({ volume, outbox, pollers, fleet }) => {
   const degraded = pollers.filter((p) => p.state === 'degraded').length;
   const received = volume.buckets.reduce((sum, b) => sum + b.counts.processed + b.counts.ignored + b.counts.pending + b.counts.failed + b.other, 0);
   return (
@@ -33,6 +34,12 @@ export const OverviewPage: FC<{ volume: WebhookVolume; outbox: OutboxSummary; po
         <Stat label="Outbox lag" value={outbox.unrelayed === 0 ? 'none' : formatDuration(outbox.lagSeconds * 1000)} tone={lagTone(outbox)} testId="stat-outbox-lag" />
         <Stat label="Dead letters" value={String(outbox.deadLetters)} tone={outbox.deadLetters > 0 ? 'bad' : 'ok'} testId="stat-dead-letters" />
         <Stat label="Pollers degraded" value={`${degraded} of ${pollers.length}`} tone={degraded > 0 ? 'bad' : 'ok'} testId="stat-pollers" />
+        <Stat
+          label="Polling, fleet-wide"
+          value={!fleet ? 'not seen yet' : fleet.state === 'stalled' ? `STALLED, last pass ${fleet.lastPassAt}` : 'running'}
+          tone={fleet?.state === 'stalled' ? 'bad' : 'ok'}
+          testId="stat-poller-fleet"
+        />
       </div>
       <h2>Webhook volume and outcomes, last hour</h2>
       <div class="card">

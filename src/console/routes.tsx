@@ -7,6 +7,7 @@ import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
 import type { Deps } from '../deps.js';
+import { readPollerFleet } from '../poller/fleet.js';
 import { AppError } from '../http/errors.js';
 import type { AppEnv } from '../http/middleware.js';
 import { PAYMENT_STATUSES, PROVIDERS, isProviderName } from '../providers/types.js';
@@ -144,12 +145,13 @@ export function consoleRoutes(deps: Deps) {
   // ---- pages ---------------------------------------------------------------------------
 
   app.get('/', requireSession, async (c) => {
-    const [volume, outbox, pollers] = await Promise.all([
+    const [volume, outbox, pollers, fleet] = await Promise.all([
       getWebhookVolume(deps.db, { minutes: VOLUME_MINUTES }),
       getOutboxSummary(deps.db),
       listPollerHealth(deps.db),
+      readPollerFleet(deps.db, deps.env.POLLER_STALLED_AFTER_MS),
     ]);
-    return c.html(<OverviewPage volume={volume} outbox={outbox} pollers={pollers} />);
+    return c.html(<OverviewPage volume={volume} outbox={outbox} pollers={pollers} fleet={fleet} />);
   });
 
   app.get('/payments', requireSession, async (c) => {

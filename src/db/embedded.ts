@@ -1,5 +1,6 @@
 import { mkdir } from 'node:fs/promises';
 import { createServer } from 'node:net';
+import { lockDataDir } from './embedded-lock.js';
 
 /**
  * An embedded Postgres for running the gateway with nothing installed: PGlite (Postgres
@@ -9,10 +10,15 @@ import { createServer } from 'node:net';
  *
  * PGlite is a single-connection database, so the server admits one connection and the
  * gateway's pool is sized to one: transactions queue rather than interleave.
+ *
+ * One process per data folder (embedded-lock.ts): a second gateway on the same folder
+ * refuses to start, naming the process that holds it.
  */
 export interface EmbeddedPostgres {
   url: string;
   dataDir: string;
+  /** How the data folder is protected from a second process, for the banner. */
+  lock: string;
   stop(): Promise<void>;
 }
 
@@ -33,16 +39,25 @@ export async function startEmbeddedPostgres(dataDir: string): Promise<EmbeddedPo
   const { PGLiteSocketServer } = await import('@electric-sql/pglite-socket');
   // A fresh checkout has no data folder yet.
   await mkdir(dataDir, { recursive: true });
-  const db = await PGlite.create(dataDir);
-  const port = await freeLoopbackPort();
-  const server = new PGLiteSocketServer({ db, host: '127.0.0.1', port, maxConnections: 1 });
-  await server.start();
-  return {
-    url: `postgres://postgres@127.0.0.1:${port}/postgres`,
-    dataDir,
-    async stop() {
-      await server.stop();
-      await db.close();
-    },
-  };
+  // Before PGlite opens a single file: a second process must not even read pages it would later overwrite.
+  const lock = lockDataDir(dataDir);
+  try {
+    const db = await PGlite.create(dataDir);
+    const port = await freeLoopbackPort();
+    const server = new PGLiteSocketServer({ db, host: '127.0.0.1', port, maxConnections: 1 });
+    await server.start();
+    return {
+      url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+      dataDir,
+      lock: lock.description,
+      async stop() {
+        await server.stop();
+        await db.close();
+        lock.release();
+      },
+    };
+  } catch (error) {
+    lock.release();
+    throw error;
+  }
 }

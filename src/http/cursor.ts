@@ -1,4 +1,15 @@
+import { z } from 'zod';
 import { badRequest } from './errors.js';
+
+/**
+ * One bound for every list route's `limit` (payments, events, dead letters): a client
+ * that pages one of them with 1000 can page all of them the same way. Each route keeps
+ * its own default.
+ */
+export const MAX_PAGE_LIMIT = 1000;
+
+export const pageLimit = (defaultLimit: number) =>
+  z.coerce.number().int().min(1).max(MAX_PAGE_LIMIT, `must be at most ${MAX_PAGE_LIMIT}`).default(defaultLimit);
 
 /** Opaque page cursors: base64url JSON, so their shape can change without breaking clients. */
 export function encodeCursor(value: unknown): string {

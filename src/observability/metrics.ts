@@ -104,6 +104,11 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       labelNames: ['provider', 'account'] as const,
       registers: [registry],
     }),
+    pollerFleetStalled: new Gauge({
+      name: 'gateway_poller_fleet_stalled',
+      help: '1 while the fleet is in a stalled episode: payments due and no poller pass completed anywhere for POLLER_STALLED_AFTER_MS',
+      registers: [registry],
+    }),
     pollerLastPass: new Gauge({
       name: 'gateway_poller_last_pass_timestamp_seconds',
       help: "Unix time this process's poller last finished a pass (0: not running here)",

@@ -164,6 +164,8 @@ export async function applyHealthFlips(
 
 function flipEvent(flip: Exclude<HealthFlip, null>, health: AccountHealth, now: Date, thresholds: HealthThresholds): NewOutboxEvent {
   const base = {
+    // Tells these apart from the fleet-wide gateway.poller.stalled / recovered (fleet.ts).
+    scope: 'account',
     provider: health.provider,
     account: health.account,
     consecutiveFailures: health.consecutiveFailures,

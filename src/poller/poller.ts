@@ -28,6 +28,7 @@ import {
   type AppliedFlip,
   type HealthThresholds,
 } from './health.js';
+import { recordPollerPass } from './fleet.js';
 import { leaseDuePolls, releasePolls, type LeasedPoll, type PollRelease, type ReleasedPayment } from './leases.js';
 import { sleep } from '../abortable-sleep.js';
 import { createTokenBucket, type RateLimiter } from './rate-limiter.js';
@@ -140,7 +141,10 @@ export async function pollOnce(deps: PollerDeps, options: PollOnceOptions = {}):
     providers,
   });
   summary.leased = leased.length;
-  if (leased.length === 0) return summary;
+  if (leased.length === 0) {
+    await stampFleet(deps);
+    return summary;
+  }
 
   // Accounts a 429 paused during this pass: their remaining payments wait, unpolled.
   const paused = new Map<string, Date>();
@@ -191,7 +195,15 @@ export async function pollOnce(deps: PollerDeps, options: PollOnceOptions = {}):
   } else {
     deps.logger.info(fields, 'poller pass');
   }
+  await stampFleet(deps);
   return summary;
+}
+
+/** A completed pass, for the fleet's watchers (fleet.ts); the pass's own work is already committed. */
+async function stampFleet(deps: PollerDeps): Promise<void> {
+  await recordPollerPass(deps).catch((error: unknown) =>
+    deps.logger.warn({ job: 'poller', err: error instanceof Error ? error.message : String(error) }, 'could not record the completed pass for the fleet'),
+  );
 }
 
 /** Repeats passes until the signal aborts; then finishes what is in flight and releases the rest. */

@@ -4,35 +4,50 @@
  * acknowledged), but it shows here, in the gauges, in an outbound event and in the
  * error log.
  */
+import type { Env } from '../config/env.js';
 import type { Db } from '../db/client.js';
 import type { Metrics } from '../observability/metrics.js';
+import { readPollerFleet, type FleetStatus } from './fleet.js';
 import { readPollerHealth, type PollerAccountStatus } from './health.js';
 import { pollerProcessStatus } from './poller.js';
 
 const READ_TIMEOUT_MS = 1500;
 
 export interface PollerReadiness {
-  /** ok: every account healthy; degraded: at least one is; unknown: the state could not be read. */
-  status: 'ok' | 'degraded' | 'unknown';
+  /**
+   * ok: polling runs and every account is healthy; degraded: at least one account is;
+   * stalled: no poller pass has completed anywhere for POLLER_STALLED_AFTER_MS while
+   * payments are due (fleet.ts); unknown: the state could not be read.
+   */
+  status: 'ok' | 'degraded' | 'stalled' | 'unknown';
   thisProcess: ReturnType<typeof pollerProcessStatus>;
+  /** The whole fleet's polling, as every process's watcher sees it; null before any process watched. */
+  fleet: FleetStatus | null;
   accounts: PollerAccountStatus[];
   error?: string;
 }
 
-export async function pollerReadiness(deps: { db: Db; metrics: Metrics }, databaseUp = true): Promise<PollerReadiness> {
+export async function pollerReadiness(deps: { db: Db; metrics: Metrics; env: Pick<Env, 'POLLER_STALLED_AFTER_MS'> }, databaseUp = true): Promise<PollerReadiness> {
   const thisProcess = pollerProcessStatus(deps);
-  if (!databaseUp) return { status: 'unknown', thisProcess, accounts: [], error: 'database unreachable' };
+  if (!databaseUp) return { status: 'unknown', thisProcess, fleet: null, accounts: [], error: 'database unreachable' };
   try {
-    const accounts = await withTimeout(readPollerHealth(deps.db, deps.metrics));
-    return { status: accounts.some((a) => a.state === 'degraded') ? 'degraded' : 'ok', thisProcess, accounts };
+    const [accounts, fleet] = await withTimeout(Promise.all([readPollerHealth(deps.db, deps.metrics), readPollerFleet(deps.db, deps.env.POLLER_STALLED_AFTER_MS)]));
+    deps.metrics.pollerFleetStalled.set(fleet?.state === 'stalled' ? 1 : 0);
+    const status = fleet?.state === 'stalled' ? 'stalled' : accounts.some((a) => a.state === 'degraded') ? 'degraded' : 'ok';
+    return { status, thisProcess, fleet, accounts };
   } catch (error) {
-    return { status: 'unknown', thisProcess, accounts: [], error: error instanceof Error ? error.message : String(error) };
+    return { status: 'unknown', thisProcess, fleet: null, accounts: [], error: error instanceof Error ? error.message : String(error) };
   }
 }
 
 /** Brings the per-account gauges up to date before a scrape; never fails the scrape. */
-export async function refreshPollerGauges(deps: { db: Db; metrics: Metrics }): Promise<void> {
-  await withTimeout(readPollerHealth(deps.db, deps.metrics)).catch(() => {});
+export async function refreshPollerGauges(deps: { db: Db; metrics: Metrics; env: Pick<Env, 'POLLER_STALLED_AFTER_MS'> }): Promise<void> {
+  await withTimeout(
+    Promise.all([
+      readPollerHealth(deps.db, deps.metrics),
+      readPollerFleet(deps.db, deps.env.POLLER_STALLED_AFTER_MS).then((fleet) => deps.metrics.pollerFleetStalled.set(fleet?.state === 'stalled' ? 1 : 0)),
+    ]),
+  ).catch(() => {});
 }
 
 async function withTimeout<T>(work: Promise<T>): Promise<T> {

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startMollieSandbox } from '../../src/sandbox/mollie-api.js';
-import { TEST_ADMIN_TOKEN } from '../helpers/deps.js';
+import { eventually, TEST_ADMIN_TOKEN } from '../helpers/deps.js';
 import { startGatewayProcess } from '../helpers/gateway-process.js';
 
 /**
@@ -63,4 +63,74 @@ describe('embedded mode', () => {
       expect(await second.stop()).toBe(0);
     }
   });
+
+  it('refuses a second process on the same data folder, keeps what the first acknowledged, and is not blocked by a killed holder', async () => {
+    const sharedDir = path.join(parentDir, 'shared', 'pglite');
+    const env = {
+      DATABASE_URL: undefined,
+      REDIS_URL: undefined,
+      EMBEDDED_DATA_DIR: sharedDir,
+      ADMIN_TOKEN: TEST_ADMIN_TOKEN,
+      MOLLIE_API_KEY: 'test_sandbox',
+      MOLLIE_API_URL: mollie.url,
+    };
+    const auth = { Authorization: `Bearer ${TEST_ADMIN_TOKEN}` };
+    const acknowledge = async (url: string) => {
+      const payment = mollie.createPayment({ status: 'paid' });
+      const res = await fetch(`${url}/webhooks/mollie`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: `id=${payment.id}`,
+      });
+      expect(res.status).toBe(200);
+      return payment.id;
+    };
+    const paidEvents = async (url: string) => {
+      const feed = await (await fetch(`${url}/v1/events?limit=1000`, { headers: auth })).json();
+      return (feed.data as { type: string; data: { paymentId: string } }[]).filter((e) => e.type === 'payment.paid').map((e) => e.data.paymentId);
+    };
+
+    const first = await startGatewayProcess(env, { timeoutMs: 60_000 });
+    const acknowledged: string[] = [];
+    try {
+      acknowledged.push(await acknowledge(first.url));
+      // The second process must exit before it opens the database, naming the folder and the holder.
+      const refused = await startGatewayProcess(env, { timeoutMs: 60_000 }).then(
+        async (second) => {
+          await second.kill();
+          return 'started';
+        },
+        (error: Error) => error.message,
+      );
+      expect(refused).toMatch(/gateway exited [1-9]\d* before it was ready/);
+      expect(refused).toContain(`EMBEDDED_DATA_DIR ${sharedDir} is in use by another gateway process (pid ${first.child.pid} `);
+      // The first goes on acknowledging, untouched by the attempt.
+      for (let i = 0; i < 4; i++) acknowledged.push(await acknowledge(first.url));
+      await eventually(async () => (await paidEvents(first.url)).length === acknowledged.length, { what: 'every acknowledged payment paid', timeoutMs: 60_000 });
+    } finally {
+      expect(await first.stop()).toBe(0);
+    }
+
+    // Across a restart: every acknowledged payment, each with its payment.paid event.
+    const restarted = await startGatewayProcess(env, { timeoutMs: 60_000 });
+    try {
+      for (const id of acknowledged) {
+        const res = await fetch(`${restarted.url}/v1/payments/mollie/${id}`, { headers: auth });
+        expect(res.status, id).toBe(200);
+        expect(await res.json()).toMatchObject({ id, status: 'paid' });
+      }
+      expect((await paidEvents(restarted.url)).sort()).toEqual([...acknowledged].sort());
+    } finally {
+      // A crash leaves no lock behind: the kernel drops it with the process.
+      await restarted.kill();
+    }
+    const afterKill = await startGatewayProcess(env, { timeoutMs: 60_000 });
+    try {
+      expect(afterKill.output()).toContain(`locked (flock on ${path.join(sharedDir, 'gateway.lock')}, pid ${afterKill.child.pid})`);
+      const res = await fetch(`${afterKill.url}/v1/payments/mollie/${acknowledged[0]}`, { headers: auth });
+      expect(res.status).toBe(200);
+    } finally {
+      expect(await afterKill.stop()).toBe(0);
+    }
+  }, 240_000);
 });

@@ -218,4 +218,15 @@ describe('GET /v1/events: the pull API', () => {
     }
     expect((await app.request('/v1/events')).status).toBe(401);
   });
+
+  it('takes one limit on every list route: 1000 is accepted everywhere, 1001 nowhere', async () => {
+    for (const route of ['/v1/events', '/v1/payments', '/v1/dead-letters']) {
+      const ok = await app.request(`${route}?limit=1000`, { headers: auth });
+      expect(ok.status, route).toBe(200);
+      expect(Array.isArray((await ok.json()).data), route).toBe(true);
+      const over = await app.request(`${route}?limit=1001`, { headers: auth });
+      expect(over.status, route).toBe(400);
+      expect((await over.json()).error.message, route).toMatch(/limit: must be at most 1000/);
+    }
+  });
 });

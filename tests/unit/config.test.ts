@@ -50,6 +50,16 @@ describe('parseEnv', () => {
     expect((error as Error).message).toMatch(/^invalid configuration:\n {2}- /);
   });
 
+  it('bounds the shutdown grace and the fleet stall threshold', () => {
+    const env = parseEnv({});
+    expect(env.SHUTDOWN_GRACE_MS).toBe(5000);
+    expect(env.POLLER_STALLED_AFTER_MS).toBe(300_000);
+    expect(() => parseEnv({ SHUTDOWN_GRACE_MS: '-1' })).toThrow(/SHUTDOWN_GRACE_MS: /);
+    expect(() => parseEnv({ SHUTDOWN_GRACE_MS: '600000' })).toThrow(/SHUTDOWN_GRACE_MS: must be at most 120000/);
+    expect(() => parseEnv({ POLLER_STALLED_AFTER_MS: '500' })).toThrow(/POLLER_STALLED_AFTER_MS: must be at least 2000/);
+    expect(() => parseEnv({ POLLER_STALLED_AFTER_MS: 'soon' })).toThrow(/POLLER_STALLED_AFTER_MS: /);
+  });
+
   it('needs a signing secret when sinks are configured', () => {
     expect(() => parseEnv({ EVENT_SINK_URLS: 'http://127.0.0.1:9000/' })).toThrow(/EVENT_SINK_SECRET: required when EVENT_SINK_URLS is set/);
   });

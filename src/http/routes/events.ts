@@ -4,7 +4,7 @@ import type { Deps } from '../../deps.js';
 import { enableSink, listDeadLetters, listSinkStates, redriveDeadLetter } from '../../events/deliveries.js';
 import { FEED_START, readEventFeed, type FeedPosition } from '../../events/event-feed.js';
 import { PROVIDERS } from '../../providers/types.js';
-import { decodeCursor, encodeCursor } from '../cursor.js';
+import { decodeCursor, encodeCursor, pageLimit } from '../cursor.js';
 import { AppError, badRequest } from '../errors.js';
 import type { AppEnv } from '../middleware.js';
 import { parseQuery } from '../validation.js';
@@ -20,14 +20,14 @@ import { parseQuery } from '../validation.js';
 
 const feedQuery = z.object({
   after: z.string().max(200).optional(),
-  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  limit: pageLimit(100),
   provider: z.enum(PROVIDERS).optional(),
   paymentId: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1-64 letters, digits, _ or -').optional(),
 });
 
 const deadLetterQuery = z.object({
   sink: z.string().regex(/^snk_[0-9a-f]{16}$/, 'must be a sink id (snk_...)').optional(),
-  limit: z.coerce.number().int().min(1).max(500).default(50),
+  limit: pageLimit(50),
   cursor: z.string().max(200).optional(),
 });
 

@@ -23,21 +23,42 @@ async function probe(check: () => Promise<unknown>): Promise<{ ok: boolean; ms: 
   }
 }
 
+/** host:port of a REDIS_URL entry: enough to tell the nodes apart, never a password. */
+function redisNodeName(url: string | undefined, index: number): string {
+  if (!url || !URL.canParse(url)) return `node ${index + 1}`;
+  const parsed = new URL(url);
+  return `${parsed.hostname}:${parsed.port || '6379'}`;
+}
+
+/**
+ * Each Redis node, and the verdict Redlock itself would give: with several independent
+ * nodes a lock needs a majority of them, so one node of three down still locks.
+ */
+async function probeRedis(deps: Deps) {
+  const nodes = await Promise.all(
+    deps.redis.map(async (client, index) => ({ node: redisNodeName(deps.env.REDIS_URL[index], index), ...(await probe(() => client.ping())) })),
+  );
+  const required = Math.floor(nodes.length / 2) + 1;
+  const up = nodes.filter((node) => node.ok).length;
+  return { ok: up >= required, ms: Math.max(0, ...nodes.map((node) => node.ms)), quorum: { required, up, of: nodes.length }, nodes };
+}
+
 export function healthRoutes(deps: Deps) {
   const app = new Hono<AppEnv>();
 
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
 
   /**
-   * Ready when Postgres answers. Redis is reported but does not fail readiness: the
-   * gateway keeps its guarantees without it (the lock only spares provider calls).
+   * Ready when Postgres answers. Redis is reported (each node, and whether a Redlock
+   * quorum answers) but does not fail readiness: the gateway keeps its guarantees without
+   * it (the lock only spares provider calls).
    */
   app.get('/readyz', async (c) => {
     const postgres = await probe(() => deps.db.execute(sql`select 1`));
     const redis =
       deps.redis.length === 0
         ? { ok: true, ms: 0, mode: 'in-process lock' as const }
-        : await probe(() => Promise.all(deps.redis.map((client) => client.ping())));
+        : await probeRedis(deps);
     deps.metrics.ready.set({ dependency: 'postgres' }, postgres.ok ? 1 : 0);
     deps.metrics.ready.set({ dependency: 'redis' }, redis.ok ? 1 : 0);
     const ready = postgres.ok;

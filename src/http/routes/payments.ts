@@ -5,7 +5,7 @@ import type { Deps } from '../../deps.js';
 import { syncPayment } from '../../payments/sync-payment.js';
 import { toPaymentJson } from '../../payments/payment-view.js';
 import { PAYMENT_STATUSES, PROVIDERS, isProviderName, type ProviderName } from '../../providers/types.js';
-import { decodeCursor, encodeCursor } from '../cursor.js';
+import { decodeCursor, encodeCursor, pageLimit } from '../cursor.js';
 import { AppError, badRequest, notFound } from '../errors.js';
 import type { AppEnv } from '../middleware.js';
 import { parseJsonBody, parseQuery } from '../validation.js';
@@ -27,7 +27,7 @@ function paymentIdParam(value: string): string {
 const listQuery = z.object({
   provider: z.enum(PROVIDERS).optional(),
   status: z.enum(PAYMENT_STATUSES).optional(),
-  limit: z.coerce.number().int().min(1).max(500).default(50),
+  limit: pageLimit(50),
   cursor: z.string().max(200).optional(),
 });
 

@@ -211,7 +211,7 @@ describe('HTTP sinks', () => {
     expect(row).toEqual({ attempts: 3, last_status: 202 });
   });
 
-  it('a 410 disables the sink for every process until an operator enables it; nothing is lost meanwhile', async () => {
+  it('a 410 disables the sink for every process until an operator enables it, says so once (gateway.sink.disabled, /readyz), and loses nothing meanwhile', async () => {
     let gone = true;
     const sink = await receiver(() => (gone ? { status: 410, body: 'endpoint removed' } : { status: 200 }));
     const other = await receiver(() => ({ status: 200 }));
@@ -233,7 +233,20 @@ describe('HTTP sinks', () => {
     await drain(second);
     expect(sink.requests).toHaveLength(1);
 
-    const [sinkId] = sinkIds;
+    const [sinkId, otherId] = sinkIds;
+    // The other sink and the pull API hear of it, once.
+    const notices = other.accepted().filter((r) => r.json?.type === 'gateway.sink.disabled');
+    expect(notices).toHaveLength(1);
+    expect(notices[0]!.json!.data).toMatchObject({ sink: { id: sinkId, kind: 'http', target: sink.url }, status: 410, reason: '410 Gone: endpoint removed', disabledAt: expect.any(String) });
+    const feed = await (await app.request('/v1/events?limit=1000', { headers: auth })).json();
+    const fed = feed.data.filter((e: { type: string; data: { sink?: { id: string } } }) => e.type === 'gateway.sink.disabled' && e.data.sink?.id === sinkId);
+    expect(fed).toHaveLength(1);
+    expect(fed[0].id).toBe(notices[0]!.id);
+    // /readyz names it (informational: the gateway stays ready, the events wait in Postgres).
+    const ready = await app.request('/readyz');
+    expect(ready.status).toBe(200);
+    expect((await ready.json()).sinks).toMatchObject({ configured: 2, disabled: [{ id: sinkId, kind: 'http', target: sink.url, reason: '410 Gone: endpoint removed' }] });
+
     const listed = await (await app.request('/v1/event-sinks', { headers: auth })).json();
     expect(listed.data.find((s: { id: string }) => s.id === sinkId)).toMatchObject({
       kind: 'http',
@@ -250,7 +263,17 @@ describe('HTTP sinks', () => {
     expect(await enabled.json()).toMatchObject({ id: sinkId, disabledAt: null });
     await drain(deps);
     expect(versionsOf(sink.accepted(), id)).toEqual([1, 2, 3, 4]);
-    expect(await deliveryStates(sinkIds)).toEqual({ delivered: 8 });
+    // The re-enabled sink is not sent the notice of its own disablement.
+    expect(sink.requests.some((r) => r.json?.type === 'gateway.sink.disabled')).toBe(false);
+    expect(await deliveryStates([sinkId!])).toEqual({ delivered: 4 });
+    expect(await deliveryStates([otherId!])).toEqual({ delivered: 5 });
+    expect((await (await app.request('/readyz')).json()).sinks.disabled).toEqual([]);
+
+    // A second 410 after re-enabling is a new episode: a second notice.
+    gone = true;
+    await writePaymentHistory(deps.db, newPaymentId(), 0);
+    await drain(deps, { retryDelaysMs: [5] });
+    expect(other.accepted().filter((r) => r.json?.type === 'gateway.sink.disabled')).toHaveLength(2);
     expect((await app.request('/v1/event-sinks/snk_0000000000000000/enable', { method: 'POST', headers: auth })).status).toBe(404);
   });
 

@@ -1,9 +1,8 @@
 import { setTimeout as pause } from 'node:timers/promises';
 import postgres from 'postgres';
 import { Webhook } from 'standardwebhooks';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { Deps } from '../../src/deps.js';
-import { runRelay } from '../../src/events/relay.js';
 import { configuredSinks, type EventSink } from '../../src/events/sinks.js';
 import type { OutboundEvent } from '../../src/events/payment-events.js';
 import {
@@ -18,52 +17,26 @@ import {
   uniqueName,
   type BrokerMessage,
 } from '../helpers/brokers.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
-import { buildTestDeps, eventually } from '../helpers/deps.js';
+import { eventually } from '../helpers/deps.js';
 import { newPaymentId, SINK_SECRET, writeGatewayEvent, writePaymentHistory } from '../helpers/outbound-events.js';
-import { startReceiver } from '../helpers/webhook-receiver.js';
+import { sinkTestHarness } from '../helpers/relay-harness.js';
 
 /**
  * NATS JetStream and RabbitMQ sinks against real brokers: the machine's shared ones with
  * stream, exchange and queue names of each test's own, and private ones (started on a
  * free port, stopped and started by pid) where a test takes the broker away.
  */
-let database: TestDatabase;
+const harness = sinkTestHarness();
+const { cleanups, startRelay } = harness;
 let sql: postgres.Sql;
-beforeAll(async () => {
-  database = await createTestDatabase();
-  sql = postgres(database.url, { max: 2, onnotice: () => {} });
-});
-afterAll(async () => {
-  await sql?.end();
-  await database?.drop();
-});
-
-const cleanups: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  while (cleanups.length > 0) await cleanups.pop()!().catch(() => {});
+beforeAll(() => {
+  sql = harness.sql;
 });
 const later = <T extends { close?: () => Promise<unknown>; destroy?: () => Promise<unknown> }>(thing: T): T => {
   cleanups.push(() => (thing.destroy ?? thing.close)!.call(thing));
   return thing;
 };
-
-function deps(env: Record<string, string>): Deps {
-  const built = buildTestDeps({ DATABASE_URL: database.url, EVENT_SINK_SECRET: SINK_SECRET, ...env });
-  cleanups.push(() => built.close());
-  return built;
-}
-
-function startRelay(d: Deps) {
-  const controller = new AbortController();
-  const done = runRelay(d, { idleMs: 20, signal: controller.signal });
-  const stop = async () => {
-    controller.abort();
-    await done;
-  };
-  cleanups.push(stop);
-  return stop;
-}
+const deps = (env: Record<string, string>) => harness.deps(env);
 
 async function deliveredCount(sinkId: string): Promise<number> {
   const [row] = await sql<{ n: number }[]>`select count(*)::int as n from event_deliveries where sink_id = ${sinkId} and state = 'delivered'`;
@@ -201,7 +174,7 @@ async function stormWithOutage(options: {
   kind: 'nats' | 'amqp';
   messages: () => Promise<BrokerMessage[]>;
 }) {
-  const http = later(await startReceiver(() => ({ status: 204 })));
+  const http = await harness.receiver(() => ({ status: 204 }));
   const d = deps({ ...options.env, EVENT_SINK_URLS: http.url, EVENT_SINK_TIMEOUT_MS: '2000' });
   const sink = sinkOf(d, options.kind);
   const httpSink = sinkOf(d, 'http');

@@ -1,57 +1,31 @@
 import postgres from 'postgres';
 import { Webhook } from 'standardwebhooks';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { Deps } from '../../src/deps.js';
-import { runRelay, type RunRelayOptions } from '../../src/events/relay.js';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { configuredSinks } from '../../src/events/sinks.js';
 import { createApp } from '../../src/http/app.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import type { TestDatabase } from '../helpers/database.js';
 import { auth, buildTestDeps, eventually } from '../helpers/deps.js';
 import { drainRelay, newPaymentId, PREVIOUS_SINK_SECRET, SINK_SECRET, writeGatewayEvent, writePaymentHistory } from '../helpers/outbound-events.js';
-import { startReceiver, type ReceivedRequest, type WebhookReceiver } from '../helpers/webhook-receiver.js';
+import { sinkTestHarness } from '../helpers/relay-harness.js';
+import type { ReceivedRequest, WebhookReceiver } from '../helpers/webhook-receiver.js';
 
-// One database for the file (clones are the slow part); each test has sinks of its own
-// and stops its relay before the next starts, so tests never hand each other events.
-let database: TestDatabase;
+const harness = sinkTestHarness();
+const { cleanups } = harness;
 let sql: postgres.Sql;
-beforeAll(async () => {
-  database = await createTestDatabase();
-  sql = postgres(database.url, { max: 2, onnotice: () => {} });
-});
-afterAll(async () => {
-  await sql?.end();
-  await database?.drop();
-});
-
-/** Everything a test started, stopped in reverse after it, pass or fail. */
-const cleanups: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  while (cleanups.length > 0) await cleanups.pop()!().catch(() => {});
+let database: TestDatabase;
+beforeAll(() => {
+  sql = harness.sql;
+  database = harness.database;
 });
 
 async function setup(receivers: WebhookReceiver[], env: Record<string, string> = {}) {
-  const deps = buildTestDeps({ DATABASE_URL: database.url, EVENT_SINK_URLS: receivers.map((r) => r.url).join(','), EVENT_SINK_SECRET: SINK_SECRET, ...env });
-  cleanups.push(() => deps.close());
+  const deps = harness.deps({ EVENT_SINK_URLS: receivers.map((r) => r.url).join(','), ...env });
   const sinkIds = configuredSinks(deps).map((sink) => sink.id);
   return { deps, sinkIds, app: createApp(deps) };
 }
 
-async function receiver(...args: Parameters<typeof startReceiver>) {
-  const started = await startReceiver(...args);
-  cleanups.push(() => started.close());
-  return started;
-}
-
-function startRelay(deps: Deps, options: Omit<RunRelayOptions, 'signal'> = {}) {
-  const controller = new AbortController();
-  const done = runRelay(deps, { idleMs: 10, ...options, signal: controller.signal });
-  const stop = async () => {
-    controller.abort();
-    await done;
-  };
-  cleanups.push(stop);
-  return stop;
-}
+const receiver = harness.receiver;
+const startRelay = harness.startRelay;
 
 const drain = drainRelay;
 

@@ -1,56 +1,27 @@
 import { setTimeout as pause } from 'node:timers/promises';
 import postgres from 'postgres';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { Deps } from '../../src/deps.js';
-import { runRelay, type RunRelayOptions } from '../../src/events/relay.js';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { configuredSinks } from '../../src/events/sinks.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
-import { buildTestDeps, eventually } from '../helpers/deps.js';
-import { newPaymentId, SINK_SECRET, writeGatewayEvents, writePaymentHistory } from '../helpers/outbound-events.js';
-import { startReceiver, type ReceivedRequest, type WebhookReceiver } from '../helpers/webhook-receiver.js';
+import { eventually } from '../helpers/deps.js';
+import { newPaymentId, writeGatewayEvents, writePaymentHistory } from '../helpers/outbound-events.js';
+import { sinkTestHarness } from '../helpers/relay-harness.js';
+import type { ReceivedRequest, WebhookReceiver } from '../helpers/webhook-receiver.js';
 
 /**
  * Sinks that go away and come back, and sinks that hang: the relay's circuit breaker
  * (probes and pulling retries forward) and its per-sink lanes, with the default retry
  * schedule (5 s, then 5 min) where the claim is about it.
  */
-let database: TestDatabase;
+const harness = sinkTestHarness();
+const { receiver, startRelay } = harness;
 let sql: postgres.Sql;
-beforeAll(async () => {
-  database = await createTestDatabase();
-  sql = postgres(database.url, { max: 2, onnotice: () => {} });
+beforeAll(() => {
+  sql = harness.sql;
 });
-afterAll(async () => {
-  await sql?.end();
-  await database?.drop();
-});
-
-const cleanups: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  while (cleanups.length > 0) await cleanups.pop()!().catch(() => {});
-});
-
-async function receiver(...args: Parameters<typeof startReceiver>) {
-  const started = await startReceiver(...args);
-  cleanups.push(() => started.close());
-  return started;
-}
 
 function setup(receivers: WebhookReceiver[], env: Record<string, string> = {}) {
-  const deps = buildTestDeps({ DATABASE_URL: database.url, EVENT_SINK_URLS: receivers.map((r) => r.url).join(','), EVENT_SINK_SECRET: SINK_SECRET, ...env });
-  cleanups.push(() => deps.close());
+  const deps = harness.deps({ EVENT_SINK_URLS: receivers.map((r) => r.url).join(','), ...env });
   return { deps, sinkIds: configuredSinks(deps).map((sink) => sink.id) };
-}
-
-function startRelay(deps: Deps, options: Omit<RunRelayOptions, 'signal'> = {}) {
-  const controller = new AbortController();
-  const done = runRelay(deps, { idleMs: 20, ...options, signal: controller.signal });
-  const stop = async () => {
-    controller.abort();
-    await done;
-  };
-  cleanups.push(stop);
-  return stop;
 }
 
 async function delivered(sinkIds: string[]): Promise<number> {

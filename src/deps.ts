@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import { createBackgroundWork, type BackgroundWork } from './background-work.js';
 import { ConfigError, type Env } from './config/env.js';
+import { closeConfiguredSinks } from './events/sinks.js';
 import { createDatabase, type Database } from './db/client.js';
 import { createInProcessLocker } from './lock/in-process-locker.js';
 import type { Locker } from './lock/locker.js';
@@ -61,7 +62,7 @@ export function buildDeps(env: Env, overrides: BuildOverrides = {}): Deps {
     logger.error({ err: error instanceof Error ? error.message : String(error) }, 'background work failed'),
   );
 
-  return {
+  const deps: Deps = {
     env,
     database,
     db: database.db,
@@ -76,12 +77,15 @@ export function buildDeps(env: Env, overrides: BuildOverrides = {}): Deps {
     background,
     async close() {
       await background.drain();
+      // Broker sinks hold connections (and reconnect timers) open until told otherwise.
+      await closeConfiguredSinks(deps);
       await locker.close();
       // quit() waits for a reply that a Redis in the middle of an outage never sends.
       await Promise.all(redis.map((client) => (client.status === 'ready' ? client.quit().catch(() => client.disconnect()) : client.disconnect())));
       await database.close();
     },
   };
+  return deps;
 }
 
 /**

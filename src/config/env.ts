@@ -25,6 +25,38 @@ const whsec = z
   .string()
   .regex(/^whsec_[A-Za-z0-9+/]+={0,2}$/, 'must look like whsec_<base64>');
 
+const DURATION_UNITS_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+const MAX_RETRY_DELAY_MS = 7 * 86_400_000;
+
+/** A retry schedule: comma-separated delays with a unit each, e.g. `5s,5m,30m,2h`. */
+const durations = (fallback: string) =>
+  z
+    .string()
+    .default(fallback)
+    .transform((value, ctx) => {
+      const delays: number[] = [];
+      for (const item of value.split(',').map((entry) => entry.trim())) {
+        const match = /^(\d+)(ms|s|m|h|d)$/.exec(item);
+        const ms = match ? Number(match[1]) * DURATION_UNITS_MS[match[2] as keyof typeof DURATION_UNITS_MS] : NaN;
+        if (!(ms >= 1 && ms <= MAX_RETRY_DELAY_MS)) {
+          ctx.addIssue({ code: 'custom', message: `"${item}" is not a delay between 1ms and 7d (write e.g. 5s,5m,30m,2h; units ms, s, m, h, d)` });
+          return z.NEVER;
+        }
+        delays.push(ms);
+      }
+      if (delays.length > 50) {
+        ctx.addIssue({ code: 'custom', message: 'at most 50 delays' });
+        return z.NEVER;
+      }
+      return delays as readonly number[];
+    });
+
+const schemeList = (schemes: string[], example: string) =>
+  list.refine(
+    (items) => items.every((item) => URL.canParse(item) && schemes.includes(new URL(item).protocol)),
+    `every entry must be a ${schemes.map((scheme) => `${scheme}//`).join(' or ')} URL (${example})`,
+  );
+
 export const envSchema = z.object({
   PORT: port.default(8787),
   /** Unset on Node: an embedded Postgres (PGlite) in EMBEDDED_DATA_DIR. Required on Workers. */
@@ -92,6 +124,28 @@ export const envSchema = z.object({
   MOLLIE_SWEEP_INTERVAL_MS: z.coerce.number().int().min(0).default(600_000),
   /** How far back (by creation time) the sweep compares Mollie's payments with ours. */
   MOLLIE_SWEEP_WINDOW_MS: z.coerce.number().int().min(60_000, 'must be at least 60000').default(172_800_000),
+  /** Delays after each failed delivery attempt, for every sink; past the last, a dead letter. */
+  EVENT_SINK_RETRY_DELAYS: durations('5s,5m,30m,2h,5h,10h,14h,20h,24h'),
+  /** While a sink has retries waiting, how often one of them is tried early to learn whether the sink answers again. */
+  EVENT_SINK_PROBE_INTERVAL_MS: z.coerce.number().int().min(100).max(3_600_000).default(5000),
+  /** Delays after each failed attempt at processing a stored webhook; past the last, the receipt is `failed`. */
+  RECEIPT_RETRY_DELAYS: durations('5s,15s,1m,5m,15m,1h,3h,6h,12h,24h,24h,24h'),
+  /** NATS servers (one cluster) for the JetStream sink; events are published to EVENT_NATS_SUBJECT.<type>.<provider>. */
+  EVENT_NATS_URL: schemeList(['nats:', 'tls:'], 'nats://127.0.0.1:4222'),
+  EVENT_NATS_SUBJECT: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, 'must be dot-separated tokens of letters, digits, _ and - (e.g. billing.events)')
+    .default('events'),
+  /** RabbitMQ (AMQP 0-9-1) for the topic-exchange sink. */
+  EVENT_AMQP_URL: z
+    .string()
+    .refine((value) => URL.canParse(value) && ['amqp:', 'amqps:'].includes(new URL(value).protocol), 'must be an amqp:// or amqps:// URL (amqp://user:pass@127.0.0.1:5672/vhost)')
+    .optional(),
+  EVENT_AMQP_EXCHANGE: z
+    .string()
+    .regex(/^[A-Za-z0-9_.:-]{1,255}$/, 'must be 1-255 letters, digits, -, _, . or :')
+    .refine((value) => !value.startsWith('amq.'), 'names starting with amq. are reserved by the broker')
+    .default('payment-events'),
 });
 
 export type Env = z.infer<typeof envSchema>;
@@ -111,6 +165,10 @@ export function parseEnv(source: Record<string, string | undefined>): Env {
   if (result.success) {
     if (result.data.EVENT_SINK_URLS.length > 0 && !result.data.EVENT_SINK_SECRET) {
       throw new ConfigError(['EVENT_SINK_SECRET: required when EVENT_SINK_URLS is set']);
+    }
+    // Broker sinks carry the same Standard Webhooks signature as HTTP ones.
+    for (const name of ['EVENT_NATS_URL', 'EVENT_AMQP_URL'] as const) {
+      if (result.data[name]?.length && !result.data.EVENT_SINK_SECRET) throw new ConfigError([`EVENT_SINK_SECRET: required when ${name} is set`]);
     }
     return result.data;
   }

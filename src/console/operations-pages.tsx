@@ -26,9 +26,18 @@ function lagTone(summary: OutboxSummary) {
 export const OverviewPage: FC<{ volume: WebhookVolume; outbox: OutboxSummary; pollers: PollerAccountHealth[]; fleet?: FleetStatus | null }> = ({ volume, outbox, pollers, fleet }) => {
   const degraded = pollers.filter((p) => p.state === 'degraded').length;
   const received = volume.buckets.reduce((sum, b) => sum + b.counts.processed + b.counts.ignored + b.counts.pending + b.counts.failed + b.other, 0);
+  const disabledSinks = outbox.sinks.filter((sink) => sink.disabledAt !== null);
   return (
     <Layout title="Overview" nav="overview" signedIn>
       <h1>Overview</h1>
+      {disabledSinks.map((sink) => (
+        <Notice tone="bad">
+          <span data-testid="sink-disabled">
+            Sink <span class="mono">{sink.target}</span> ({sink.kind}) is disabled{sink.disabledReason ? `: ${sink.disabledReason}` : ''}. Its {sink.pending}{' '}
+            pending events wait until it is enabled again (<a href="/console/outbox">Outbox &amp; sinks</a>, or POST /v1/event-sinks/{sink.id}/enable).
+          </span>
+        </Notice>
+      ))}
       <div class="grid">
         <Stat label="Webhooks, last hour" value={String(received)} testId="stat-webhooks" />
         <Stat label="Outbox lag" value={outbox.unrelayed === 0 ? 'none' : formatDuration(outbox.lagSeconds * 1000)} tone={lagTone(outbox)} testId="stat-outbox-lag" />
@@ -148,7 +157,7 @@ export const OutboxPage: FC<{
         {summary.sinks.length === 0 ? (
           <tr>
             <td colspan={6} class="muted">
-              No sink has been registered (EVENT_SINK_URLS, EVENT_STREAM).
+              No sink has been registered (EVENT_SINK_URLS, EVENT_STREAM, EVENT_NATS_URL, EVENT_AMQP_URL).
             </td>
           </tr>
         ) : (

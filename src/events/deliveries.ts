@@ -1,5 +1,6 @@
 import { sql } from 'drizzle-orm';
-import type { DbOrTx } from '../db/client.js';
+import type { Db, DbOrTx } from '../db/client.js';
+import { enqueueEvents } from './outbox.js';
 import type { OutboundEvent } from './payment-events.js';
 import type { EventSink } from './sinks.js';
 
@@ -45,7 +46,7 @@ export interface FanOutResult {
 export async function fanOutOutbox(db: DbOrTx, params: { sinkIds: string[]; limit: number }): Promise<FanOutResult> {
   const rows = await db.execute<{ relayed: number; deliveries: number }>(sql`
     with batch as (
-      select o.id, o.event_id, o.type, o.provider, o.provider_payment_id, o.payment_version
+      select o.id, o.event_id, o.type, o.provider, o.provider_payment_id, o.payment_version, o.payload
       from outbox o
       where o.relayed_at is null
         and o.tx_id < pg_snapshot_xmin(pg_current_snapshot())
@@ -56,6 +57,8 @@ export async function fanOutOutbox(db: DbOrTx, params: { sinkIds: string[]; limi
       insert into event_deliveries (outbox_id, sink_id, event_id, event_type, provider, provider_payment_id, payment_version)
       select b.id, s.id, b.event_id, b.type, b.provider, b.provider_payment_id, b.payment_version
       from batch b cross join unnest(${textArray(params.sinkIds)}) as s(id)
+      -- A sink's own disablement notice is for the others: it would only reach it once re-enabled.
+      where not (b.type = 'gateway.sink.disabled' and b.payload->'data'->'sink'->>'id' = s.id)
       on conflict (outbox_id, sink_id) do nothing
       returning 1
     ), marked as (
@@ -100,7 +103,8 @@ export async function leaseDueDeliveries(db: DbOrTx, params: { sinkIds: string[]
     update event_deliveries d
     set attempts = d.attempts + 1,
         next_attempt_at = now() + make_interval(secs => ${params.leaseMs / 1000}),
-        last_attempt_at = now()
+        last_attempt_at = now(),
+        awaiting_retry = false
     from outbox o
     where o.id = d.outbox_id
       and d.id in (
@@ -134,6 +138,19 @@ export async function leaseDueDeliveries(db: DbOrTx, params: { sinkIds: string[]
 type Fence = Pick<LeasedDelivery, 'id' | 'attempts'>;
 
 /**
+ * Gives back leases that were never attempted (the relay is stopping): the deliveries are
+ * due again at once, for whichever process runs next, instead of when the lease expires.
+ */
+export async function releaseLeases(db: DbOrTx, fences: Fence[]): Promise<void> {
+  if (fences.length === 0) return;
+  await db.execute(sql`
+    update event_deliveries d
+    set attempts = d.attempts - 1, next_attempt_at = now()
+    from jsonb_to_recordset(${JSON.stringify(fences.map((f) => ({ id: f.id, attempts: f.attempts })))}::jsonb) as f(id bigint, attempts int)
+    where d.id = f.id and d.attempts = f.attempts and d.state = 'pending'`);
+}
+
+/**
  * Each recorder only touches the delivery if its lease is still the current one
  * (attempts unchanged, still pending): a relay whose lease expired mid-attempt must not
  * overwrite the outcome of the relay that took over. They return whether they applied.
@@ -147,14 +164,91 @@ export async function markDelivered(db: DbOrTx, fence: Fence, status: number | n
   return rows.length > 0;
 }
 
-export async function scheduleRetry(db: DbOrTx, fence: Fence, failure: { status: number | null; error: string; delayMs: number }): Promise<boolean> {
+/**
+ * `earlyAllowed: false` (the sink named its own time with Retry-After) keeps the retry out
+ * of probes and pull-forwards: it waits for exactly the time asked.
+ */
+export async function scheduleRetry(db: DbOrTx, fence: Fence, failure: { status: number | null; error: string; delayMs: number; earlyAllowed: boolean }): Promise<boolean> {
   const rows = await db.execute(sql`
     update event_deliveries
     set next_attempt_at = now() + make_interval(secs => ${failure.delayMs / 1000}),
-        last_status = ${failure.status}, last_error = ${failure.error}
+        last_status = ${failure.status}, last_error = ${failure.error}, awaiting_retry = ${failure.earlyAllowed}
     where id = ${fence.id} and attempts = ${fence.attempts} and state = 'pending'
     returning 1`);
   return rows.length > 0;
+}
+
+export interface LeasedProbe extends LeasedDelivery {
+  /** When the retry was due before the probe took it: a failed probe puts it back there. */
+  resumeAt: Date;
+}
+
+/**
+ * The half-open step of a sink's circuit: claims the sink's earliest waiting retry ahead
+ * of its time (once it has waited `minWaitMs` since its last attempt), to find out with
+ * one real delivery whether the sink answers again. Only
+ * a delivery that was the head of its payment can be waiting for a retry (later versions
+ * are never attempted before it), and it must still be, so a probe keeps per-payment order.
+ */
+export async function leaseProbeDelivery(db: DbOrTx, params: { sinkId: string; leaseMs: number; minWaitMs: number }): Promise<LeasedProbe | null> {
+  const rows = await db.execute<{ id: number; sink_id: string; attempts: number; event_id: string; payload: OutboundEvent; resume_at: string }>(sql`
+    with pick as (
+      select c.id, c.next_attempt_at as resume_at
+      from event_deliveries c
+      join event_sinks s on s.id = c.sink_id
+      where c.sink_id = ${params.sinkId} and c.state = 'pending' and c.awaiting_retry
+        and c.next_attempt_at > now() and s.disabled_at is null
+        and c.last_attempt_at <= now() - make_interval(secs => ${params.minWaitMs / 1000})
+        -- A re-driven dead letter can put an earlier version back in front of it.
+        and (c.provider_payment_id is null or c.payment_version is null or not exists (
+          select 1 from event_deliveries e
+          where e.sink_id = c.sink_id and e.state = 'pending'
+            and e.provider = c.provider and e.provider_payment_id = c.provider_payment_id
+            and e.payment_version is not null
+            and (e.payment_version, e.outbox_id) < (c.payment_version, c.outbox_id)))
+      order by c.next_attempt_at, c.id
+      limit 1
+      for update of c skip locked)
+    update event_deliveries d
+    set attempts = d.attempts + 1,
+        next_attempt_at = now() + make_interval(secs => ${params.leaseMs / 1000}),
+        last_attempt_at = now(),
+        awaiting_retry = false
+    from pick, outbox o
+    where d.id = pick.id and o.id = d.outbox_id
+    returning d.id, d.sink_id, d.attempts, d.event_id, o.payload, pick.resume_at`);
+  const row = rows[0];
+  if (!row) return null;
+  return { id: Number(row.id), sinkId: row.sink_id, attempts: Number(row.attempts), eventId: row.event_id, event: row.payload, resumeAt: new Date(row.resume_at) };
+}
+
+/**
+ * A probe that failed costs the delivery nothing: its attempt count and its place in the
+ * retry schedule are restored (the probe's fencing token, attempts + 1, is given back;
+ * the attempt it came from had already recorded its outcome, so no holder of the old
+ * token is left).
+ */
+export async function restoreAfterProbe(db: DbOrTx, probe: Fence & { resumeAt: Date }, failure: { status: number | null; error: string }): Promise<boolean> {
+  const rows = await db.execute(sql`
+    update event_deliveries
+    set attempts = attempts - 1, next_attempt_at = greatest(${probe.resumeAt.toISOString()}::timestamptz, now()),
+        awaiting_retry = true, last_status = ${failure.status}, last_error = ${failure.error}
+    where id = ${probe.id} and attempts = ${probe.attempts} and state = 'pending'
+    returning 1`);
+  return rows.length > 0;
+}
+
+/**
+ * The sink answered again: every retry of it that is waiting out its schedule is due now.
+ * Deliveries under a lease (an attempt in flight) are left alone. Returns how many moved.
+ */
+export async function pullForwardRetries(db: DbOrTx, sinkId: string): Promise<number> {
+  const rows = await db.execute(sql`
+    update event_deliveries
+    set next_attempt_at = now()
+    where sink_id = ${sinkId} and state = 'pending' and awaiting_retry and next_attempt_at > now()
+    returning 1`);
+  return rows.length;
 }
 
 export async function markDeadLetter(db: DbOrTx, fence: Fence, failure: { status: number | null; error: string }): Promise<boolean> {
@@ -169,18 +263,37 @@ export async function markDeadLetter(db: DbOrTx, fence: Fence, failure: { status
 /**
  * A 410 Gone: the sink is disabled for every process until an operator enables it.
  * Its deliveries stay pending (this one is due again at once), so enabling the sink
- * resumes where it stopped, in order, with nothing lost.
+ * resumes where it stopped, in order, with nothing lost. The process that disables it
+ * (the guarded UPDATE decides which, once per disablement) adds `gateway.sink.disabled`
+ * to the outbox in the same transaction, for the other sinks and the pull API.
  */
-export async function disableSinkAfterGone(db: DbOrTx, fence: Fence & { sinkId: string }, failure: { status: number; error: string }): Promise<void> {
-  await db.execute(sql`
-    with sink as (
-      update event_sinks
-      set disabled_at = coalesce(disabled_at, now()), disabled_reason = coalesce(disabled_reason, ${failure.error})
-      where id = ${fence.sinkId}
-    )
-    update event_deliveries
-    set next_attempt_at = now(), last_status = ${failure.status}, last_error = ${failure.error}
-    where id = ${fence.id} and attempts = ${fence.attempts} and state = 'pending'`);
+export async function disableSinkAfterGone(
+  db: Db,
+  fence: Fence & { sinkId: string },
+  failure: { status: number; error: string },
+  sink: Pick<EventSink, 'kind' | 'target'>,
+): Promise<{ disabledNow: boolean }> {
+  return db.transaction(async (tx) => {
+    const disabled = await tx.execute<{ disabled_at: string }>(sql`
+      update event_sinks set disabled_at = now(), disabled_reason = ${failure.error}
+      where id = ${fence.sinkId} and disabled_at is null
+      returning disabled_at`);
+    await tx.execute(sql`
+      update event_deliveries
+      set next_attempt_at = now(), last_status = ${failure.status}, last_error = ${failure.error}, awaiting_retry = false
+      where id = ${fence.id} and attempts = ${fence.attempts} and state = 'pending'`);
+    const at = disabled[0]?.disabled_at;
+    if (at === undefined) return { disabledNow: false };
+    const disabledAt = new Date(at).toISOString();
+    await enqueueEvents(tx, [
+      {
+        type: 'gateway.sink.disabled',
+        dedupeKey: `sink:disabled:${fence.sinkId}:${disabledAt}`,
+        data: { sink: { id: fence.sinkId, kind: sink.kind, target: sink.target }, status: failure.status, reason: failure.error, disabledAt },
+      },
+    ]);
+    return { disabledNow: true };
+  });
 }
 
 export interface DeadLetter {
@@ -272,6 +385,15 @@ export async function listSinkStates(db: DbOrTx, params: { id?: string } = {}): 
     pending: Number(row.pending),
     deadLetters: Number(row.dead),
   }));
+}
+
+/** The given sinks that a 410 disabled, for /readyz. */
+export async function listDisabledSinks(db: DbOrTx, ids: string[]): Promise<{ id: string; kind: string; target: string; disabledAt: string; reason: string | null }[]> {
+  if (ids.length === 0) return [];
+  const rows = await db.execute<Record<string, unknown>>(sql`
+    select id, kind, target, disabled_at, disabled_reason from event_sinks
+    where disabled_at is not null and id = any(${textArray(ids)}) order by id`);
+  return rows.map((row) => ({ id: row.id as string, kind: row.kind as string, target: row.target as string, disabledAt: iso(row.disabled_at)!, reason: (row.disabled_reason as string | null) ?? null }));
 }
 
 /** Lifts a 410's disablement; the sink's pending deliveries resume in order. */

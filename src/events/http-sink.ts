@@ -32,6 +32,19 @@ export function signedHeaders(signers: Webhook[], eventId: string, at: Date, bod
   };
 }
 
+/** Signs one attempt of an event: Standard Webhooks headers for its body at a time. */
+export type EventSigner = (eventId: string, at: Date, body: string) => Record<string, string>;
+
+/**
+ * The one signing every sink uses (HTTP headers, NATS headers, AMQP headers), so one
+ * consumer library verifies events from any of them.
+ */
+export function createEventSigner(secrets: string[]): EventSigner {
+  if (secrets.length === 0) throw new Error('an event sink needs at least one whsec_ secret');
+  const signers = secrets.map((secret) => new Webhook(secret));
+  return (eventId, at, body) => signedHeaders(signers, eventId, at, body);
+}
+
 /** A URL fit for logs and the admin API: no credentials, no query (tokens live there). */
 export function describeUrl(url: string): string {
   const parsed = new URL(url);
@@ -53,8 +66,7 @@ export function splitCredentials(url: string): { url: string; authorization?: st
 }
 
 export function createHttpSink(options: HttpSinkOptions): EventSink {
-  if (options.secrets.length === 0) throw new Error('an HTTP event sink needs at least one whsec_ secret');
-  const signers = options.secrets.map((secret) => new Webhook(secret));
+  const sign = createEventSigner(options.secrets);
   const endpoint = splitCredentials(options.url);
   const target = describeUrl(options.url);
   const fetchImpl = options.fetch ?? fetch;
@@ -85,7 +97,7 @@ export function createHttpSink(options: HttpSinkOptions): EventSink {
           'content-type': 'application/json',
           'user-agent': USER_AGENT,
           ...(endpoint.authorization ? { authorization: endpoint.authorization } : {}),
-          ...signedHeaders(signers, event.id, at, body),
+          ...sign(event.id, at, body),
         },
         body,
         // Standard Webhooks: a 3xx is a failure, never followed.

@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto';
 import type { Deps } from '../deps.js';
+import { createAmqpSink } from './amqp-sink.js';
 import { createHttpSink } from './http-sink.js';
+import { createNatsSink } from './nats-sink.js';
 import type { OutboundEvent } from './payment-events.js';
 import { createStreamSink } from './stream-sink.js';
 
@@ -18,10 +20,12 @@ export type DeliveryOutcome =
 export interface EventSink {
   /** Stable across processes and restarts: delivery state is keyed by it. */
   readonly id: string;
-  readonly kind: 'http' | 'stream';
+  readonly kind: 'http' | 'stream' | 'nats' | 'amqp';
   /** For people and logs: never carries credentials. */
   readonly target: string;
   deliver(event: OutboundEvent): Promise<DeliveryOutcome>;
+  /** Lets go of connections the sink opened (broker sinks); deps.close() calls it. */
+  close?(): Promise<void>;
 }
 
 export function sinkId(kind: EventSink['kind'], identity: string): string {
@@ -36,9 +40,10 @@ export function eventBody(event: OutboundEvent): string {
 const built = new WeakMap<object, EventSink[]>();
 
 /**
- * The sinks the environment configures: one HTTP sink per EVENT_SINK_URLS entry, and
- * the Redis Stream when EVENT_STREAM is set and the gateway has a Redis. Built once
- * per deps, so the "stream sink is off" notice is said once.
+ * The sinks the environment configures: one HTTP sink per EVENT_SINK_URLS entry, the
+ * Redis Stream when EVENT_STREAM is set and the gateway has a Redis, NATS JetStream
+ * (EVENT_NATS_URL) and RabbitMQ (EVENT_AMQP_URL). Built once per deps, so the "stream
+ * sink is off" notice is said once and each broker sink keeps one connection.
  */
 export function configuredSinks(deps: Pick<Deps, 'env' | 'redis' | 'logger'>): EventSink[] {
   const cached = built.get(deps);
@@ -54,6 +59,19 @@ export function configuredSinks(deps: Pick<Deps, 'env' | 'redis' | 'logger'>): E
     if (redis) sinks.push(createStreamSink({ redis, stream: env.EVENT_STREAM, maxLen: env.EVENT_STREAM_MAXLEN }));
     else deps.logger.warn({ job: 'event-relay', stream: env.EVENT_STREAM }, 'EVENT_STREAM is set but REDIS_URL is not: the Redis Stream sink is off');
   }
+  if (env.EVENT_SINK_SECRET) {
+    const secrets = [env.EVENT_SINK_SECRET, ...env.EVENT_SINK_PREVIOUS_SECRETS];
+    const timeoutMs = env.EVENT_SINK_TIMEOUT_MS;
+    if (env.EVENT_NATS_URL.length > 0) sinks.push(createNatsSink({ servers: env.EVENT_NATS_URL, subjectPrefix: env.EVENT_NATS_SUBJECT, secrets, timeoutMs }));
+    if (env.EVENT_AMQP_URL) sinks.push(createAmqpSink({ url: env.EVENT_AMQP_URL, exchange: env.EVENT_AMQP_EXCHANGE, secrets, timeoutMs }));
+  }
   built.set(deps, sinks);
   return sinks;
+}
+
+/** Closes the connections of the sinks built for these deps, if any were. */
+export async function closeConfiguredSinks(deps: object): Promise<void> {
+  const sinks = built.get(deps);
+  if (!sinks) return;
+  await Promise.all(sinks.map((sink) => sink.close?.().catch(() => {})));
 }

@@ -36,7 +36,7 @@ export async function applyOutcomes(deps: Deps, receipts: SelectWebhookReceipt[]
   for (const receipt of receipts) {
     const outcome = outcomes.get(receipt.id) ?? { state: 'retry', error: 'handler returned no outcome' };
     if (outcome.state === 'retry') {
-      const state = await deferReceipt(deps.db, receipt, outcome.error, outcome.retryAfterMs);
+      const state = await deferReceipt(deps.db, receipt, outcome.error, outcome.retryAfterMs, deps.env.RECEIPT_RETRY_DELAYS);
       counts[state]++;
       deps.logger.warn({ receiptId: receipt.id, provider: receipt.provider, attempts: receipt.attempts, state, error: outcome.error }, 'receipt deferred');
     } else if (outcome.alreadySettled) {

@@ -36,15 +36,20 @@ export interface RecordedReceipt {
  */
 export const INLINE_GRACE_MS = 30_000;
 
-/** Delays between attempts at a pending receipt; past the last, the receipt is `failed` for an operator. */
+/** Delays between attempts at a pending receipt (RECEIPT_RETRY_DELAYS's default); past the last, the receipt is `failed` for an operator. */
 export const RECEIPT_RETRY_DELAYS_MS: readonly number[] = [
   5_000, 15_000, 60_000, 5 * 60_000, 15 * 60_000, 60 * 60_000, 3 * 3_600_000, 6 * 3_600_000, 12 * 3_600_000,
   24 * 3_600_000, 24 * 3_600_000, 24 * 3_600_000,
 ];
 
 /** Attempt n (1-based) failed: wait this long, with ±20% jitter, honouring a provider's hint. */
-export function nextRetryDelayMs(attempts: number, retryAfterMs?: number, random: () => number = Math.random): number | null {
-  const base = RECEIPT_RETRY_DELAYS_MS[attempts - 1];
+export function nextRetryDelayMs(
+  attempts: number,
+  retryAfterMs?: number,
+  random: () => number = Math.random,
+  schedule: readonly number[] = RECEIPT_RETRY_DELAYS_MS,
+): number | null {
+  const base = schedule[attempts - 1];
   if (base === undefined) return null;
   const jittered = Math.round(base * (0.8 + 0.4 * random()));
   return Math.max(jittered, retryAfterMs ?? 0);
@@ -136,9 +141,15 @@ export function settleReceiptsSql(ids: number[], state: ReceiptState, note?: str
  * Leaves a receipt pending for a later attempt, or marks it `failed` once the retry
  * schedule is spent. Either way it stays in the table for an operator to see.
  */
-export async function deferReceipt(db: DbOrTx, receipt: Pick<SelectWebhookReceipt, 'id' | 'attempts'>, error: string, retryAfterMs?: number): Promise<'pending' | 'failed'> {
+export async function deferReceipt(
+  db: DbOrTx,
+  receipt: Pick<SelectWebhookReceipt, 'id' | 'attempts'>,
+  error: string,
+  retryAfterMs?: number,
+  schedule: readonly number[] = RECEIPT_RETRY_DELAYS_MS,
+): Promise<'pending' | 'failed'> {
   const attempts = Math.max(receipt.attempts, 1);
-  const delay = nextRetryDelayMs(attempts, retryAfterMs);
+  const delay = nextRetryDelayMs(attempts, retryAfterMs, Math.random, schedule);
   if (delay === null) {
     await db.execute(sql`update webhook_receipts set state = 'failed', last_error = ${error}, next_attempt_at = null where id = ${receipt.id}`);
     return 'failed';

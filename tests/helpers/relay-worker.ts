@@ -26,7 +26,7 @@ const env = parseEnv({ DATABASE_URL: config.databaseUrl, EVENT_SINK_URLS: config
 const deps = buildDeps(env, { logger: createLogger('silent') });
 const sql = postgres(config.databaseUrl, { max: 1, onnotice: () => {} });
 const sinkIds = configuredSinks(deps).map((sink) => sink.id);
-const totals: RelayStep = { relayed: 0, attempted: 0, delivered: 0, retried: 0, dead: 0, gone: 0, superseded: 0 };
+const totals: RelayStep = { relayed: 0, attempted: 0, delivered: 0, retried: 0, dead: 0, gone: 0, superseded: 0, probed: 0, probeFailed: 0, pulledForward: 0 };
 const deadline = Date.now() + config.deadlineMs;
 
 process.stdout.write('ready\n');

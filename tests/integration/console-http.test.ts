@@ -11,6 +11,9 @@ import { createApp } from '../../src/http/app.js';
 import { applySnapshot, takeFetchFence } from '../../src/payments/apply-snapshot.js';
 import type { PaymentSnapshot } from '../../src/providers/types.js';
 import { recordReceipts } from '../../src/webhooks/receipts.js';
+import { createAmqpSink } from '../../src/events/amqp-sink.js';
+import { disableSinkAfterGone, enableSink, registerSinks } from '../../src/events/deliveries.js';
+import { createNatsSink } from '../../src/events/nats-sink.js';
 import { acceptingSink, deadLetterIds, deliveryState, failingSink, relayUntilSettled } from '../helpers/console-fixtures.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { buildTestDeps, TEST_ADMIN_TOKEN } from '../helpers/deps.js';
@@ -295,5 +298,30 @@ describe('console pages', () => {
     const html = await (await app.request('/console', { headers: { cookie } })).text();
     expect(html).toContain('data-testid="volume-chart"');
     expect(html).toMatch(/<rect [^>]*data-state="failed"/);
+  });
+
+  it('lists the broker sinks on the sinks page and warns on the overview while a sink is disabled', async () => {
+    const secrets = ['whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'];
+    const nats = createNatsSink({ servers: ['nats://user:secret@127.0.0.1:4222'], subjectPrefix: 'billing.events', secrets, timeoutMs: 1000 });
+    const amqp = createAmqpSink({ url: 'amqp://guest:guest@127.0.0.1:5672/', exchange: 'payment-events', secrets, timeoutMs: 1000 });
+    await registerSinks(deps.db, [nats, amqp]);
+    const cookie = await signIn();
+    const outbox = await (await app.request('/console/outbox', { headers: { cookie } })).text();
+    const table = outbox.slice(outbox.indexOf('data-testid="sinks-table"'));
+    expect(table).toContain('<td>nats</td>');
+    expect(table).toContain('nats://127.0.0.1:4222 billing.events.&gt;');
+    expect(table).toContain('<td>amqp</td>');
+    expect(table).toContain('amqp://127.0.0.1:5672/ exchange payment-events');
+    expect(outbox).not.toContain('secret@');
+
+    expect(await (await app.request('/console', { headers: { cookie } })).text()).not.toContain('data-testid="sink-disabled"');
+    // Disabled as a 410 disables it (no delivery of it is in flight here).
+    await disableSinkAfterGone(deps.db, { id: -1, attempts: 0, sinkId: amqp.id }, { status: 410, error: '410 Gone: consumer retired' }, amqp);
+    const overview = await (await app.request('/console', { headers: { cookie } })).text();
+    expect(overview).toContain('data-testid="sink-disabled"');
+    expect(overview).toContain('amqp://127.0.0.1:5672/ exchange payment-events');
+    expect(overview).toContain('410 Gone: consumer retired');
+    await enableSink(deps.db, amqp.id);
+    expect(await (await app.request('/console', { headers: { cookie } })).text()).not.toContain('data-testid="sink-disabled"');
   });
 });

@@ -1,57 +1,31 @@
 import postgres from 'postgres';
 import { Webhook } from 'standardwebhooks';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { Deps } from '../../src/deps.js';
-import { runRelay, type RunRelayOptions } from '../../src/events/relay.js';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { configuredSinks } from '../../src/events/sinks.js';
 import { createApp } from '../../src/http/app.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import type { TestDatabase } from '../helpers/database.js';
 import { auth, buildTestDeps, eventually } from '../helpers/deps.js';
 import { drainRelay, newPaymentId, PREVIOUS_SINK_SECRET, SINK_SECRET, writeGatewayEvent, writePaymentHistory } from '../helpers/outbound-events.js';
-import { startReceiver, type ReceivedRequest, type WebhookReceiver } from '../helpers/webhook-receiver.js';
+import { sinkTestHarness } from '../helpers/relay-harness.js';
+import type { ReceivedRequest, WebhookReceiver } from '../helpers/webhook-receiver.js';
 
-// One database for the file (clones are the slow part); each test has sinks of its own
-// and stops its relay before the next starts, so tests never hand each other events.
-let database: TestDatabase;
+const harness = sinkTestHarness();
+const { cleanups } = harness;
 let sql: postgres.Sql;
-beforeAll(async () => {
-  database = await createTestDatabase();
-  sql = postgres(database.url, { max: 2, onnotice: () => {} });
-});
-afterAll(async () => {
-  await sql?.end();
-  await database?.drop();
-});
-
-/** Everything a test started, stopped in reverse after it, pass or fail. */
-const cleanups: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  while (cleanups.length > 0) await cleanups.pop()!().catch(() => {});
+let database: TestDatabase;
+beforeAll(() => {
+  sql = harness.sql;
+  database = harness.database;
 });
 
 async function setup(receivers: WebhookReceiver[], env: Record<string, string> = {}) {
-  const deps = buildTestDeps({ DATABASE_URL: database.url, EVENT_SINK_URLS: receivers.map((r) => r.url).join(','), EVENT_SINK_SECRET: SINK_SECRET, ...env });
-  cleanups.push(() => deps.close());
+  const deps = harness.deps({ EVENT_SINK_URLS: receivers.map((r) => r.url).join(','), ...env });
   const sinkIds = configuredSinks(deps).map((sink) => sink.id);
   return { deps, sinkIds, app: createApp(deps) };
 }
 
-async function receiver(...args: Parameters<typeof startReceiver>) {
-  const started = await startReceiver(...args);
-  cleanups.push(() => started.close());
-  return started;
-}
-
-function startRelay(deps: Deps, options: Omit<RunRelayOptions, 'signal'> = {}) {
-  const controller = new AbortController();
-  const done = runRelay(deps, { idleMs: 10, ...options, signal: controller.signal });
-  const stop = async () => {
-    controller.abort();
-    await done;
-  };
-  cleanups.push(stop);
-  return stop;
-}
+const receiver = harness.receiver;
+const startRelay = harness.startRelay;
 
 const drain = drainRelay;
 
@@ -211,7 +185,7 @@ describe('HTTP sinks', () => {
     expect(row).toEqual({ attempts: 3, last_status: 202 });
   });
 
-  it('a 410 disables the sink for every process until an operator enables it; nothing is lost meanwhile', async () => {
+  it('a 410 disables the sink for every process until an operator enables it, says so once (gateway.sink.disabled, /readyz), and loses nothing meanwhile', async () => {
     let gone = true;
     const sink = await receiver(() => (gone ? { status: 410, body: 'endpoint removed' } : { status: 200 }));
     const other = await receiver(() => ({ status: 200 }));
@@ -233,7 +207,20 @@ describe('HTTP sinks', () => {
     await drain(second);
     expect(sink.requests).toHaveLength(1);
 
-    const [sinkId] = sinkIds;
+    const [sinkId, otherId] = sinkIds;
+    // The other sink and the pull API hear of it, once.
+    const notices = other.accepted().filter((r) => r.json?.type === 'gateway.sink.disabled');
+    expect(notices).toHaveLength(1);
+    expect(notices[0]!.json!.data).toMatchObject({ sink: { id: sinkId, kind: 'http', target: sink.url }, status: 410, reason: '410 Gone: endpoint removed', disabledAt: expect.any(String) });
+    const feed = await (await app.request('/v1/events?limit=1000', { headers: auth })).json();
+    const fed = feed.data.filter((e: { type: string; data: { sink?: { id: string } } }) => e.type === 'gateway.sink.disabled' && e.data.sink?.id === sinkId);
+    expect(fed).toHaveLength(1);
+    expect(fed[0].id).toBe(notices[0]!.id);
+    // /readyz names it (informational: the gateway stays ready, the events wait in Postgres).
+    const ready = await app.request('/readyz');
+    expect(ready.status).toBe(200);
+    expect((await ready.json()).sinks).toMatchObject({ configured: 2, disabled: [{ id: sinkId, kind: 'http', target: sink.url, reason: '410 Gone: endpoint removed' }] });
+
     const listed = await (await app.request('/v1/event-sinks', { headers: auth })).json();
     expect(listed.data.find((s: { id: string }) => s.id === sinkId)).toMatchObject({
       kind: 'http',
@@ -250,7 +237,17 @@ describe('HTTP sinks', () => {
     expect(await enabled.json()).toMatchObject({ id: sinkId, disabledAt: null });
     await drain(deps);
     expect(versionsOf(sink.accepted(), id)).toEqual([1, 2, 3, 4]);
-    expect(await deliveryStates(sinkIds)).toEqual({ delivered: 8 });
+    // The re-enabled sink is not sent the notice of its own disablement.
+    expect(sink.requests.some((r) => r.json?.type === 'gateway.sink.disabled')).toBe(false);
+    expect(await deliveryStates([sinkId!])).toEqual({ delivered: 4 });
+    expect(await deliveryStates([otherId!])).toEqual({ delivered: 5 });
+    expect((await (await app.request('/readyz')).json()).sinks.disabled).toEqual([]);
+
+    // A second 410 after re-enabling is a new episode: a second notice.
+    gone = true;
+    await writePaymentHistory(deps.db, newPaymentId(), 0);
+    await drain(deps, { retryDelaysMs: [5] });
+    expect(other.accepted().filter((r) => r.json?.type === 'gateway.sink.disabled')).toHaveLength(2);
     expect((await app.request('/v1/event-sinks/snk_0000000000000000/enable', { method: 'POST', headers: auth })).status).toBe(404);
   });
 

@@ -71,7 +71,7 @@ function startWorker(config: RelayWorkerConfig): { ready: Promise<void>; done: P
 
 /** Runs relay steps in this process until every delivery to the sinks is delivered. */
 async function relayUntil(deps: Deps, expectedDelivered: number, options: Parameters<typeof relayOnce>[1]): Promise<RelayStep> {
-  const totals: RelayStep = { relayed: 0, attempted: 0, delivered: 0, retried: 0, dead: 0, gone: 0, superseded: 0 };
+  const totals: RelayStep = { relayed: 0, attempted: 0, delivered: 0, retried: 0, dead: 0, gone: 0, superseded: 0, probed: 0, probeFailed: 0, pulledForward: 0 };
   const sinkIds = configuredSinks(deps).map((sink) => sink.id);
   await eventually(
     async () => {

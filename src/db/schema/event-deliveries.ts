@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import { bigint, bigserial, index, integer, pgTable, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
+import { bigint, bigserial, boolean, index, integer, pgTable, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
 import { outbox } from './outbox.js';
 
 /**
@@ -11,7 +11,7 @@ import { outbox } from './outbox.js';
 export const eventSinks = pgTable('event_sinks', {
   /** snk_<hash of kind and target>: the same in every process with the same configuration. */
   id: text('id').primaryKey(),
-  /** http | stream */
+  /** http | stream | nats | amqp */
   kind: text('kind').notNull(),
   /** For people: the URL without credentials or query, or the stream name. */
   target: text('target').notNull(),
@@ -45,6 +45,11 @@ export const eventDeliveries = pgTable(
     attempts: integer('attempts').notNull().default(0),
     /** When the next attempt is due; while an attempt runs it is the attempt's lease expiry. */
     nextAttemptAt: timestamp('next_attempt_at', { withTimezone: true }).notNull().defaultNow(),
+    /**
+     * A failed attempt scheduled the next one (as opposed to a lease holding next_attempt_at
+     * forward while an attempt runs): only these are pulled forward when the sink answers again.
+     */
+    awaitingRetry: boolean('awaiting_retry').notNull().default(false),
     lastAttemptAt: timestamp('last_attempt_at', { withTimezone: true }),
     /** The sink's HTTP status on the last attempt; null when no response arrived. */
     lastStatus: integer('last_status'),

@@ -1,7 +1,7 @@
 import { sql } from 'drizzle-orm';
 import { Hono } from 'hono';
 import type { Deps } from '../../deps.js';
-import { refreshOutboxLag } from '../../events/relay.js';
+import { refreshOutboxLag, sinkReadiness } from '../../events/relay.js';
 import { pollerReadiness, refreshPollerGauges } from '../../poller/readiness.js';
 import type { AppEnv } from '../middleware.js';
 
@@ -64,8 +64,9 @@ export function healthRoutes(deps: Deps) {
     const ready = postgres.ok;
     // Informational: a degraded provider account does not make the gateway unready.
     const poller = await pollerReadiness(deps, postgres.ok);
+    const sinks = postgres.ok ? await sinkReadiness(deps) : undefined;
     return c.json(
-      { status: ready ? (redis.ok ? 'ready' : 'degraded') : 'unavailable', checks: { postgres, redis }, lock: deps.locker.kind, poller },
+      { status: ready ? (redis.ok ? 'ready' : 'degraded') : 'unavailable', checks: { postgres, redis }, lock: deps.locker.kind, poller, sinks },
       ready ? 200 : 503,
     );
   });

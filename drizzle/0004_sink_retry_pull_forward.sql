@@ -1,0 +1,1 @@
+ALTER TABLE "event_deliveries" ADD COLUMN "awaiting_retry" boolean DEFAULT false NOT NULL;

@@ -75,7 +75,7 @@ describe('a sink that comes back', () => {
     // Probes cost the deliveries nothing: nobody got near the end of the schedule.
     const [row] = await sql<{ max: number }[]>`select max(attempts)::int as max from event_deliveries where sink_id = any(${sinkIds})`;
     expect(row!.max).toBeLessThanOrEqual(3);
-  }, 90_000);
+  }, 150_000);
 });
 
 describe('a sink that hangs', () => {
@@ -83,7 +83,7 @@ describe('a sink that hangs', () => {
     const EVENTS = 300;
     // Alone first: the healthy sink's own pace on this machine, now.
     const alone = await receiver(() => ({ status: 204 }));
-    const soloSetup = setup([alone], { EVENT_SINK_TIMEOUT_MS: '10000' });
+    const soloSetup = setup([alone], { EVENT_SINK_TIMEOUT_MS: '30000' });
     await writeGatewayEvents(soloSetup.deps.db, 'solo', EVENTS);
     let started = Date.now();
     const stopSolo = startRelay(soloSetup.deps);
@@ -91,24 +91,25 @@ describe('a sink that hangs', () => {
     const aloneMs = Date.now() - started;
     await stopSolo();
 
-    // Then beside a sink that never answers (each attempt ends at the 10 s timeout).
+    // Then beside a sink that never answers (each attempt ends at the 30 s timeout).
     const healthy = await receiver(() => ({ status: 204 }));
     const hanging = await receiver(() => 'hang');
-    const { deps, sinkIds } = setup([hanging, healthy], { EVENT_SINK_TIMEOUT_MS: '10000' });
+    const { deps, sinkIds } = setup([hanging, healthy], { EVENT_SINK_TIMEOUT_MS: '30000' });
     const stop = startRelay(deps);
     // Let the hanging sink's lane fill up with attempts before the events under test arrive.
     await writeGatewayEvents(deps.db, 'warm-up', 20);
-    await eventually(async () => hanging.requests.length >= 16 && (await delivered([sinkIds[1]!])) === 20, { timeoutMs: 10_000, what: 'the hanging sink to hold attempts' });
+    await eventually(async () => hanging.requests.length >= 16 && (await delivered([sinkIds[1]!])) === 20, { timeoutMs: 20_000, what: 'the hanging sink to hold attempts' });
     await writeGatewayEvents(deps.db, 'beside', EVENTS);
     started = Date.now();
     await eventually(async () => (await delivered([sinkIds[1]!])) === 20 + EVENTS, { timeoutMs: 30_000, intervalMs: 20, what: 'the healthy sink beside the hanging one' });
     const besideMs = Date.now() - started;
-    // As fast as alone, within what a loaded shared machine adds; and well inside one
-    // timeout of the hanging sink, which is what each step waited for before.
-    expect(besideMs, `alone ${aloneMs} ms, beside a hanging sink ${besideMs} ms`).toBeLessThan(Math.max(2 * aloneMs, aloneMs + 2000));
-    expect(besideMs).toBeLessThan(8000);
+    // As fast as alone, within what a loaded shared machine adds; and inside one timeout
+    // of the hanging sink, which is what every step waited for before (a relay step that
+    // waited on the hanging sink could not deliver 300 events in less than 30 s).
+    expect(besideMs, `alone ${aloneMs} ms, beside a hanging sink ${besideMs} ms`).toBeLessThan(Math.max(2 * aloneMs, aloneMs + 5000));
+    expect(besideMs).toBeLessThan(25_000);
     // Stop the relay while the hanging sink still holds attempts: they end with its connections.
     await hanging.close();
     await stop();
-  }, 90_000);
+  }, 150_000);
 });

@@ -81,6 +81,10 @@ export const envSchema = z.object({
   /** How often the Mollie reconciliation sweep runs, across all gateway processes; 0 disables it. */
   MOLLIE_SWEEP_INTERVAL_MS: z.coerce.number().int().min(0).default(600_000),
   /** How far back (by creation time) the sweep compares Mollie's payments with ours. */
+  /** Webhook bodies (unauthenticated until read) held at once by one process, in bytes; past it: 503 + Retry-After. */
+  WEBHOOK_BODY_BUDGET_BYTES: z.coerce.number().int().min(4 * 1024 * 1024, 'must be at least 4194304 (two of the largest webhook bodies)').default(32 * 1024 * 1024),
+  /** How long a webhook body may take to arrive once its headers are in; past it: 408. */
+  WEBHOOK_BODY_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(10_000),
   MOLLIE_SWEEP_WINDOW_MS: z.coerce.number().int().min(60_000, 'must be at least 60000').default(172_800_000),
 });
 

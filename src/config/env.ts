@@ -85,6 +85,10 @@ export const envSchema = z.object({
   WEBHOOK_BODY_BUDGET_BYTES: z.coerce.number().int().min(4 * 1024 * 1024, 'must be at least 4194304 (two of the largest webhook bodies)').default(32 * 1024 * 1024),
   /** How long a webhook body may take to arrive once its headers are in; past it: 408. */
   WEBHOOK_BODY_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(10_000),
+  /** A webhook for a payment fetched less than this ago waits for the window's end instead of fetching again. */
+  WEBHOOK_REFETCH_WINDOW_MS: z.coerce.number().int().min(0).max(300_000).default(10_000),
+  /** The same for an id the provider answered 404 (a negative cache); 0 disables either. */
+  WEBHOOK_NOT_FOUND_WINDOW_MS: z.coerce.number().int().min(0).max(3_600_000).default(60_000),
   MOLLIE_SWEEP_WINDOW_MS: z.coerce.number().int().min(60_000, 'must be at least 60000').default(172_800_000),
 });
 

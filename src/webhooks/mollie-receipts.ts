@@ -181,6 +181,9 @@ export const mollieReceiptHandler: ReceiptHandler = {
           source: 'webhook',
           receiptId: Math.min(...group.receipts.map((r) => r.id)),
           settleReceiptIds: group.receipts.map((r) => r.id),
+          triggeredAt: newestReceipt(group.receipts),
+          // Anyone can post a classic webhook: those wait out the id's window. Signed events do not.
+          mayWait: group.receipts.every((r) => r.signature === 'absent'),
         });
         // A 404 proves the id unknown to Mollie: nothing to create, nothing to retry.
         settle(
@@ -197,6 +200,11 @@ export const mollieReceiptHandler: ReceiptHandler = {
     return outcomes;
   },
 };
+
+/** When the newest of these receipts arrived: a fetch must start after it to answer them all. */
+export function newestReceipt(receipts: Pick<SelectWebhookReceipt, 'receivedAt'>[]): Date {
+  return new Date(Math.max(...receipts.map((receipt) => receipt.receivedAt.getTime())));
+}
 
 export type InlineResult =
   | { settled: true; counts: Awaited<ReturnType<typeof processReceipts>> }

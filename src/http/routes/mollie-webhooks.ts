@@ -8,7 +8,7 @@
 import { Hono, type Context } from 'hono';
 import type { Deps } from '../../deps.js';
 import { MOLLIE_SIGNATURE_HEADER, verifyMollieSignature } from '../../providers/mollie/signature.js';
-import { parseMollieWebhook } from '../../providers/mollie/webhook.js';
+import { idPrefixKind, parseMollieWebhook } from '../../providers/mollie/webhook.js';
 import { receiptHandlers } from '../../webhooks/handlers.js';
 import { newMollieReceipt, pendingReceipt, processReceiptsInline } from '../../webhooks/mollie-receipts.js';
 import { recordReceipts } from '../../webhooks/receipts.js';
@@ -63,6 +63,12 @@ export function mollieWebhookRoutes(deps: Deps) {
       count(c, 'unsigned_event', { account });
       throw new AppError(401, 'signature_required', 'Mollie next-gen events must carry X-Mollie-Signature');
     }
+    if (webhook.kind === 'classic' && idPrefixKind(webhook.id) === 'other') {
+      // Never fetched (not a payment, refund or chargeback id), so nothing to keep: anyone
+      // can post these, and storing each would let them fill the table. Counted only.
+      count(c, 'not_fetchable', { account, resourceId: webhook.id });
+      return c.json({ received: true }, 200);
+    }
 
     const headers: Record<string, string> = { 'x-request-id': c.get('requestId') };
     for (const name of KEPT_HEADERS) {
@@ -81,7 +87,7 @@ export function mollieWebhookRoutes(deps: Deps) {
     const result = await processReceiptsInline(
       deps,
       receiptHandlers,
-      [pendingReceipt(recorded!.id, receipt, new Date())],
+      [pendingReceipt(recorded!.id, receipt, recorded!.receivedAt)],
       deps.env.MOLLIE_WEBHOOK_DEADLINE_MS,
     );
     const outcome = result.settled

@@ -45,7 +45,10 @@ export const envSchema = z.object({
   GOCARDLESS_WEBHOOK_SECRETS: list,
   /** How often GET /events is paged to recover events whose webhooks never came; 0 disables it. */
   GOCARDLESS_EVENTS_INTERVAL_MS: z.coerce.number().int().min(0).default(300_000),
-  EVENT_SINK_URLS: list.refine((items) => items.every((item) => URL.canParse(item)), 'every entry must be an http(s) URL'),
+  EVENT_SINK_URLS: list.refine(
+    (items) => items.every((item) => URL.canParse(item) && ['http:', 'https:'].includes(new URL(item).protocol)),
+    'every entry must be an http(s) URL',
+  ),
   EVENT_SINK_SECRET: whsec.optional(),
   /** Comma-separated whsec_ secrets still signed with during a rotation, after EVENT_SINK_SECRET. */
   EVENT_SINK_PREVIOUS_SECRETS: list.pipe(z.array(whsec)),

@@ -51,7 +51,8 @@ export function requireAdminToken(token: string | undefined): MiddlewareHandler<
   return async (c, next) => {
     if (!expected) throw new AppError(503, 'admin_disabled', 'the admin API is disabled: set ADMIN_TOKEN to enable it');
     const header = c.req.header('authorization') ?? '';
-    const match = /^Bearer (.+)$/.exec(header);
+    // The scheme is case-insensitive (RFC 9110 §11.1): `bearer` and `BEARER` are Bearer.
+    const match = /^Bearer +(.+)$/i.exec(header);
     if (!match || !timingSafeEqual(digest(match[1]!), expected)) {
       c.header('WWW-Authenticate', 'Bearer');
       throw new AppError(401, 'unauthorized', 'missing or wrong bearer token');

@@ -10,6 +10,7 @@ import { mollieWebhookRoutes } from './routes/mollie-webhooks.js';
 import { paymentRoutes } from './routes/payments.js';
 import { bodyLimit } from './body-limit.js';
 import { bodyGuard, createBodyBudget } from './body-guard.js';
+import { createFailedAttempts } from './failed-attempts.js';
 
 /**
  * The largest GoCardless webhook body accepted. GoCardless sends at most 250 events a
@@ -32,6 +33,8 @@ export function createApp(deps: Deps) {
   const app = new Hono<AppEnv>();
   // One budget for every unauthenticated body this app (this process, this isolate) holds.
   const budget = createBodyBudget(deps.env.WEBHOOK_BODY_BUDGET_BYTES);
+  // Wrong admin tokens, on /v1 and at the console's sign-in, counted together.
+  const failedAttempts = createFailedAttempts();
   app.use('*', requestContext(deps.logger));
   app.onError((error, c) => toErrorResponse(error, c));
   app.notFound((c) => toErrorResponse(new AppError(404, 'route_not_found', `no route for ${c.req.method} ${c.req.path}`), c));
@@ -67,11 +70,11 @@ export function createApp(deps: Deps) {
   app.route('/webhooks/gocardless', gocardlessWebhookRoutes(deps));
 
   const v1 = new Hono<AppEnv>();
-  v1.use('*', requireAdminToken(deps.env.ADMIN_TOKEN));
+  v1.use('*', requireAdminToken(deps.env.ADMIN_TOKEN, failedAttempts));
   v1.route('/payments', paymentRoutes(deps));
   v1.route('/', outboundEventRoutes(deps));
   app.route('/v1', v1);
-  app.route('/console', consoleRoutes(deps));
+  app.route('/console', consoleRoutes(deps, { failedAttempts }));
 
   return app;
 }

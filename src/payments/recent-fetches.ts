@@ -27,6 +27,8 @@ export interface FetchRecord {
   /** When the fetch started, by the database's clock (the clock receipts are stamped with). */
   startedAt: number;
   outcome: 'found' | 'not_found';
+  /** For a refund or chargeback looked up: the payment it belongs to. */
+  paymentId?: string;
 }
 
 export interface RecentFetchWindows {

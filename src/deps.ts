@@ -8,8 +8,10 @@ import type { Locker } from './lock/locker.js';
 import { createRedisClients, createRedlockLocker } from './lock/redlock-locker.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { createMetrics } from './observability/metrics.js';
+import { createRateLimitPauses, withRateLimitPauses, type RateLimitPauses } from './providers/rate-limit-pause.js';
 import type { Providers } from './providers/types.js';
 import type { SyncDeps } from './payments/sync-payment.js';
+import { createRecentFetches } from './payments/recent-fetches.js';
 import { createSchedulePoll } from './poller/schedule.js';
 
 export interface Clock {
@@ -21,6 +23,8 @@ export interface Deps extends SyncDeps {
   database: Database;
   redis: Redis[];
   clock: Clock;
+  /** Provider accounts paused by a 429, shared by every process. */
+  rateLimitPauses: RateLimitPauses;
   /** Work a request started and does not wait for; drained before close. */
   background: BackgroundWork;
   /** Stops everything buildDeps started. */
@@ -57,7 +61,11 @@ export function buildDeps(env: Env, overrides: BuildOverrides = {}): Deps {
           onLost: () => metrics.lockOutcomes.inc({ outcome: 'lost' }),
         })
       : createInProcessLocker({ waitMs: env.LOCK_WAIT_MS }));
-  const providers: Providers = overrides.providers ?? {};
+  // Every provider call, whatever the path, first checks whether its account is paused by a 429.
+  const rateLimitPauses = createRateLimitPauses(database.db, (error) =>
+    logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'rate-limit pause state unreadable'),
+  );
+  const providers: Providers = withRateLimitPauses(overrides.providers ?? {}, rateLimitPauses);
   const background = createBackgroundWork((error) =>
     logger.error({ err: error instanceof Error ? error.message : String(error) }, 'background work failed'),
   );
@@ -69,9 +77,15 @@ export function buildDeps(env: Env, overrides: BuildOverrides = {}): Deps {
     redis,
     locker,
     providers,
+    rateLimitPauses,
     logger,
     metrics,
     clock: { now: () => new Date() },
+    recentFetches: createRecentFetches({
+      redis: redis[0],
+      keyPrefix: overrides.lockKeyPrefix,
+      windows: { foundMs: env.WEBHOOK_REFETCH_WINDOW_MS, notFoundMs: env.WEBHOOK_NOT_FOUND_WINDOW_MS },
+    }),
     // Every write of a non-final payment schedules its next poll (src/poller/schedule.ts).
     schedulePoll: createSchedulePoll(),
     background,

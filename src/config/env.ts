@@ -77,7 +77,10 @@ export const envSchema = z.object({
   GOCARDLESS_WEBHOOK_SECRETS: list,
   /** How often GET /events is paged to recover events whose webhooks never came; 0 disables it. */
   GOCARDLESS_EVENTS_INTERVAL_MS: z.coerce.number().int().min(0).default(300_000),
-  EVENT_SINK_URLS: list.refine((items) => items.every((item) => URL.canParse(item)), 'every entry must be an http(s) URL'),
+  EVENT_SINK_URLS: list.refine(
+    (items) => items.every((item) => URL.canParse(item) && ['http:', 'https:'].includes(new URL(item).protocol)),
+    'every entry must be an http(s) URL',
+  ),
   EVENT_SINK_SECRET: whsec.optional(),
   /** Comma-separated whsec_ secrets still signed with during a rotation, after EVENT_SINK_SECRET. */
   EVENT_SINK_PREVIOUS_SECRETS: list.pipe(z.array(whsec)),
@@ -123,6 +126,14 @@ export const envSchema = z.object({
   /** How often the Mollie reconciliation sweep runs, across all gateway processes; 0 disables it. */
   MOLLIE_SWEEP_INTERVAL_MS: z.coerce.number().int().min(0).default(600_000),
   /** How far back (by creation time) the sweep compares Mollie's payments with ours. */
+  /** Webhook bodies (unauthenticated until read) held at once by one process, in bytes; past it: 503 + Retry-After. */
+  WEBHOOK_BODY_BUDGET_BYTES: z.coerce.number().int().min(4 * 1024 * 1024, 'must be at least 4194304 (two of the largest webhook bodies)').default(32 * 1024 * 1024),
+  /** How long a webhook body may take to arrive once its headers are in; past it: 408. */
+  WEBHOOK_BODY_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(10_000),
+  /** A webhook for a payment fetched less than this ago waits for the window's end instead of fetching again. */
+  WEBHOOK_REFETCH_WINDOW_MS: z.coerce.number().int().min(0).max(300_000).default(10_000),
+  /** The same for an id the provider answered 404 (a negative cache); 0 disables either. */
+  WEBHOOK_NOT_FOUND_WINDOW_MS: z.coerce.number().int().min(0).max(3_600_000).default(60_000),
   MOLLIE_SWEEP_WINDOW_MS: z.coerce.number().int().min(60_000, 'must be at least 60000').default(172_800_000),
   /** Delays after each failed delivery attempt, for every sink; past the last, a dead letter. */
   EVENT_SINK_RETRY_DELAYS: durations('5s,5m,30m,2h,5h,10h,14h,20h,24h'),

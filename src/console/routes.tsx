@@ -9,6 +9,7 @@ import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
 import type { Deps } from '../deps.js';
 import { readPollerFleet } from '../poller/fleet.js';
 import { AppError } from '../http/errors.js';
+import { sourceOf, type FailedAttempts } from '../http/failed-attempts.js';
 import type { AppEnv } from '../http/middleware.js';
 import { PAYMENT_STATUSES, PROVIDERS, isProviderName } from '../providers/types.js';
 import { CONSOLE_CSS_HASH } from './layout.js';
@@ -63,7 +64,7 @@ const positiveInt = (value: string | undefined): number | undefined => {
   return number > 0 ? number : undefined;
 };
 
-export function consoleRoutes(deps: Deps) {
+export function consoleRoutes(deps: Deps, options: { failedAttempts?: FailedAttempts } = {}) {
   const app = new Hono<AppEnv>();
   const token = deps.env.ADMIN_TOKEN;
   const now = () => deps.clock.now();
@@ -123,6 +124,12 @@ export function consoleRoutes(deps: Deps) {
     const given = typeof form.token === 'string' ? form.token : '';
     const next = safeNextPath(typeof form.next === 'string' ? form.next : undefined);
     if (!tokenMatches(given, token)) {
+      // Throttled past a few a minute (the right token always passes: it was checked first).
+      const waitS = options.failedAttempts?.fail(sourceOf(c)) ?? 0;
+      if (waitS > 0) {
+        c.header('Retry-After', String(waitS));
+        return c.html(<SignInPage next={next} error={`Too many wrong tokens. Try again in ${waitS} s.`} />, 429);
+      }
       c.get('logger').warn({ outcome: 'bad_token' }, 'console sign-in refused');
       return c.html(<SignInPage next={next} error="That is not the admin token." />, 401);
     }

@@ -2,15 +2,26 @@ import { Hono, type Context } from 'hono';
 import type { Deps } from '../deps.js';
 import { consoleRoutes } from '../console/routes.js';
 import { AppError, toErrorResponse } from './errors.js';
-import { requestContext, requireAdminToken, type AppEnv } from './middleware.js';
+import { annotateRequest, requestContext, requireAdminToken, type AppEnv } from './middleware.js';
 import { gocardlessWebhookRoutes } from './routes/gocardless-webhooks.js';
 import { outboundEventRoutes } from './routes/events.js';
 import { healthRoutes } from './routes/health.js';
 import { mollieWebhookRoutes } from './routes/mollie-webhooks.js';
 import { paymentRoutes } from './routes/payments.js';
 import { bodyLimit } from './body-limit.js';
+import { bodyGuard, createBodyBudget } from './body-guard.js';
+import { createFailedAttempts } from './failed-attempts.js';
 
-export const WEBHOOK_BODY_LIMIT = 4 * 1024 * 1024;
+/**
+ * The largest GoCardless webhook body accepted. GoCardless sends at most 250 events a
+ * batch; a sandbox batch of 250 payment events is about 110 KB, and 250 events each
+ * carrying the most metadata GoCardless allows (3 keys of 50 characters, values of 500,
+ * on both `metadata` and `resource_metadata`) about 940 KB (`npx tsx
+ * scripts/measure-gocardless-batches.ts`). Twice that leaves room for escaped text.
+ */
+export const WEBHOOK_BODY_LIMIT = 2 * 1024 * 1024;
+/** A classic Mollie webhook is a few dozen bytes; a snapshot event a few kB. */
+export const MOLLIE_WEBHOOK_BODY_LIMIT = 256 * 1024;
 export const API_BODY_LIMIT = 64 * 1024;
 
 function tooLarge(c: Context<AppEnv>, limit: number) {
@@ -20,16 +31,38 @@ function tooLarge(c: Context<AppEnv>, limit: number) {
 /** The whole HTTP surface, the same on Node and on Workers. */
 export function createApp(deps: Deps) {
   const app = new Hono<AppEnv>();
+  // One budget for every unauthenticated body this app (this process, this isolate) holds.
+  const budget = createBodyBudget(deps.env.WEBHOOK_BODY_BUDGET_BYTES);
+  // Wrong admin tokens, on /v1 and at the console's sign-in, counted together.
+  const failedAttempts = createFailedAttempts();
   app.use('*', requestContext(deps.logger));
   app.onError((error, c) => toErrorResponse(error, c));
   app.notFound((c) => toErrorResponse(new AppError(404, 'route_not_found', `no route for ${c.req.method} ${c.req.path}`), c));
 
-  // Refuse oversized bodies from the Content-Length, or while streaming, before buffering them.
-  // A GoCardless batch of 250 events is well under 1 MiB; nothing legitimate comes near 4.
-  // Mollie's route has its own, smaller limit. It must be the only one in front of it:
-  // hono's bodyLimit buffers a body without Content-Length up to its maxSize, so an outer
-  // 4 MiB limit would read 4 MiB before the route's 256 KiB one ever saw it.
-  app.use('/webhooks/gocardless/*', bodyLimit({ maxSize: WEBHOOK_BODY_LIMIT, onError: (c) => tooLarge(c, WEBHOOK_BODY_LIMIT) }));
+  // Webhook bodies are read before anything can authenticate them: each reserves its size
+  // from the budget (503 + Retry-After when full), must arrive within the body timeout
+  // (408), and is refused from its Content-Length, or while streaming, past the route's
+  // limit (413), before it is buffered.
+  const refused = (provider: 'mollie' | 'gocardless') => (reason: 'busy' | 'body_timeout') =>
+    deps.metrics.webhooks.inc({ provider, outcome: reason });
+  app.use(
+    '/webhooks/gocardless/*',
+    bodyGuard({ budget, maxBytes: WEBHOOK_BODY_LIMIT, timeoutMs: deps.env.WEBHOOK_BODY_TIMEOUT_MS, onTooLarge: (c) => tooLarge(c, WEBHOOK_BODY_LIMIT), onRefused: refused('gocardless') }),
+  );
+  app.use(
+    '/webhooks/mollie/*',
+    bodyGuard({
+      budget,
+      maxBytes: MOLLIE_WEBHOOK_BODY_LIMIT,
+      timeoutMs: deps.env.WEBHOOK_BODY_TIMEOUT_MS,
+      onTooLarge: (c) => {
+        deps.metrics.webhooks.inc({ provider: 'mollie', outcome: 'too_large' });
+        annotateRequest(c, { provider: 'mollie', outcome: 'too_large' });
+        return toErrorResponse(new AppError(413, 'payload_too_large', `a Mollie webhook body is at most ${MOLLIE_WEBHOOK_BODY_LIMIT} bytes`), c);
+      },
+      onRefused: refused('mollie'),
+    }),
+  );
   app.use('/v1/*', bodyLimit({ maxSize: API_BODY_LIMIT, onError: (c) => tooLarge(c, API_BODY_LIMIT) }));
 
   app.route('/', healthRoutes(deps));
@@ -37,11 +70,11 @@ export function createApp(deps: Deps) {
   app.route('/webhooks/gocardless', gocardlessWebhookRoutes(deps));
 
   const v1 = new Hono<AppEnv>();
-  v1.use('*', requireAdminToken(deps.env.ADMIN_TOKEN));
+  v1.use('*', requireAdminToken(deps.env.ADMIN_TOKEN, failedAttempts));
   v1.route('/payments', paymentRoutes(deps));
   v1.route('/', outboundEventRoutes(deps));
   app.route('/v1', v1);
-  app.route('/console', consoleRoutes(deps));
+  app.route('/console', consoleRoutes(deps, { failedAttempts }));
 
   return app;
 }

@@ -25,6 +25,11 @@ export const badRequest = (message: string, details?: unknown) => new AppError(4
 /** The one place where errors become HTTP responses. No stack trace ever leaves. */
 export function toErrorResponse(error: unknown, c: Context) {
   const requestId = c.get('requestId') as string | undefined;
+  if (!(error instanceof AppError) && clientWentAway(c)) {
+    // The client hung up mid-request (its body cut short): its doing, not ours. Logged
+    // by the request line at info, without a stack; the answer reaches nobody.
+    return c.json({ error: { code: 'client_closed_request', message: 'the client closed the connection', retryable: true, requestId } }, 499 as ContentfulStatusCode);
+  }
   const appError = toAppError(error);
   // Deliberate refusals are already in the request log line; only surprises get a stack.
   if (!(error instanceof AppError) && appError.status >= 500) {
@@ -45,6 +50,14 @@ export function toErrorResponse(error: unknown, c: Context) {
     },
     appError.status,
   );
+}
+
+function clientWentAway(c: Context): boolean {
+  try {
+    return c.req.raw.signal?.aborted === true;
+  } catch {
+    return false;
+  }
 }
 
 function toAppError(error: unknown): AppError {

@@ -2,6 +2,7 @@ import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { Context, MiddlewareHandler } from 'hono';
 import type { Logger } from 'pino';
 import { AppError } from './errors.js';
+import { sourceOf, type FailedAttempts } from './failed-attempts.js';
 
 /** What a handler adds to its request's log line. */
 export interface RequestLogFields {
@@ -45,15 +46,25 @@ function digest(value: string): Buffer {
   return createHash('sha256').update(value).digest();
 }
 
-/** Bearer-token check for /v1; hashing both sides makes the comparison constant-time at any length. */
-export function requireAdminToken(token: string | undefined): MiddlewareHandler<AppEnv> {
+/**
+ * Bearer-token check for /v1; hashing both sides makes the comparison constant-time at
+ * any length. Wrong tokens are throttled (failed-attempts.ts); the right one always passes.
+ */
+export function requireAdminToken(token: string | undefined, failedAttempts?: FailedAttempts): MiddlewareHandler<AppEnv> {
   const expected = token ? digest(token) : undefined;
   return async (c, next) => {
     if (!expected) throw new AppError(503, 'admin_disabled', 'the admin API is disabled: set ADMIN_TOKEN to enable it');
     const header = c.req.header('authorization') ?? '';
-    const match = /^Bearer (.+)$/.exec(header);
+    // The scheme is case-insensitive (RFC 9110 §11.1): `bearer` and `BEARER` are Bearer.
+    const match = /^Bearer (.+)$/i.exec(header);
     if (!match || !timingSafeEqual(digest(match[1]!), expected)) {
       c.header('WWW-Authenticate', 'Bearer');
+      // Only a token presented counts as an attempt; a request with none is simply refused.
+      const waitS = header === '' ? 0 : (failedAttempts?.fail(sourceOf(c)) ?? 0);
+      if (waitS > 0) {
+        c.header('Retry-After', String(waitS));
+        throw new AppError(429, 'too_many_failed_attempts', `too many wrong bearer tokens; retry after ${waitS} s`, true);
+      }
       throw new AppError(401, 'unauthorized', 'missing or wrong bearer token');
     }
     await next();

@@ -44,6 +44,15 @@ interface UpsertRow {
 }
 
 /** Takes the fence for a fetch that is about to start. */
+/** The fence, and the database's time as it was taken (milliseconds): when the fetch started. */
+export async function takeFetchFenceAt(db: DbOrTx): Promise<{ fence: number; at: number }> {
+  const rows = await executePrepared<{ fence: number; at: number | string }>(
+    db,
+    sql`select nextval('payment_fetch_fence') as fence, (extract(epoch from clock_timestamp()) * 1000)::float8 as at`,
+  );
+  return { fence: Number(rows[0]!.fence), at: Number(rows[0]!.at) };
+}
+
 export async function takeFetchFence(db: DbOrTx): Promise<number> {
   const rows = await executePrepared<{ fence: number }>(db, sql`select nextval('payment_fetch_fence') as fence`);
   return Number(rows[0]!.fence);

@@ -3,7 +3,9 @@ import type { Db } from '../db/client.js';
 import { LockUnavailableError, paymentLockKey, type Locker } from '../lock/locker.js';
 import type { Metrics } from '../observability/metrics.js';
 import { ProviderError, type PaymentProvider, type ProviderName, type Providers } from '../providers/types.js';
-import { applySnapshot, takeFetchFence, type ApplyResult, type SyncSource } from './apply-snapshot.js';
+import { settleReceipts } from '../webhooks/receipts.js';
+import { applySnapshot, takeFetchFenceAt, type ApplyResult, type SyncSource } from './apply-snapshot.js';
+import { decideFromRecentFetch, RecentlyFetchedError, type RecentFetches } from './recent-fetches.js';
 
 export interface SyncDeps {
   db: Db;
@@ -13,6 +15,8 @@ export interface SyncDeps {
   metrics: Metrics;
   /** When a just-written non-final payment should next be polled. */
   schedulePoll?: (input: { provider: ProviderName; providerStatus: string; method: string | null }) => Date | null;
+  /** Remembers recent fetches so webhooks for an id just fetched cost no provider call (recent-fetches.ts). */
+  recentFetches?: RecentFetches;
 }
 
 export interface SyncInput {
@@ -25,12 +29,21 @@ export interface SyncInput {
   settleReceiptIds?: number[];
   /** Overrides the locker's default wait (the return page waits longer than a webhook). */
   lockWaitMs?: number;
+  /**
+   * Webhooks only: when the newest trigger this sync answers reached the gateway (the
+   * database's clock). A fetch that started later answers it without a call, and an id
+   * fetched a moment ago makes it wait for the window's end (RecentlyFetchedError) when
+   * `mayWait` (an anonymous trigger).
+   */
+  triggeredAt?: Date;
+  mayWait?: boolean;
 }
 
 type FetchOutcome = ({ outcome: 'changed' | 'unchanged' } & ApplyResult) | { outcome: 'not_found' };
 export type SyncResult = FetchOutcome & { lock: LockState };
 
-type LockState = 'held' | 'unavailable';
+/** 'not_needed': a fetch that started after the trigger had already answered it. */
+type LockState = 'held' | 'unavailable' | 'not_needed';
 
 export class UnknownProviderError extends Error {
   override readonly name = 'UnknownProviderError';
@@ -54,7 +67,15 @@ export async function syncPayment(deps: SyncDeps, input: SyncInput): Promise<Syn
   const labels = { provider: input.provider, source: input.source };
   let outcome = 'error';
   try {
-    const result = await withPaymentLock(deps, input, () => fetchAndApply(deps, provider, input));
+    // Answered already, or to wait for the window's end: decided before the lock, so a
+    // burst of webhooks for one id does not queue on it...
+    const early = await answerFromRecentFetch(deps, input);
+    if (early) {
+      outcome = `${early.outcome}_by_recent_fetch`;
+      return { ...early, lock: 'not_needed' };
+    }
+    // ...and again under it: the holder before us may have just fetched.
+    const result = await withPaymentLock(deps, input, async () => (await answerFromRecentFetch(deps, input)) ?? fetchAndApply(deps, provider, input));
     outcome = result.outcome;
     return result;
   } catch (error) {
@@ -72,7 +93,28 @@ async function fetchAndApply(
   input: SyncInput,
 ): Promise<FetchOutcome> {
   // The fence is taken before the fetch: a higher fence means a later-started fetch.
-  const fence = await takeFetchFence(deps.db);
+  // Its database time is when the fetch started, for the recent-fetch record.
+  const { fence, at: startedAt } = await takeFetchFenceAt(deps.db);
+  const key = recentFetchKey(input);
+  const work = fetchApplyAndRecord(deps, provider, input, fence, startedAt, key);
+  // Webhooks for this id that arrive while it is under way wait for it (or for its window).
+  deps.recentFetches?.inFlight.set(key, { startedAt, done: work.catch(() => {}) });
+  try {
+    return await work;
+  } finally {
+    const current = deps.recentFetches?.inFlight.get(key);
+    if (current?.startedAt === startedAt) deps.recentFetches!.inFlight.delete(key);
+  }
+}
+
+async function fetchApplyAndRecord(
+  deps: SyncDeps,
+  provider: PaymentProvider,
+  input: SyncInput,
+  fence: number,
+  startedAt: number,
+  key: string,
+): Promise<FetchOutcome> {
   let fetched;
   try {
     fetched = await provider.fetchPayment(input.account, input.providerPaymentId);
@@ -82,7 +124,10 @@ async function fetchAndApply(
     deps.metrics.providerFetches.inc({ provider: input.provider, outcome: code });
     throw error;
   }
-  if (fetched.kind === 'not_found') return { outcome: 'not_found' };
+  if (fetched.kind === 'not_found') {
+    await deps.recentFetches?.record(key, { startedAt, outcome: 'not_found' });
+    return { outcome: 'not_found' };
+  }
   const snapshot = fetched.snapshot;
   const applied = await applySnapshot(deps.db, {
     snapshot,
@@ -92,7 +137,47 @@ async function fetchAndApply(
     settleReceiptIds: input.settleReceiptIds,
     nextPollAt: deps.schedulePoll?.({ provider: input.provider, providerStatus: snapshot.providerStatus, method: snapshot.method }) ?? null,
   });
+  // Only once the snapshot is written: a record promises the row is at least this fresh.
+  await deps.recentFetches?.record(key, { startedAt, outcome: 'found' });
   return { outcome: applied.changed ? 'changed' : 'unchanged', ...applied };
+}
+
+function recentFetchKey(input: Pick<SyncInput, 'provider' | 'account' | 'providerPaymentId'>): string {
+  return `${input.provider}:${input.account}:${input.providerPaymentId}`;
+}
+
+/**
+ * For a webhook: the answer a recent fetch already gives (settling the receipts it
+ * answers), or RecentlyFetchedError to wait for the window's end, or null to fetch now.
+ */
+async function answerFromRecentFetch(deps: SyncDeps, input: SyncInput): Promise<FetchOutcome | null> {
+  const recent = deps.recentFetches;
+  if (!recent || !input.triggeredAt) return null;
+  const key = recentFetchKey(input);
+  const triggeredAt = input.triggeredAt.getTime();
+  const mayWait = input.mayWait === true;
+  const running = recent.inFlight.get(key);
+  if (running) {
+    // Under way in this process: wait for it when it started after us, else for its window.
+    if (running.startedAt >= triggeredAt) await running.done;
+    else if (mayWait && recent.windows.foundMs > 0) throw new RecentlyFetchedError(key, Math.max(1, running.startedAt + recent.windows.foundMs - Date.now()));
+  }
+  const decision = decideFromRecentFetch(await recent.get(key), { at: triggeredAt, mayWait }, Date.now(), recent.windows);
+  switch (decision.kind) {
+    case 'fetch':
+      return null;
+    case 'wait':
+      throw new RecentlyFetchedError(key, decision.retryAfterMs);
+    case 'answered':
+      if (decision.record.outcome === 'not_found') return { outcome: 'not_found' };
+      // The row already holds a snapshot fetched after these triggers; they are answered.
+      if (input.settleReceiptIds?.length) await settleReceipts(deps.db, input.settleReceiptIds, 'processed', 'answered by a fetch that started after it');
+      return { outcome: 'unchanged', changed: false, paymentRowId: null, version: null, previous: null, eventTypes: [], settledReceipts: true };
+    default: {
+      const unreachable: never = decision;
+      throw new Error(`unknown decision ${JSON.stringify(unreachable)}`);
+    }
+  }
 }
 
 /**

@@ -36,7 +36,9 @@ export async function pollerReadiness(deps: { db: Db; metrics: Metrics; env: Pic
     const status = fleet?.state === 'stalled' ? 'stalled' : accounts.some((a) => a.state === 'degraded') ? 'degraded' : 'ok';
     return { status, thisProcess, fleet, accounts };
   } catch (error) {
-    return { status: 'unknown', thisProcess, fleet: null, accounts: [], error: error instanceof Error ? error.message : String(error) };
+    // A code, not the message: the message carries the lease query and its parameters.
+    const code = (error as { code?: unknown; cause?: { code?: unknown } }).code ?? (error as { cause?: { code?: unknown } }).cause?.code;
+    return { status: 'unknown', thisProcess, fleet: null, accounts: [], error: typeof code === 'string' ? code : error instanceof Error && error.message.startsWith('no answer in') ? 'timeout' : 'unavailable' };
   }
 }
 

@@ -251,6 +251,8 @@ export const gocardlessReceiptHandler: ReceiptHandler = {
           source,
           receiptId: group.items[0]!.receipt.id,
           settleReceiptIds,
+          // Webhooks and recovered events alike: a fetch that started after the newest of them answers them.
+          triggeredAt: new Date(Math.max(...group.items.map((item) => item.receipt.receivedAt.getTime()))),
         });
         if (result.outcome === 'not_found') for (const item of group.items) notFound.add(item.receipt.id);
         else if (result.settledReceipts) for (const id of settleReceiptIds) settledBySync.add(id);

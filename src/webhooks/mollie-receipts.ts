@@ -8,6 +8,8 @@
 import type { SelectWebhookReceipt } from '../db/schema/webhook-receipts.js';
 import type { Deps } from '../deps.js';
 import { forEachLimited } from '../payments/for-each-limited.js';
+import { takeFetchFenceAt } from '../payments/apply-snapshot.js';
+import { decideFromRecentFetch, RecentlyFetchedError } from '../payments/recent-fetches.js';
 import { syncPayment } from '../payments/sync-payment.js';
 import { isMollieProvider, type MollieProvider } from '../providers/mollie/client.js';
 import { idPrefixKind, parseMollieWebhook, type MollieWebhook } from '../providers/mollie/webhook.js';
@@ -149,7 +151,7 @@ export const mollieReceiptHandler: ReceiptHandler = {
         const key = `${receipt.account}\n${target.resourceId}`;
         let lookup = lookups.get(key);
         if (!lookup) {
-          lookup = provider.resolvePaymentId(receipt.account, target.resourceId);
+          lookup = resolveRemembered(deps, provider, receipt, target.resourceId);
           lookups.set(key, lookup);
         }
         try {
@@ -181,6 +183,9 @@ export const mollieReceiptHandler: ReceiptHandler = {
           source: 'webhook',
           receiptId: Math.min(...group.receipts.map((r) => r.id)),
           settleReceiptIds: group.receipts.map((r) => r.id),
+          triggeredAt: newestReceipt(group.receipts),
+          // Anyone can post a classic webhook: those wait out the id's window. Signed events do not.
+          mayWait: group.receipts.every((r) => r.signature === 'absent'),
         });
         // A 404 proves the id unknown to Mollie: nothing to create, nothing to retry.
         settle(
@@ -197,6 +202,65 @@ export const mollieReceiptHandler: ReceiptHandler = {
     return outcomes;
   },
 };
+
+/** When the newest of these receipts arrived: a fetch must start after it to answer them all. */
+export function newestReceipt(receipts: Pick<SelectWebhookReceipt, 'receivedAt'>[]): Date {
+  return new Date(Math.max(...receipts.map((receipt) => receipt.receivedAt.getTime())));
+}
+
+/**
+ * A refund or chargeback id's payment, remembered like payment fetches (recent-fetches.ts):
+ * a lookup that started after the webhook answers it, an anonymous webhook for an id
+ * looked up within the window waits for the window's end, and only otherwise is Mollie asked.
+ */
+async function resolveRemembered(deps: Deps, provider: MollieProvider, receipt: SelectWebhookReceipt, resourceId: string): Promise<string | null> {
+  const recent = deps.recentFetches;
+  if (!recent) return provider.resolvePaymentId(receipt.account, resourceId);
+  const key = `mollie:${receipt.account}:lookup:${resourceId}`;
+  const at = receipt.receivedAt.getTime();
+  const mayWait = receipt.signature === 'absent';
+  // The same lookup under way in this process: wait for it when it started after this webhook, else for its window.
+  const running = recent.inFlight.get(key);
+  if (running) {
+    if (running.startedAt >= at) await running.done;
+    else if (mayWait && recent.windows.notFoundMs > 0) throw new RecentlyFetchedError(key, Math.max(1, running.startedAt + recent.windows.notFoundMs - Date.now()));
+  }
+  const decision = decideFromRecentFetch(await recent.get(key), { at, mayWait }, Date.now(), recent.windows);
+  switch (decision.kind) {
+    case 'answered':
+      return decision.record.paymentId ?? null;
+    case 'wait':
+      throw new RecentlyFetchedError(key, decision.retryAfterMs);
+    case 'fetch': {
+      // Another webhook for the id started the lookup while this one read the record: join it.
+      const started = recent.inFlight.get(key);
+      if (started && started !== running) {
+        await started.done;
+        return resolveRemembered(deps, provider, receipt, resourceId);
+      }
+      // Registered before the first await, so concurrent webhooks for the id join this
+      // lookup (and then judge by its record) instead of starting their own.
+      const entry = { startedAt: Number.POSITIVE_INFINITY, done: Promise.resolve() as Promise<unknown> };
+      const work = (async () => {
+        const { at: startedAt } = await takeFetchFenceAt(deps.db);
+        const paymentId = await provider.resolvePaymentId(receipt.account, resourceId);
+        await recent.record(key, paymentId ? { startedAt, outcome: 'found', paymentId } : { startedAt, outcome: 'not_found' });
+        return paymentId;
+      })();
+      entry.done = work.catch(() => {});
+      recent.inFlight.set(key, entry);
+      try {
+        return await work;
+      } finally {
+        if (recent.inFlight.get(key) === entry) recent.inFlight.delete(key);
+      }
+    }
+    default: {
+      const unreachable: never = decision;
+      throw new Error(`unknown decision ${JSON.stringify(unreachable)}`);
+    }
+  }
+}
 
 export type InlineResult =
   | { settled: true; counts: Awaited<ReturnType<typeof processReceipts>> }

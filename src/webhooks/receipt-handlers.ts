@@ -1,6 +1,7 @@
 import type { SelectWebhookReceipt } from '../db/schema/webhook-receipts.js';
 import type { Deps } from '../deps.js';
 import { LockBusyError } from '../lock/locker.js';
+import { RecentlyFetchedError } from '../payments/recent-fetches.js';
 import { ProviderError, type ProviderName } from '../providers/types.js';
 import { deferReceipt, settleReceipts, type ReceiptState } from './receipts.js';
 
@@ -25,6 +26,7 @@ export type ReceiptHandlers = Partial<Record<ProviderName, ReceiptHandler>>;
 export function retryOutcome(error: unknown): ReceiptOutcome {
   if (error instanceof LockBusyError) return { state: 'retry', error: 'payment busy: another trigger holds its lock' };
   if (error instanceof ProviderError) return { state: 'retry', error: `${error.code}: ${error.message}`, retryAfterMs: error.retryAfterMs };
+  if (error instanceof RecentlyFetchedError) return { state: 'retry', error: `waiting for the next fetch: ${error.message}`, retryAfterMs: error.retryAfterMs };
   return { state: 'retry', error: error instanceof Error ? `${error.name}: ${error.message}` : String(error) };
 }
 

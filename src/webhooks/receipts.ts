@@ -26,6 +26,8 @@ export interface NewReceipt {
 export interface RecordedReceipt {
   id: number;
   eventId: string | null;
+  /** When the database stored it (for a duplicate: when this call ran). */
+  receivedAt: Date;
   /** The provider sent this event id before; nothing new was stored. */
   duplicate: boolean;
 }
@@ -62,9 +64,11 @@ export function nextRetryDelayMs(
 export async function recordReceipts(db: DbOrTx, receipts: NewReceipt[]): Promise<RecordedReceipt[]> {
   if (receipts.length === 0) return [];
   const rows = receiptRows(receipts);
-  const inserted = await executePrepared<{ id: number; event_id: string | null }>(db, recordReceiptsSql(rows));
+  const inserted = await executePrepared<{ id: number; event_id: string | null; received_at: Date | string }>(db, recordReceiptsSql(rows));
   const byEvent = new Map<string, number>();
   const plainIds: number[] = [];
+  // One statement: every row has the same received_at (the transaction's time).
+  const receivedAt = inserted[0] ? new Date(inserted[0].received_at) : new Date();
   for (const row of inserted) {
     if (row.event_id) byEvent.set(row.event_id, Number(row.id));
     else plainIds.push(Number(row.id));
@@ -74,13 +78,13 @@ export async function recordReceipts(db: DbOrTx, receipts: NewReceipt[]): Promis
   // The same event id twice in one batch: the first is new, the rest are duplicates.
   const claimed = new Set<string>();
   return rows.map((row) => {
-    if (!row.event_id) return { id: plainIds[plain++]!, eventId: null, duplicate: false };
+    if (!row.event_id) return { id: plainIds[plain++]!, eventId: null, receivedAt, duplicate: false };
     const id = byEvent.get(row.event_id);
     if (id !== undefined && !claimed.has(row.event_id)) {
       claimed.add(row.event_id);
-      return { id, eventId: row.event_id, duplicate: false };
+      return { id, eventId: row.event_id, receivedAt, duplicate: false };
     }
-    return { id: id ?? 0, eventId: row.event_id, duplicate: true };
+    return { id: id ?? 0, eventId: row.event_id, receivedAt, duplicate: true };
   });
 }
 
@@ -110,7 +114,7 @@ export function recordReceiptsSql(rows: ReturnType<typeof receiptRows>): SQL {
       body text, headers jsonb, signature text)
     order by ord
     on conflict (provider, event_id) where event_id is not null do nothing
-    returning id, event_id`;
+    returning id, event_id, received_at`;
 }
 
 export function recordReceiptsSqlFor(receipts: NewReceipt[]): SQL {

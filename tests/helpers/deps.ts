@@ -5,7 +5,15 @@ import { createLogger } from '../../src/observability/logger.js';
 export const TEST_ADMIN_TOKEN = 'test-admin-token-0123456789';
 
 export function testEnv(overrides: Record<string, string | undefined>): Env {
-  return parseEnv({ LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', ADMIN_TOKEN: TEST_ADMIN_TOKEN, ...overrides });
+  // No re-fetch window by default: tests about other things send webhooks for one payment
+  // in quick succession and expect each to fetch. The quota tests set their own.
+  return parseEnv({
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+    ADMIN_TOKEN: TEST_ADMIN_TOKEN,
+    WEBHOOK_REFETCH_WINDOW_MS: '0',
+    WEBHOOK_NOT_FOUND_WINDOW_MS: '0',
+    ...overrides,
+  });
 }
 
 export function buildTestDeps(env: Record<string, string | undefined>, overrides: BuildOverrides = {}): Deps {

@@ -84,7 +84,8 @@ describe('faults: the provider API', () => {
     // 2. Rate-limited: 429 with Retry-After on the next calls.
     sandbox.setDown(null);
     gocardless.setDown(false);
-    sandbox.failNext({ status: 429, count: 25, retryAfterS: 1 });
+    // Each 429 pauses the account for its Retry-After on every path, so each one costs a second.
+    sandbox.failNext({ status: 429, count: 5, retryAfterS: 1 });
     gocardless.rateLimitNext(10, { resetMs: 1000 });
     await eventually(async () => sandbox.state.faults.length === 0, { what: 'the 429s to be used up', timeoutMs: 30_000 });
 

@@ -103,22 +103,15 @@ describe('Mollie client against the sandbox', () => {
     expect(sandbox.requestCount('re_notAPayment')).toBe(0);
   });
 
-  it('retries a 429 that carries Retry-After and then succeeds (retries on)', async () => {
+  it('never retries a 429 itself, even with retries on: one request, rate_limited with the Retry-After', async () => {
+    // The SDK's own retry would send 4-7 requests into a 429 within seconds, ignoring a
+    // long Retry-After; the 429 surfaces at once and the account is paused instead.
     const payment = sandbox.createPayment({ status: 'paid' });
-    sandbox.failNext({ status: 429, count: 2, retryAfterS: 0, paymentId: payment.id });
-    const result = await provider({ retryConfig: undefined }).fetchPayment('default', payment.id);
-    expect(result).toMatchObject({ kind: 'found', snapshot: { status: 'paid' } });
-    expect(sandbox.requestCount(payment.id)).toBe(3);
-  });
-
-  it('honours Retry-After between attempts (capped by the retry config)', async () => {
-    const payment = sandbox.createPayment({ status: 'paid' });
-    sandbox.failNext({ status: 429, count: 1, retryAfterS: 1, paymentId: payment.id });
-    const started = Date.now();
-    const result = await provider({ retryConfig: undefined }).fetchPayment('default', payment.id);
-    expect(result.kind).toBe('found');
-    expect(Date.now() - started).toBeGreaterThanOrEqual(950);
-    expect(sandbox.requestCount(payment.id)).toBe(2);
+    sandbox.failNext({ status: 429, count: 2, retryAfterS: 30, paymentId: payment.id });
+    const error = await providerError(provider({ retryConfig: undefined }).fetchPayment('default', payment.id));
+    expect(error).toMatchObject({ code: 'rate_limited', retryable: true, retryAfterMs: 30_000 });
+    expect(sandbox.requestCount(payment.id)).toBe(1);
+    sandbox.reset();
   });
 
   it('turns a 429 into rate_limited with retryAfterMs when retries are off', async () => {
@@ -127,18 +120,6 @@ describe('Mollie client against the sandbox', () => {
     const error = await providerError(provider().fetchPayment('default', payment.id));
     expect(error).toMatchObject({ provider: 'mollie', code: 'rate_limited', retryable: true, retryAfterMs: 30_000 });
     expect(sandbox.requestCount(payment.id)).toBe(1);
-  });
-
-  it('gives up on a persistent 429 well inside Mollie’s 15 s webhook timeout (default retries)', async () => {
-    const payment = sandbox.createPayment();
-    sandbox.failNext({ status: 429, count: 1000, retryAfterS: 60, paymentId: payment.id });
-    const started = Date.now();
-    const error = await providerError(provider({ retryConfig: undefined }).fetchPayment('default', payment.id));
-    const elapsed = Date.now() - started;
-    expect(error).toMatchObject({ code: 'rate_limited', retryAfterMs: 60_000 });
-    expect(elapsed).toBeLessThan(6000);
-    expect(sandbox.requestCount(payment.id)).toBeGreaterThan(1);
-    sandbox.reset();
   });
 
   it.each([500, 502, 503])('turns a %i into unavailable, retryable', async (status) => {

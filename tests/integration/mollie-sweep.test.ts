@@ -122,11 +122,17 @@ describe('sweepMollie', () => {
     sandbox.failNext({ status: 429, count: 1, retryAfterS: 5 });
     const throttledList = await sweepMollie(deps, { account: 'default', cutoff: ago(48 * HOUR) });
     expect(throttledList).toMatchObject({ listed: 0, complete: false, error: expect.stringMatching(/^rate_limited: /) });
+    // The account stays paused until the Retry-After has passed: a sweep now calls nobody.
+    const requests = sandbox.state.requests.length;
+    expect(await sweepMollie(deps, { account: 'default', cutoff: ago(48 * HOUR) })).toMatchObject({ listed: 0, complete: false, error: expect.stringMatching(/paused/) });
+    expect(sandbox.state.requests.length).toBe(requests);
+    await deps.rateLimitPauses.resume('mollie', 'default');
 
     // The list answers, then the first payment fetch is throttled: the rest of the run is skipped.
     sandbox.failNext({ status: 429, count: 1, retryAfterS: 5, paymentId: a.id });
     const throttledFetch = await sweepMollie(deps, { account: 'default', cutoff: ago(48 * HOUR), concurrency: 1 });
     expect(throttledFetch).toMatchObject({ listed: 2, failed: 1, changed: 0, complete: false, error: expect.stringMatching(/^rate_limited: /) });
+    await deps.rateLimitPauses.resume('mollie', 'default');
 
     sandbox.setDown('error');
     const down = await sweepMollie(deps, { account: 'default', cutoff: ago(48 * HOUR) });

@@ -178,11 +178,11 @@ describe('classic webhooks (id=...)', () => {
     expect(await receiptsFor('tr_doesNotExist42')).toMatchObject([{ state: 'ignored' }]);
   });
 
-  it('answers 200 to other Mollie ids, keeps them as ignored receipts, and calls nobody', async () => {
+  it('answers 200 to other Mollie ids, counts them without storing a receipt, and calls nobody', async () => {
     const before = sandbox.state.requests.length;
     for (const id of ['sub_8JfGzs6v3K', 'ord_kEn1PlbGa', 'pl_4Y0eZitmBnQ6IDoMqZQKh', 'cst_8wmqcHMN4U']) {
       expect((await classic(id)).status, id).toBe(200);
-      expect(await receiptsFor(id), id).toMatchObject([{ state: 'ignored', resource_type: 'other' }]);
+      expect(await receiptsFor(id), id).toEqual([]);
     }
     expect(sandbox.state.requests.length).toBe(before);
   });
@@ -413,9 +413,15 @@ describe('when Mollie is slow, throttles or fails, nothing acknowledged is dropp
     expect(pending!.wait_s).toBeGreaterThan(8);
     expect(await paymentRow(payment.id)).toBeUndefined();
 
+    // Until the Retry-After has passed, nothing calls Mollie for this account: the retry is refused here.
     await forceDue([pending!.id]);
     await retryDueReceipts(deps, receiptHandlers);
-    expect(await receiptsFor(payment.id)).toMatchObject([{ state: 'processed', attempts: 1 }]);
+    expect(sandbox.requestCount(payment.id)).toBe(1);
+    // Time passes (the pause ends), and the retry completes it.
+    await deps.rateLimitPauses.resume('mollie', 'default');
+    await forceDue([pending!.id]);
+    await retryDueReceipts(deps, receiptHandlers);
+    expect(await receiptsFor(payment.id)).toMatchObject([{ state: 'processed', attempts: 2 }]);
     expect(await paymentRow(payment.id)).toMatchObject({ status: 'paid' });
     expect(sandbox.requestCount(payment.id)).toBe(2);
   });
@@ -508,6 +514,8 @@ describe('the return-page sync against the real Mollie adapter', () => {
     expect(throttled.status).toBe(503);
     expect(throttled.headers.get('retry-after')).toBe('3');
     expect((await throttled.json()).error).toMatchObject({ code: 'provider_rate_limited', retryable: true });
+    // The pause has ended.
+    await deps.rateLimitPauses.resume('mollie', 'default');
 
     sandbox.setDown('error');
     const down = await app.request(`/v1/payments/mollie/${payment.id}/sync`, { method: 'POST', headers: auth });

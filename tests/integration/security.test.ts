@@ -171,6 +171,8 @@ describe('the admin token is compared in constant time', () => {
   });
 
   it('over HTTP, wrong tokens of every length get the same 401', async () => {
+    // An app of its own: wrong tokens are throttled per app past 10 a minute (hardening-throttle.test.ts).
+    const app = createApp(deps);
     const answers = new Set<string>();
     for (const token of wrongTokens) {
       const { res, body } = await call(app, 'v1 wrong token', '/v1/payments', { headers: bearer(token) });
@@ -179,7 +181,9 @@ describe('the admin token is compared in constant time', () => {
       const error = (JSON.parse(body) as { error: Record<string, unknown> }).error;
       answers.add(JSON.stringify({ ...error, requestId: undefined }));
     }
-    for (const header of [`bearer ${ADMIN_TOKEN}`, `Basic ${ADMIN_TOKEN}`, ADMIN_TOKEN, `Bearer  ${ADMIN_TOKEN}`]) {
+    // The scheme is case-insensitive (`bearer` is Bearer); anything else is refused.
+    expect((await call(app, 'v1 lower-case scheme', '/v1/payments', { headers: { authorization: `bearer ${ADMIN_TOKEN}` } })).status).toBe(200);
+    for (const header of [`Basic ${ADMIN_TOKEN}`, ADMIN_TOKEN, `Bearer  ${ADMIN_TOKEN}`]) {
       expect((await call(app, 'v1 malformed auth', '/v1/payments', { headers: { authorization: header } })).status).toBe(401);
     }
     expect((await call(app, 'v1 no auth', '/v1/payments')).status).toBe(401);
@@ -223,6 +227,9 @@ describe('no secret reaches a log', () => {
     gocardless.rateLimitNext(20, { resetMs: 1000 });
     expect((await call(app, 'gc 429', `/v1/payments/gocardless/${gcPayment.id}/sync`, { method: 'POST', headers: bearer(ADMIN_TOKEN) })).status).toBe(503);
     gocardless.clearFaults();
+    // The 429s paused both accounts; the rest of this test is about logs, not waiting them out.
+    await deps.rateLimitPauses.resume('mollie', 'default');
+    await deps.rateLimitPauses.resume('gocardless', 'default');
 
     // /v1 with the token.
     expect((await call(app, 'v1 track', '/v1/payments', { method: 'POST', body: JSON.stringify({ provider: 'mollie', id: card.id }), headers: { ...bearer(ADMIN_TOKEN), 'content-type': 'application/json' } })).status).toBeLessThan(300);

@@ -7,6 +7,15 @@ import type { AppEnv } from '../middleware.js';
 
 const PROBE_TIMEOUT_MS = 1500;
 
+/** The failure's machine code (ECONNREFUSED, 57P01, CONNECTION_CLOSED, ...), from it or its causes. */
+export function failureCode(error: unknown): string {
+  for (let current = error, depth = 0; current && depth < 5; current = (current as { cause?: unknown }).cause, depth++) {
+    const code = (current as { code?: unknown }).code;
+    if (typeof code === 'string' && /^[A-Za-z0-9_]{1,40}$/.test(code)) return code;
+  }
+  return error instanceof Error && error.message.startsWith('no answer in') ? 'timeout' : 'unavailable';
+}
+
 async function probe(check: () => Promise<unknown>): Promise<{ ok: boolean; ms: number; error?: string }> {
   const started = performance.now();
   let timer: NodeJS.Timeout | undefined;
@@ -17,7 +26,9 @@ async function probe(check: () => Promise<unknown>): Promise<{ ok: boolean; ms: 
     ]);
     return { ok: true, ms: Math.round(performance.now() - started) };
   } catch (error) {
-    return { ok: false, ms: Math.round(performance.now() - started), error: error instanceof Error ? error.message : String(error) };
+    // A code, never the message: a driver's message can hold the failed statement and its
+    // parameters, and /readyz answers anyone.
+    return { ok: false, ms: Math.round(performance.now() - started), error: failureCode(error) };
   } finally {
     clearTimeout(timer);
   }

@@ -5,6 +5,7 @@
  * events can be stored and forwarded as GoCardless sent them.
  */
 import { z } from 'zod';
+import { jsonShapeProblem } from '../json-shape.js';
 
 /**
  * `metadata` and `resource_metadata` are JSON objects. Some re-serialisers (PHP)
@@ -16,8 +17,14 @@ const jsonObject = z.preprocess(
   z.record(z.string(), z.unknown()),
 );
 
+/** GoCardless ids are ~14 characters; a bound keeps every stored id (and its index row) small. */
+const MAX_ID_LENGTH = 128;
+
 const requiredString = (field: string) =>
-  z.string({ error: `missing "${field}" (expected a non-empty string)` }).min(1, `"${field}" is empty`);
+  z
+    .string({ error: `missing "${field}" (expected a non-empty string)` })
+    .min(1, `"${field}" is empty`)
+    .max(MAX_ID_LENGTH, `"${field}" is longer than ${MAX_ID_LENGTH} characters`);
 
 export const goCardlessEventSchema = z.looseObject({
   id: requiredString('id'),
@@ -25,7 +32,11 @@ export const goCardlessEventSchema = z.looseObject({
   resource_type: requiredString('resource_type'),
   action: requiredString('action'),
   /** Ids of the resources involved; only the relevant keys are present. */
-  links: z.record(z.string(), z.string(), { error: '"links" must be an object of string ids' }).default({}),
+  links: z
+    .record(z.string().max(MAX_ID_LENGTH), z.string().max(MAX_ID_LENGTH, `a link id is longer than ${MAX_ID_LENGTH} characters`), {
+      error: '"links" must be an object of string ids',
+    })
+    .default({}),
   details: z
     .looseObject({
       origin: z.string().optional(),
@@ -109,6 +120,10 @@ export function parseGoCardlessBatch(raw: Uint8Array | string): ParsedGoCardless
   } catch {
     return { ok: false, message: 'webhook body is not valid UTF-8' };
   }
+
+  // Depth and string lengths first, on the bytes: a hostile body never reaches JSON.parse.
+  const shape = jsonShapeProblem(typeof raw === 'string' ? new TextEncoder().encode(raw) : raw);
+  if (shape !== null) return { ok: false, message: `webhook body refused before parsing: ${shape}` };
 
   let json: unknown;
   try {

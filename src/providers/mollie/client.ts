@@ -34,8 +34,8 @@ export const MOLLIE_DEFAULT_TIMEOUT_MS = 4000;
 /**
  * Worst case for one call: retries start until 3 s have elapsed, then wait at most 1 s,
  * then one last attempt of at most `timeoutMs` (4 s): about 8 s, well inside the 15 s
- * Mollie gives our webhook endpoint. A longer Retry-After is capped at maxInterval here
- * and surfaces as `retryAfterMs` on the final rate_limited error instead.
+ * Mollie gives our webhook endpoint. Only 5xx and connection failures are retried this
+ * way: a 429 is never retried by the SDK (see requestOptions below).
  */
 export const MOLLIE_DEFAULT_RETRY: RetryConfig = {
   strategy: 'backoff',
@@ -217,7 +217,10 @@ export function createMollieProvider(config: MollieProviderConfig): MollieProvid
     return client;
   }
 
-  const requestOptions = (signal: AbortSignal | undefined) => (signal ? { fetchOptions: { signal } } : {});
+  // 5xx and connection failures are retried by the SDK; a 429 is not. The SDK would retry
+  // it within seconds whatever the Retry-After says; instead the 429 surfaces at once and
+  // pauses the account for every path until its Retry-After (rate-limit-pause.ts).
+  const requestOptions = (signal: AbortSignal | undefined) => ({ retryCodes: ['5xx'], ...(signal ? { fetchOptions: { signal } } : {}) });
 
   async function fetchPayment(account: string, providerPaymentId: string, options?: FetchOptions): Promise<FetchResult> {
     const client = clientFor(account);

@@ -5,6 +5,7 @@
  * BEFORE calling this). Nothing here trusts the body beyond its shape.
  */
 import { z } from 'zod';
+import { jsonShapeProblem } from '../json-shape.js';
 
 const RESOURCE_ID = /^[a-z]+_[A-Za-z0-9]+$/;
 const MAX_ID_LENGTH = 64;
@@ -80,7 +81,10 @@ function parseClassic(text: string): MollieWebhook {
   return { kind: 'classic', id: parsed.data };
 }
 
-function parseEvent(text: string): MollieWebhook {
+function parseEvent(text: string, rawBody: Uint8Array): MollieWebhook {
+  // Depth and string lengths first, on the bytes: a hostile body never reaches JSON.parse.
+  const shape = jsonShapeProblem(rawBody);
+  if (shape !== null) return invalid(`JSON body refused before parsing: ${shape}`);
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -122,7 +126,7 @@ export function parseMollieWebhook(contentType: string | undefined | null, rawBo
     mediaType = text.trimStart().startsWith('{') ? 'application/json' : 'application/x-www-form-urlencoded';
   }
   if (mediaType === 'application/x-www-form-urlencoded') return parseClassic(text);
-  if (isJsonMediaType(mediaType)) return parseEvent(text);
+  if (isJsonMediaType(mediaType)) return parseEvent(text, rawBody);
   return invalid(
     `unsupported content type ${JSON.stringify(mediaType)}: expected application/x-www-form-urlencoded (classic) or application/json (event)`,
   );

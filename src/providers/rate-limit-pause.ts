@@ -1,0 +1,147 @@
+/**
+ * A provider's 429 pauses that provider account for every path (webhooks, poller, sweep,
+ * return-page sync, GoCardless recovery) until its Retry-After, across every gateway
+ * process. Each call to a provider first asks whether its account is paused; a paused
+ * account answers `rate_limited` with the time left, and nobody calls the provider.
+ *
+ * The shared state is `poller_health.paused_until`, which the poller's due-selection
+ * already respects: one row per account, read by primary key before each call (a
+ * fraction of a millisecond next to the provider's own round trip). This process's own
+ * pauses are also kept in memory, so it needs no read to know it is paused.
+ */
+import { sql } from 'drizzle-orm';
+import type { Db } from '../db/client.js';
+import { pauseAccount } from '../poller/health.js';
+import { ProviderError, type PaymentProvider, type ProviderName, type Providers } from './types.js';
+
+/** Used when a 429 names no Retry-After. */
+export const DEFAULT_RATE_LIMIT_PAUSE_MS = 30_000;
+/** A Retry-After beyond this is taken as a mistake, not an hour-long outage we impose on ourselves. */
+export const MAX_RATE_LIMIT_PAUSE_MS = 60 * 60_000;
+
+export interface RateLimitPauses {
+  /** Milliseconds left of the account's pause; 0 when it is not paused. */
+  remainingMs(provider: ProviderName, account: string): Promise<number>;
+  /** Pauses the account for `ms` (never shortens a longer pause). */
+  pause(provider: ProviderName, account: string, ms: number): Promise<void>;
+  /** Ends a pause early, everywhere (an operator who knows the limit has reset). */
+  resume(provider: ProviderName, account: string): Promise<void>;
+}
+
+export function createRateLimitPauses(db: Db, onError: (error: unknown) => void = () => {}): RateLimitPauses {
+  const local = new Map<string, number>();
+  return {
+    async remainingMs(provider, account) {
+      const key = `${provider}\u0000${account}`;
+      const until = local.get(key);
+      if (until !== undefined) {
+        if (until > Date.now()) return until - Date.now();
+        local.delete(key);
+      }
+      try {
+        // Computed by the database, against its own clock, like the poller's due-selection.
+        const rows = await db.execute<{ ms: number | string | null }>(sql`
+          select (extract(epoch from (paused_until - now())) * 1000)::float8 as ms
+          from poller_health where provider = ${provider} and account = ${account} and paused_until > now()`);
+        const ms = Number(rows[0]?.ms ?? 0);
+        return ms > 0 ? Math.ceil(ms) : 0;
+      } catch (error) {
+        // The database is the shared memory of pauses; without it the call goes ahead
+        // (and the sync that needs the database fails on its own).
+        onError(error);
+        return 0;
+      }
+    },
+    async pause(provider, account, ms) {
+      const until = Date.now() + ms;
+      const key = `${provider}\u0000${account}`;
+      local.set(key, Math.max(local.get(key) ?? 0, until));
+      try {
+        await pauseAccount(db, provider, account, new Date(until));
+      } catch (error) {
+        onError(error);
+      }
+    },
+    async resume(provider, account) {
+      local.delete(`${provider}\u0000${account}`);
+      await db.execute(sql`update poller_health set paused_until = null where provider = ${provider} and account = ${account}`);
+    },
+  };
+}
+
+export function pauseMsFor(error: ProviderError): number {
+  return Math.min(MAX_RATE_LIMIT_PAUSE_MS, Math.max(1000, error.retryAfterMs ?? DEFAULT_RATE_LIMIT_PAUSE_MS));
+}
+
+/** Methods that do not call the provider. */
+const LOCAL_METHODS = new Set<string | symbol>(['hasAccount']);
+
+/**
+ * Wraps every provider so each of its calls (the first argument of every method is the
+ * account) checks the pause first and records a 429. Works for any adapter shape: the
+ * extra methods (Mollie's lookups and list, GoCardless's events) are covered too.
+ */
+export function withRateLimitPauses(providers: Providers, pauses: RateLimitPauses): Providers {
+  const wrapped: Providers = {};
+  for (const [name, provider] of Object.entries(providers) as [ProviderName, PaymentProvider][]) {
+    wrapped[name] = guardProvider(name, provider, pauses) as never;
+  }
+  return wrapped;
+}
+
+/** Refusals made here, not 429s from the provider: they must not extend the pause. */
+const refusedHere = new WeakSet<ProviderError>();
+
+function pausedError(provider: ProviderName, account: string, ms: number): ProviderError {
+  const error = new ProviderError(provider, 'rate_limited', `${provider} account ${account} is paused for ${Math.ceil(ms / 1000)} s after a 429; not called`, true, ms);
+  refusedHere.add(error);
+  return error;
+}
+
+function guardProvider<T extends PaymentProvider>(name: ProviderName, provider: T, pauses: RateLimitPauses): T {
+  const cache = new Map<string | symbol, unknown>();
+  const recordIfRateLimited = async (account: string, error: unknown) => {
+    if (error instanceof ProviderError && error.code === 'rate_limited' && !refusedHere.has(error)) {
+      await pauses.pause(name, account, pauseMsFor(error));
+    }
+  };
+  return new Proxy(provider, {
+    get(target, property, receiver) {
+      const value = Reflect.get(target, property, receiver) as unknown;
+      if (typeof value !== 'function' || LOCAL_METHODS.has(property)) return value;
+      const cached = cache.get(property);
+      if (cached) return cached;
+      const method = value as (...args: unknown[]) => unknown;
+      let guarded: (...args: unknown[]) => unknown;
+      if (method.constructor.name === 'AsyncGeneratorFunction') {
+        // A list paged lazily: the pause is checked before the first page, and a 429 on any page is recorded.
+        guarded = (...args) =>
+          (async function* () {
+            const account = String(args[0]);
+            const ms = await pauses.remainingMs(name, account);
+            if (ms > 0) throw pausedError(name, account, ms);
+            try {
+              yield* method.apply(target, args) as AsyncIterable<unknown>;
+            } catch (error) {
+              await recordIfRateLimited(account, error);
+              throw error;
+            }
+          })();
+      } else {
+        guarded = async (...args) => {
+          const account = String(args[0]);
+          const ms = await pauses.remainingMs(name, account);
+          if (ms > 0) throw pausedError(name, account, ms);
+          try {
+            return await method.apply(target, args);
+          } catch (error) {
+            await recordIfRateLimited(account, error);
+            throw error;
+          }
+        };
+      }
+      cache.set(property, guarded);
+      return guarded;
+    },
+  });
+}

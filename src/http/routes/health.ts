@@ -51,7 +51,9 @@ async function probeRedis(deps: Deps) {
   );
   const required = Math.floor(nodes.length / 2) + 1;
   const up = nodes.filter((node) => node.ok).length;
-  return { ok: up >= required, ms: Math.max(0, ...nodes.map((node) => node.ms)), quorum: { required, up, of: nodes.length }, nodes };
+  const ok = up >= required;
+  const ms = Math.max(0, ...nodes.map((node) => node.ms));
+  return { ok, ms, ...(ok ? {} : { error: 'no_quorum' }), quorum: { required, up, of: nodes.length }, nodes };
 }
 
 export function healthRoutes(deps: Deps) {

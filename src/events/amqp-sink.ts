@@ -1,4 +1,4 @@
-import { connect, type ChannelModel, type ConfirmChannel } from 'amqplib';
+import type { ChannelModel, ConfirmChannel } from 'amqplib';
 import { createEventSigner, describeUrl } from './http-sink.js';
 import type { OutboundEvent } from './payment-events.js';
 import { eventBody, sinkId, type DeliveryOutcome, type EventSink } from './sinks.js';
@@ -37,10 +37,12 @@ export function createAmqpSink(options: AmqpSinkOptions): EventSink {
   let opening: Promise<Open> | null = null;
 
   // One connection and confirm channel per sink and process, opened on first use and
-  // replaced after the broker or the network closes it.
+  // replaced after the broker or the network closes it. The client library is loaded then
+  // too: processes without this sink never load it.
   const open = () => {
     if (!opening) {
       const attempt: Promise<Open> = (async () => {
+        const { connect } = await import('amqplib');
         const model = await connect(options.url, { timeout: options.timeoutMs, clientProperties: { connection_name: 'payment-webhook-gateway' } });
         const forget = () => {
           if (opening === attempt) opening = null;

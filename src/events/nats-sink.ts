@@ -1,5 +1,5 @@
-import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
-import { connect, headers, type NatsConnection } from '@nats-io/transport-node';
+import type { JetStreamClient } from '@nats-io/jetstream';
+import type { NatsConnection, headers as natsHeaders } from '@nats-io/transport-node';
 import { createEventSigner, describeUrl } from './http-sink.js';
 import type { OutboundEvent } from './payment-events.js';
 import { eventBody, sinkId, type DeliveryOutcome, type EventSink } from './sinks.js';
@@ -43,18 +43,21 @@ export function createNatsSink(options: NatsSinkOptions): EventSink {
   const now = options.now ?? (() => new Date());
   const { servers, user, pass } = splitServerCredentials(options.servers);
   const target = `${servers.map(describeUrl).join(',')} ${options.subjectPrefix}.>`;
-  let client: Promise<{ nc: NatsConnection; js: JetStreamClient }> | null = null;
+  let client: Promise<{ nc: NatsConnection; js: JetStreamClient; headers: typeof natsHeaders }> | null = null;
 
   // One connection per sink and process, opened on first use; the client reconnects by
   // itself. One that closed for good (or never opened) is replaced on the next attempt.
+  // The client library is loaded then too: processes without this sink never load it.
   const connected = () => {
     if (!client) {
-      const opening = connect({ servers, user, pass, name: 'payment-webhook-gateway', timeout: options.timeoutMs, maxReconnectAttempts: -1, reconnectTimeWait: 500 }).then((nc) => {
+      const opening = (async () => {
+        const [{ connect, headers }, { jetstream }] = await Promise.all([import('@nats-io/transport-node'), import('@nats-io/jetstream')]);
+        const nc = await connect({ servers, user, pass, name: 'payment-webhook-gateway', timeout: options.timeoutMs, maxReconnectAttempts: -1, reconnectTimeWait: 500 });
         void nc.closed().then(() => {
           if (client === opening) client = null;
         });
-        return { nc, js: jetstream(nc, { timeout: options.timeoutMs }) };
-      });
+        return { nc, js: jetstream(nc, { timeout: options.timeoutMs }), headers };
+      })();
       opening.catch(() => {
         if (client === opening) client = null;
       });
@@ -70,11 +73,11 @@ export function createNatsSink(options: NatsSinkOptions): EventSink {
     async deliver(event: OutboundEvent): Promise<DeliveryOutcome> {
       const subject = natsSubject(options.subjectPrefix, event);
       const body = eventBody(event);
-      const hdrs = headers();
-      hdrs.set('content-type', 'application/json');
-      for (const [name, value] of Object.entries(sign(event.id, now(), body))) hdrs.set(name, value);
       try {
-        const { js } = await connected();
+        const { js, headers } = await connected();
+        const hdrs = headers();
+        hdrs.set('content-type', 'application/json');
+        for (const [name, value] of Object.entries(sign(event.id, now(), body))) hdrs.set(name, value);
         // A duplicate acknowledgement means the stream already holds this event: delivered.
         await js.publish(subject, body, { msgID: event.id, headers: hdrs, timeout: options.timeoutMs });
         return { kind: 'delivered', status: null };

@@ -16,7 +16,9 @@
  *   held back;
  * - otherwise it fetches (under the payment's lock, as before).
  *
- * So a flood of webhooks for one id costs at most one provider call per window, and
+ * Only webhook-triggered fetches are recorded (the poller's and the sweep's thousands of
+ * fetches would only fill the record). So a flood of webhooks for one id costs at most one
+ * provider call per window, and
  * webhooks for the same id in flight in this process wait for the fetch already under way
  * instead of queueing on the lock. Only webhooks are held back: the poller, the
  * return-page sync, the sweep and replay always fetch (they are paced or authenticated).

@@ -124,8 +124,11 @@ async function fetchApplyAndRecord(
     deps.metrics.providerFetches.inc({ provider: input.provider, outcome: code });
     throw error;
   }
+  // Recorded for webhooks' fetches only: the poller and the sweep fetch thousands of
+  // payments nobody is sending webhooks for, and would only fill the record.
+  const recent = input.triggeredAt ? deps.recentFetches : undefined;
   if (fetched.kind === 'not_found') {
-    await deps.recentFetches?.record(key, { startedAt, outcome: 'not_found' });
+    await recent?.record(key, { startedAt, outcome: 'not_found' });
     return { outcome: 'not_found' };
   }
   const snapshot = fetched.snapshot;
@@ -138,7 +141,7 @@ async function fetchApplyAndRecord(
     nextPollAt: deps.schedulePoll?.({ provider: input.provider, providerStatus: snapshot.providerStatus, method: snapshot.method }) ?? null,
   });
   // Only once the snapshot is written: a record promises the row is at least this fresh.
-  await deps.recentFetches?.record(key, { startedAt, outcome: 'found' });
+  await recent?.record(key, { startedAt, outcome: 'found' });
   return { outcome: applied.changed ? 'changed' : 'unchanged', ...applied };
 }
 

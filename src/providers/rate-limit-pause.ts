@@ -5,9 +5,9 @@
  * account answers `rate_limited` with the time left, and nobody calls the provider.
  *
  * The shared state is `poller_health.paused_until`, which the poller's due-selection
- * already respects: one row per account, read by primary key before each call (a
- * fraction of a millisecond next to the provider's own round trip). This process's own
- * pauses are also kept in memory, so it needs no read to know it is paused.
+ * already respects: one row per account, read by primary key before a call (at most every
+ * 250 ms per account while it is not paused). This process's own pauses are also kept in
+ * memory, so it needs no read to know it is paused.
  */
 import { sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
@@ -28,8 +28,16 @@ export interface RateLimitPauses {
   resume(provider: ProviderName, account: string): Promise<void>;
 }
 
+/**
+ * How long a read that found no pause is trusted. The poller's thousands of calls a minute
+ * then cost a read every quarter second per account, not one each; another process's
+ * fresh 429 reaches this one within that time (its own 429s at once).
+ */
+const NOT_PAUSED_TRUSTED_MS = 250;
+
 export function createRateLimitPauses(db: Db, onError: (error: unknown) => void = () => {}): RateLimitPauses {
   const local = new Map<string, number>();
+  const notPausedAt = new Map<string, number>();
   return {
     async remainingMs(provider, account) {
       const key = `${provider}\u0000${account}`;
@@ -38,13 +46,20 @@ export function createRateLimitPauses(db: Db, onError: (error: unknown) => void 
         if (until > Date.now()) return until - Date.now();
         local.delete(key);
       }
+      const checked = notPausedAt.get(key);
+      if (checked !== undefined && Date.now() - checked < NOT_PAUSED_TRUSTED_MS) return 0;
       try {
         // Computed by the database, against its own clock, like the poller's due-selection.
         const rows = await db.execute<{ ms: number | string | null }>(sql`
           select (extract(epoch from (paused_until - now())) * 1000)::float8 as ms
           from poller_health where provider = ${provider} and account = ${account} and paused_until > now()`);
         const ms = Number(rows[0]?.ms ?? 0);
-        return ms > 0 ? Math.ceil(ms) : 0;
+        if (ms > 0) {
+          notPausedAt.delete(key);
+          return Math.ceil(ms);
+        }
+        notPausedAt.set(key, Date.now());
+        return 0;
       } catch (error) {
         // The database is the shared memory of pauses; without it the call goes ahead
         // (and the sync that needs the database fails on its own).
@@ -56,6 +71,7 @@ export function createRateLimitPauses(db: Db, onError: (error: unknown) => void 
       const until = Date.now() + ms;
       const key = `${provider}\u0000${account}`;
       local.set(key, Math.max(local.get(key) ?? 0, until));
+      notPausedAt.delete(key);
       try {
         await pauseAccount(db, provider, account, new Date(until));
       } catch (error) {
@@ -64,6 +80,7 @@ export function createRateLimitPauses(db: Db, onError: (error: unknown) => void 
     },
     async resume(provider, account) {
       local.delete(`${provider}\u0000${account}`);
+      notPausedAt.delete(`${provider}\u0000${account}`);
       await db.execute(sql`update poller_health set paused_until = null where provider = ${provider} and account = ${account}`);
     },
   };

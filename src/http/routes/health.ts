@@ -40,7 +40,11 @@ async function probeRedis(deps: Deps) {
   );
   const required = Math.floor(nodes.length / 2) + 1;
   const up = nodes.filter((node) => node.ok).length;
-  return { ok: up >= required, ms: Math.max(0, ...nodes.map((node) => node.ms)), quorum: { required, up, of: nodes.length }, nodes };
+  const ok = up >= required;
+  const failed = nodes.filter((node) => !node.ok);
+  // A lone node's own error; with several, which ones are down.
+  const error = ok ? undefined : nodes.length === 1 ? failed[0]!.error : `no Redlock quorum: ${up} of ${nodes.length} nodes answer, ${required} needed (down: ${failed.map((node) => node.node).join(', ')})`;
+  return { ok, ms: Math.max(0, ...nodes.map((node) => node.ms)), ...(error === undefined ? {} : { error }), quorum: { required, up, of: nodes.length }, nodes };
 }
 
 export function healthRoutes(deps: Deps) {

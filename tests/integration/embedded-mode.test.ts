@@ -90,12 +90,12 @@ describe('embedded mode', () => {
       return (feed.data as { type: string; data: { paymentId: string } }[]).filter((e) => e.type === 'payment.paid').map((e) => e.data.paymentId);
     };
 
-    const first = await startGatewayProcess(env, { timeoutMs: 60_000 });
+    const first = await startGatewayProcess(env, { timeoutMs: 120_000 });
     const acknowledged: string[] = [];
     try {
       acknowledged.push(await acknowledge(first.url));
       // The second process must exit before it opens the database, naming the folder and the holder.
-      const refused = await startGatewayProcess(env, { timeoutMs: 60_000 }).then(
+      const refused = await startGatewayProcess(env, { timeoutMs: 120_000 }).then(
         async (second) => {
           await second.kill();
           return 'started';
@@ -112,7 +112,7 @@ describe('embedded mode', () => {
     }
 
     // Across a restart: every acknowledged payment, each with its payment.paid event.
-    const restarted = await startGatewayProcess(env, { timeoutMs: 60_000 });
+    const restarted = await startGatewayProcess(env, { timeoutMs: 120_000 });
     try {
       for (const id of acknowledged) {
         const res = await fetch(`${restarted.url}/v1/payments/mollie/${id}`, { headers: auth });
@@ -124,7 +124,7 @@ describe('embedded mode', () => {
       // A crash leaves no lock behind: the kernel drops it with the process.
       await restarted.kill();
     }
-    const afterKill = await startGatewayProcess(env, { timeoutMs: 60_000 });
+    const afterKill = await startGatewayProcess(env, { timeoutMs: 120_000 });
     try {
       expect(afterKill.output()).toContain(`locked (flock on ${path.join(sharedDir, 'gateway.lock')}, pid ${afterKill.child.pid})`);
       const res = await fetch(`${afterKill.url}/v1/payments/mollie/${acknowledged[0]}`, { headers: auth });
@@ -132,5 +132,5 @@ describe('embedded mode', () => {
     } finally {
       expect(await afterKill.stop()).toBe(0);
     }
-  }, 240_000);
+  }, 600_000);
 });

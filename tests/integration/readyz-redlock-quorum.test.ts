@@ -32,6 +32,7 @@ afterAll(async () => {
 
 interface RedisCheck {
   ok: boolean;
+  error?: string;
   quorum: { required: number; up: number; of: number };
   nodes: { node: string; ok: boolean; error?: string }[];
 }
@@ -74,5 +75,6 @@ describe('/readyz with a Redlock quorum of three', () => {
     expect(two.status).toBe(200);
     expect(two.body.status).toBe('degraded');
     expect(two.body.checks.redis).toMatchObject({ ok: false, quorum: { required: 2, up: 1, of: 3 } });
+    expect(two.body.checks.redis.error).toBe(`no Redlock quorum: 1 of 3 nodes answer, 2 needed (down: ${nodeName(redis[1]!.url)}, ${nodeName(redis[2]!.url)})`);
   });
 });

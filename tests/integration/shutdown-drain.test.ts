@@ -66,7 +66,7 @@ function post(agent: http.Agent, port: number, paymentId: string): Promise<Answe
 
 describe('SIGTERM', () => {
   it('under load on keep-alive connections: every request is answered (processed or 503 + Connection: close + Retry-After), none reset', async () => {
-    const gateway = await startGatewayProcess(gatewayEnv({ SHUTDOWN_GRACE_MS: '3000' }));
+    const gateway = await startGatewayProcess(gatewayEnv({ SHUTDOWN_GRACE_MS: '3000' }), { timeoutMs: 90_000 });
     const lanes = 24;
     const agent = new http.Agent({ keepAlive: true, maxSockets: lanes });
     try {
@@ -122,11 +122,11 @@ describe('SIGTERM', () => {
       agent.destroy();
       await gateway.kill();
     }
-  }, 120_000);
+  }, 240_000);
 
   it('a client whose body never finishes does not hold the process past the grace', async () => {
     const graceMs = 1500;
-    const gateway = await startGatewayProcess(gatewayEnv({ SHUTDOWN_GRACE_MS: String(graceMs) }));
+    const gateway = await startGatewayProcess(gatewayEnv({ SHUTDOWN_GRACE_MS: String(graceMs) }), { timeoutMs: 90_000 });
     const socket = connect(gateway.port, '127.0.0.1');
     try {
       let received = '';
@@ -145,12 +145,13 @@ describe('SIGTERM', () => {
       const exitCode = await gateway.stop();
       const tookMs = performance.now() - signalledAt;
       expect(exitCode).toBe(0);
-      // The grace, plus stopping the loops and pools; the client would have held it for a minute.
-      expect(tookMs).toBeLessThan(graceMs + 8000);
+      // The grace, plus stopping the loops and pools (slow on a loaded machine); the client alone
+      // would hold it open for as long as it kept the socket.
+      expect(tookMs).toBeLessThan(graceMs + 15_000);
       await socketClosed;
     } finally {
       socket.destroy();
       await gateway.kill();
     }
-  }, 60_000);
+  }, 180_000);
 });

@@ -52,8 +52,10 @@ async function probeRedis(deps: Deps) {
   const required = Math.floor(nodes.length / 2) + 1;
   const up = nodes.filter((node) => node.ok).length;
   const ok = up >= required;
-  const ms = Math.max(0, ...nodes.map((node) => node.ms));
-  return { ok, ms, ...(ok ? {} : { error: 'no_quorum' }), quorum: { required, up, of: nodes.length }, nodes };
+  const failed = nodes.filter((node) => !node.ok);
+  // A lone node's own error; with several, which ones are down.
+  const error = ok ? undefined : nodes.length === 1 ? failed[0]!.error : `no Redlock quorum: ${up} of ${nodes.length} nodes answer, ${required} needed (down: ${failed.map((node) => node.node).join(', ')})`;
+  return { ok, ms: Math.max(0, ...nodes.map((node) => node.ms)), ...(error === undefined ? {} : { error }), quorum: { required, up, of: nodes.length }, nodes };
 }
 
 export function healthRoutes(deps: Deps) {

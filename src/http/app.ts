@@ -1,4 +1,6 @@
-import { Hono, type Context } from 'hono';
+import { createRoute, OpenAPIHono } from '@hono/zod-openapi';
+import type { Context } from 'hono';
+import { z } from 'zod';
 import type { Deps } from '../deps.js';
 import { consoleRoutes } from '../console/routes.js';
 import { AppError, toErrorResponse } from './errors.js';
@@ -9,6 +11,9 @@ import { healthRoutes } from './routes/health.js';
 import { mollieWebhookRoutes } from './routes/mollie-webhooks.js';
 import { paymentRoutes } from './routes/payments.js';
 import { bodyLimit } from './body-limit.js';
+import { allowedMethods, registerConsolePaths } from './route-table.js';
+import { buildOpenApiDocument, newApiRouter, type OpenApiDocument } from './openapi.js';
+import { ReferencePage, REFERENCE_CSP } from './reference-page.js';
 
 export const WEBHOOK_BODY_LIMIT = 4 * 1024 * 1024;
 export const API_BODY_LIMIT = 64 * 1024;
@@ -19,10 +24,18 @@ function tooLarge(c: Context<AppEnv>, limit: number) {
 
 /** The whole HTTP surface, the same on Node and on Workers. */
 export function createApp(deps: Deps) {
-  const app = new Hono<AppEnv>();
+  const app: OpenAPIHono<AppEnv> = newApiRouter();
   app.use('*', requestContext(deps.logger));
   app.onError((error, c) => toErrorResponse(error, c));
-  app.notFound((c) => toErrorResponse(new AppError(404, 'route_not_found', `no route for ${c.req.method} ${c.req.path}`), c));
+  app.notFound((c) => {
+    // A known path asked with another method: 405 with the methods it has.
+    const allowed = allowedMethods(app, c.req.path);
+    if (allowed.length > 0) {
+      c.header('Allow', allowed.join(', '));
+      return toErrorResponse(new AppError(405, 'method_not_allowed', `${c.req.method} is not allowed on ${c.req.path}; allowed: ${allowed.join(', ')}`), c);
+    }
+    return toErrorResponse(new AppError(404, 'route_not_found', `no route for ${c.req.method} ${c.req.path}`), c);
+  });
 
   // Refuse oversized bodies from the Content-Length, or while streaming, before buffering them.
   // A GoCardless batch of 250 events is well under 1 MiB; nothing legitimate comes near 4.
@@ -36,14 +49,41 @@ export function createApp(deps: Deps) {
   app.route('/webhooks/mollie', mollieWebhookRoutes(deps));
   app.route('/webhooks/gocardless', gocardlessWebhookRoutes(deps));
 
-  const v1 = new Hono<AppEnv>();
+  const v1 = newApiRouter();
   v1.use('*', requireAdminToken(deps.env.ADMIN_TOKEN));
   v1.route('/payments', paymentRoutes(deps));
   v1.route('/', outboundEventRoutes(deps));
   app.route('/v1', v1);
   app.route('/console', consoleRoutes(deps));
+  registerConsolePaths(app.openAPIRegistry);
+
+  // The document is built once, on first request: the routes do not change after this.
+  let document: OpenApiDocument | undefined;
+  const openApiDocument = () => (document ??= buildOpenApiDocument(app));
+  app.openapi(openApiRoute, (c) => c.json(openApiDocument() as never, 200));
+  app.openapi(referenceRoute, ((c: Context<AppEnv>) => {
+    c.header('Content-Security-Policy', REFERENCE_CSP);
+    c.header('X-Content-Type-Options', 'nosniff');
+    return c.html(ReferencePage({ document: openApiDocument() }) as never);
+  }) as never);
 
   return app;
 }
+
+const openApiRoute = createRoute({
+  method: 'get',
+  path: '/openapi.json',
+  tags: ['Operations'],
+  summary: 'This document (OpenAPI 3.1)',
+  responses: { 200: { description: 'The OpenAPI document', content: { 'application/json': { schema: z.record(z.string(), z.unknown()) } } } },
+});
+
+const referenceRoute = createRoute({
+  method: 'get',
+  path: '/docs',
+  tags: ['Operations'],
+  summary: 'The API reference as a readable page (generated from this document)',
+  responses: { 200: { description: 'HTML', content: { 'text/html': { schema: { type: 'string' as const } } } } },
+});
 
 export type App = ReturnType<typeof createApp>;

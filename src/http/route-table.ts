@@ -77,6 +77,9 @@ export function registerConsolePaths(registry: OpenAPIRegistry): void {
       responses: {
         200: { description: 'An HTML page', content: { 'text/html': { schema: { type: 'string' } } } },
         302: { description: 'Not signed in: to the sign-in page' },
+        303: { description: 'After a form post: to the next page' },
+        401: { description: 'Sign-in refused (an HTML page)' },
+        403: { description: 'A form post from another origin (CSRF check; an HTML page)' },
       },
     });
   }

@@ -11,6 +11,7 @@ import { createGoCardlessProvider } from '../../src/providers/gocardless/client.
 import { startGoCardlessSandbox, type GoCardlessSandbox } from '../../src/sandbox/gocardless-api.js';
 import { buildGoCardlessWebhook } from '../../src/sandbox/gocardless-webhook-sender.js';
 import { recoverGoCardlessEvents, runGoCardlessEventRecovery } from '../../src/webhooks/gocardless-recovery.js';
+import { checkOutboxAgainstSchemas } from '../helpers/event-contract.js';
 import { createTestDatabase, redisPrefix, TEST_REDIS_URL, type TestDatabase } from '../helpers/database.js';
 import { buildTestDeps, eventually } from '../helpers/deps.js';
 
@@ -50,6 +51,14 @@ afterAll(async () => {
   await sandbox?.close();
   await sql?.end();
   await database?.drop();
+});
+
+// Registered after the cleanup above, so it runs first (hooks run as a stack): every event
+// this file's scenarios produced must match its published JSON Schema.
+afterAll(async () => {
+  const checked = await checkOutboxAgainstSchemas(database.url);
+  expect(checked.problems).toEqual([]);
+  expect(checked.count).toBeGreaterThan(0);
 });
 
 beforeEach(async () => {

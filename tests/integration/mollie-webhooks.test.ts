@@ -16,6 +16,7 @@ import { newMollieReceipt } from '../../src/webhooks/mollie-receipts.js';
 import { parseMollieWebhook } from '../../src/providers/mollie/webhook.js';
 import { retryDueReceipts, runReceiptWorker } from '../../src/webhooks/receipt-worker.js';
 import { recordReceipts } from '../../src/webhooks/receipts.js';
+import { checkOutboxAgainstSchemas } from '../helpers/event-contract.js';
 import { createTestDatabase, redisPrefix, TEST_REDIS_URL, type TestDatabase } from '../helpers/database.js';
 import { auth, buildTestDeps, eventually } from '../helpers/deps.js';
 
@@ -62,6 +63,16 @@ afterAll(async () => {
   await deps?.close();
   await sandbox?.close();
   await database?.drop();
+});
+
+// Registered after the cleanup above, so it runs first (hooks run as a stack): every event
+// this file's scenarios produced must match its published JSON Schema.
+afterAll(async () => {
+  const checked = await checkOutboxAgainstSchemas(database.url);
+  expect(checked.problems).toEqual([]);
+  expect(checked.count).toBeGreaterThan(0);
+  expect(checked.types).toContain('payment.refunded');
+  expect(checked.types).toContain('payment.charged_back');
 });
 
 beforeEach(() => {

@@ -31,7 +31,7 @@ export function eventContractProblems(event: { type: string } & Record<string, u
   if (!validators) return [`${event.type}: no schema in the event catalogue`];
   const problems: string[] = [];
   for (const [name, validate] of Object.entries(validators)) {
-    if (!validate(event)) problems.push(...(validate.errors ?? []).map((error) => `${event.type} (${name}): ${error.instancePath || '/'} ${error.message} ${JSON.stringify(error.params)}`));
+    if (!validate(event as unknown)) problems.push(...(validate.errors ?? []).map((error) => `${event.type} (${name}): ${error.instancePath || '/'} ${error.message} ${JSON.stringify(error.params)}`));
   }
   return problems;
 }

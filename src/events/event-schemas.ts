@@ -10,6 +10,7 @@
  */
 import { z } from 'zod';
 import { PAYMENT_STATUSES, PROVIDERS } from '../providers/types.js';
+import { FAILURE_REASONS } from './billing-facts.js';
 
 const money = z
   .object({
@@ -39,6 +40,37 @@ export const paymentChangeData = z
     mode: z.enum(['live', 'test']).nullable(),
     metadata: z.unknown().describe('As the merchant set it at the provider'),
     source: z.enum(['webhook', 'poll', 'sync', 'sweep', 'replay', 'track']).describe('Which trigger observed the change'),
+    // Billing fields (added in API 1.0; absent on events written before them).
+    description: z.string().nullable().optional().describe("The payment's description, as the merchant set it"),
+    method: z.string().nullable().optional().describe('Mollie: the payment method (ideal, creditcard, directdebit, …); GoCardless: the scheme (bacs, sepa_core, …)'),
+    sequenceType: z
+      .enum(['oneoff', 'first', 'recurring'])
+      .nullable()
+      .optional()
+      .describe("Mollie's sequenceType; GoCardless: `recurring` for a subscription's payment, else null"),
+    failureReason: z
+      .enum(FAILURE_REASONS)
+      .nullable()
+      .optional()
+      .describe('Why it failed or was charged back, normalised across providers; null when it did not fail or no reason is known'),
+    failureCode: z
+      .string()
+      .nullable()
+      .optional()
+      .describe("The provider's own code: Mollie `details.failureReason` (cards) or `details.bankReasonCode` (SEPA); GoCardless the event's `details.cause`"),
+    failureMessage: z.string().nullable().optional().describe("The provider's own message (Mollie `failureMessage` / `bankReason`, GoCardless `details.description`)"),
+    links: z
+      .object({
+        customer: z.string().nullable().describe('Mollie cst_…'),
+        mandate: z.string().nullable().describe('Mollie mdt_…, GoCardless MD…'),
+        subscription: z.string().nullable().describe('Mollie sub_…, GoCardless SB…'),
+        order: z.string().nullable().describe('Mollie ord_…'),
+        settlement: z.string().nullable().describe('Mollie stl_… (once settled)'),
+        payout: z.string().nullable().describe('GoCardless PO… (once paid out)'),
+        creditor: z.string().nullable().describe('GoCardless CR…'),
+      })
+      .optional()
+      .describe('What the payment belongs to, where the provider says'),
   })
   .describe('The payment\'s whole state after one real change');
 

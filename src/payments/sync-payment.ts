@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { FailureHint } from '../events/billing-facts.js';
 import type { Db } from '../db/client.js';
 import { LockUnavailableError, paymentLockKey, type Locker } from '../lock/locker.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -25,6 +26,8 @@ export interface SyncInput {
   settleReceiptIds?: number[];
   /** Overrides the locker's default wait (the return page waits longer than a webhook). */
   lockWaitMs?: number;
+  /** Why the payment failed, when the trigger knows and the snapshot does not (GoCardless events). */
+  failureHint?: FailureHint | null;
 }
 
 type FetchOutcome = ({ outcome: 'changed' | 'unchanged' } & ApplyResult) | { outcome: 'not_found' };
@@ -90,6 +93,7 @@ async function fetchAndApply(
     source: input.source,
     receiptId: input.receiptId ?? null,
     settleReceiptIds: input.settleReceiptIds,
+    failureHint: input.failureHint ?? null,
     nextPollAt: deps.schedulePoll?.({ provider: input.provider, providerStatus: snapshot.providerStatus, method: snapshot.method }) ?? null,
   });
   return { outcome: applied.changed ? 'changed' : 'unchanged', ...applied };

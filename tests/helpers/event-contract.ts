@@ -26,7 +26,7 @@ function validatorsFor(type: string) {
 }
 
 /** Problems with one event; empty when it matches its type's schema. */
-export function eventContractProblems(event: { type: string } & Record<string, unknown>): string[] {
+export function eventContractProblems(event: { type: string; data?: unknown }): string[] {
   const validators = validatorsFor(event.type);
   if (!validators) return [`${event.type}: no schema in the event catalogue`];
   const problems: string[] = [];

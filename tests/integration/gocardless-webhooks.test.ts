@@ -270,6 +270,11 @@ describe('statuses that are not monotonic', () => {
       ['paid', 'failed', 'failed'],
     ]);
     expect(await paymentEventTypes(payment.id)).toEqual(['payment.pending', 'payment.paid', 'payment.failed']);
+    // The fetched payment does not say why; the event that announced the failure does.
+    const [failedEvent] = await sql<{ data: Record<string, unknown> }[]>`
+      select payload->'data' as data from outbox where provider_payment_id = ${payment.id} and type = 'payment.failed'`;
+    expect(failedEvent!.data).toMatchObject({ failureReason: 'insufficient_funds', failureCode: 'insufficient_funds', failureMessage: 'late failure', sequenceType: null });
+    expect(failedEvent!.data.links).toMatchObject({ mandate: expect.stringMatching(/^MD/) });
   });
 
   it('follows confirmed to paid_out as one paid, then a chargeback and its reversal', async () => {

@@ -13,7 +13,10 @@ export function contractFiles(): Record<string, string> {
   const document = buildOpenApiDocument(createApp(deps));
   const files: Record<string, string> = { 'openapi.json': `${JSON.stringify(document, null, 2)}\n` };
   for (const entry of EVENT_CATALOGUE) {
-    files[`schemas/events/${eventSchemaFile(entry.type)}`] = `${JSON.stringify(eventJsonSchema(entry.type), null, 2)}\n`;
+    const text = `${JSON.stringify(eventJsonSchema(entry.type), null, 2)}\n`;
+    files[`schemas/events/${eventSchemaFile(entry.type)}`] = text;
+    // The consumer package ships the same files (it has no dependency on the gateway).
+    files[`packages/consumer/schemas/${eventSchemaFile(entry.type)}`] = text;
   }
   return files;
 }

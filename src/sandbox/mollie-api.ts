@@ -869,7 +869,34 @@ export async function startMollieSandbox(options: MollieSandboxOptions = {}): Pr
   app.get('/v2/payments/:id', (c) => {
     const payment = state.payments.get(c.req.param('id'));
     if (!payment) return mollieError(404, `No payment exists with token ${c.req.param('id')}.`);
-    return halResponse(200, renderPayment(payment, baseUrl));
+    const body = renderPayment(payment, baseUrl);
+    // `?embed=refunds,chargebacks`: Mollie adds the sub-resources under `_embedded`.
+    const embed = new Set((c.req.query('embed') ?? '').split(',').filter(Boolean));
+    const embedded: Record<string, unknown[]> = {};
+    if (embed.has('refunds')) embedded.refunds = payment.refunds.map((r) => renderRefund(r, payment, baseUrl));
+    if (embed.has('chargebacks')) embedded.chargebacks = payment.chargebacks.map((cb) => renderChargeback(cb, baseUrl));
+    return halResponse(200, Object.keys(embedded).length > 0 ? { ...body, _embedded: embedded } : body);
+  });
+
+  // One payment's refunds and chargebacks, as lists in Mollie's shape (cursor with `from`).
+  app.get('/v2/payments/:id/refunds', (c) => {
+    const payment = state.payments.get(c.req.param('id'));
+    if (!payment) return mollieError(404, `No payment exists with token ${c.req.param('id')}.`);
+    const query = new URL(c.req.url).searchParams;
+    const page = pageOf(payment.refunds, query);
+    if (!page.ok) return page.response;
+    const path = `/v2/payments/${payment.id}/refunds`;
+    return halResponse(200, listBody('refunds', page.items.map((r) => renderRefund(r, payment, baseUrl)), page.next, baseUrl, path, query));
+  });
+
+  app.get('/v2/payments/:id/chargebacks', (c) => {
+    const payment = state.payments.get(c.req.param('id'));
+    if (!payment) return mollieError(404, `No payment exists with token ${c.req.param('id')}.`);
+    const query = new URL(c.req.url).searchParams;
+    const page = pageOf(payment.chargebacks, query);
+    if (!page.ok) return page.response;
+    const path = `/v2/payments/${payment.id}/chargebacks`;
+    return halResponse(200, listBody('chargebacks', page.items.map((cb) => renderChargeback(cb, baseUrl)), page.next, baseUrl, path, query));
   });
 
   app.get('/v2/refunds', (c) => {

@@ -879,25 +879,17 @@ export async function startMollieSandbox(options: MollieSandboxOptions = {}): Pr
   });
 
   // One payment's refunds and chargebacks, as lists in Mollie's shape (cursor with `from`).
-  app.get('/v2/payments/:id/refunds', (c) => {
-    const payment = state.payments.get(c.req.param('id'));
+  const subResourceList = (key: 'refunds' | 'chargebacks') => (c: Context) => {
+    const payment = state.payments.get(c.req.param('id')!);
     if (!payment) return mollieError(404, `No payment exists with token ${c.req.param('id')}.`);
     const query = new URL(c.req.url).searchParams;
-    const page = pageOf(payment.refunds, query);
+    const page = key === 'refunds' ? pageOf(payment.refunds, query) : pageOf(payment.chargebacks, query);
     if (!page.ok) return page.response;
-    const path = `/v2/payments/${payment.id}/refunds`;
-    return halResponse(200, listBody('refunds', page.items.map((r) => renderRefund(r, payment, baseUrl)), page.next, baseUrl, path, query));
-  });
-
-  app.get('/v2/payments/:id/chargebacks', (c) => {
-    const payment = state.payments.get(c.req.param('id'));
-    if (!payment) return mollieError(404, `No payment exists with token ${c.req.param('id')}.`);
-    const query = new URL(c.req.url).searchParams;
-    const page = pageOf(payment.chargebacks, query);
-    if (!page.ok) return page.response;
-    const path = `/v2/payments/${payment.id}/chargebacks`;
-    return halResponse(200, listBody('chargebacks', page.items.map((cb) => renderChargeback(cb, baseUrl)), page.next, baseUrl, path, query));
-  });
+    const items = page.items.map((item) => ('status' in item ? renderRefund(item, payment, baseUrl) : renderChargeback(item, baseUrl)));
+    return halResponse(200, listBody(key, items, page.next, baseUrl, `/v2/payments/${payment.id}/${key}`, query));
+  };
+  app.get('/v2/payments/:id/refunds', subResourceList('refunds'));
+  app.get('/v2/payments/:id/chargebacks', subResourceList('chargebacks'));
 
   app.get('/v2/refunds', (c) => {
     const query = new URL(c.req.url).searchParams;

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import type { ValidateFunction } from 'ajv';
 import postgres from 'postgres';
+import { expect } from 'vitest';
 import { catalogueEntryFor, eventJsonSchema, eventSchemaFile } from '../../src/events/event-schemas.js';
 
 const ajv = new Ajv2020({ strict: false, allErrors: true });
@@ -49,4 +50,12 @@ export async function checkOutboxAgainstSchemas(databaseUrl: string): Promise<{ 
   } finally {
     await sql.end();
   }
+}
+
+/** The afterAll of a scenario file: its outbox matches the schemas, and holds these types. */
+export async function expectOutboxMatchesSchemas(databaseUrl: string, types: string[] = []): Promise<void> {
+  const checked = await checkOutboxAgainstSchemas(databaseUrl);
+  expect(checked.problems).toEqual([]);
+  expect(checked.count).toBeGreaterThan(0);
+  for (const type of types) expect(checked.types).toContain(type);
 }

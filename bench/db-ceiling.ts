@@ -6,6 +6,7 @@ import { promisify } from 'node:util';
 import type { SQL } from 'drizzle-orm';
 import { PgDialect } from 'drizzle-orm/pg-core';
 import postgres from 'postgres';
+import { billingFacts } from '../src/events/billing-facts.js';
 import { buildPaymentEvents } from '../src/events/payment-events.js';
 import { guardedUpsertSql, transitionAndEventsSql, unchangedSql } from '../src/payments/apply-snapshot.js';
 import type { PaymentSnapshot, ProviderName } from '../src/providers/types.js';
@@ -138,6 +139,7 @@ function transitionLine(s: PaymentSnapshot): string {
       chargedBackMinor: s.chargedBackMinor,
     },
     mode: s.mode,
+    billing: billingFacts(s.provider, s.raw),
     metadata: s.metadata,
     changedAt: new Date(),
   });

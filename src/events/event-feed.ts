@@ -27,6 +27,8 @@ export interface FeedQuery {
   limit: number;
   provider?: string;
   paymentId?: string;
+  /** Exact types, or prefixes ending in a dot (`payment.`). */
+  types?: string[];
 }
 
 export interface FeedPage {
@@ -43,6 +45,7 @@ export async function readEventFeed(db: DbOrTx, query: FeedQuery): Promise<FeedP
       and (tx_id, id) > (${query.after.txId}::xid8, ${query.after.id}::bigint)
       ${query.provider ? sql`and provider = ${query.provider}` : sql``}
       ${query.paymentId ? sql`and provider_payment_id = ${query.paymentId}` : sql``}
+      ${query.types ? typeFilter(query.types) : sql``}
     order by tx_id, id
     limit ${query.limit}`);
   const last = rows.at(-1);
@@ -50,6 +53,19 @@ export async function readEventFeed(db: DbOrTx, query: FeedQuery): Promise<FeedP
     events: rows.map((row) => toEventJson(row.payload)),
     next: last ? { txId: String(last.tx_id), id: Number(last.id) } : query.after,
   };
+}
+
+function typeFilter(types: string[]) {
+  const exact = JSON.stringify(types.filter((type) => !type.endsWith('.')));
+  const prefixes = JSON.stringify(types.filter((type) => type.endsWith('.')));
+  return sql`and (type in (select jsonb_array_elements_text(${exact}::jsonb))
+    or exists (select 1 from jsonb_array_elements_text(${prefixes}::jsonb) as p(prefix) where starts_with(type, p.prefix)))`;
+}
+
+/** One event by its id, once committed; null when there is none. */
+export async function readEventById(db: DbOrTx, eventId: string): Promise<OutboundEvent | null> {
+  const rows = await db.execute<{ payload: OutboundEvent }>(sql`select payload from outbox where event_id = ${eventId}`);
+  return rows[0] ? toEventJson(rows[0].payload) : null;
 }
 
 /** The documented shape, keys in order (jsonb does not keep them). */

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { formatMinorUnits } from '../payments/money.js';
 import type { PaymentStatus, ProviderName } from '../providers/types.js';
+import type { BillingFacts } from './billing-facts.js';
 
 /** The tracked fields of a payment: a change in any of them is a real change. */
 export interface TrackedState {
@@ -73,6 +74,8 @@ export interface PaymentEventInput {
   next: TrackedState;
   mode: string | null;
   metadata: unknown;
+  /** Description, method, failure and links (see billing-facts.ts). */
+  billing: BillingFacts;
   changedAt: Date;
 }
 
@@ -106,6 +109,13 @@ export function buildPaymentEvents(input: PaymentEventInput): OutboxEventRow[] {
           mode: input.mode,
           metadata: input.metadata ?? null,
           source: input.source,
+          description: input.billing.description,
+          method: input.billing.method,
+          sequenceType: input.billing.sequenceType,
+          failureReason: input.billing.failureReason,
+          failureCode: input.billing.failureCode,
+          failureMessage: input.billing.failureMessage,
+          links: input.billing.links,
         },
       },
     };

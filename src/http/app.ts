@@ -1,4 +1,6 @@
-import { Hono, type Context } from 'hono';
+import { createRoute, OpenAPIHono } from '@hono/zod-openapi';
+import type { Context } from 'hono';
+import { z } from 'zod';
 import type { Deps } from '../deps.js';
 import { consoleRoutes } from '../console/routes.js';
 import { AppError, toErrorResponse } from './errors.js';
@@ -11,6 +13,9 @@ import { paymentRoutes } from './routes/payments.js';
 import { bodyLimit } from './body-limit.js';
 import { bodyGuard, createBodyBudget } from './body-guard.js';
 import { createFailedAttempts } from './failed-attempts.js';
+import { allowedMethods, registerConsolePaths } from './route-table.js';
+import { buildOpenApiDocument, newApiRouter, type OpenApiDocument } from './openapi.js';
+import { ReferencePage, REFERENCE_CSP } from './reference-page.js';
 
 /**
  * The largest GoCardless webhook body accepted. GoCardless sends at most 250 events a
@@ -30,14 +35,22 @@ function tooLarge(c: Context<AppEnv>, limit: number) {
 
 /** The whole HTTP surface, the same on Node and on Workers. */
 export function createApp(deps: Deps) {
-  const app = new Hono<AppEnv>();
+  const app: OpenAPIHono<AppEnv> = newApiRouter();
   // One budget for every unauthenticated body this app (this process, this isolate) holds.
   const budget = createBodyBudget(deps.env.WEBHOOK_BODY_BUDGET_BYTES);
   // Wrong admin tokens, on /v1 and at the console's sign-in, counted together.
   const failedAttempts = createFailedAttempts();
   app.use('*', requestContext(deps.logger));
   app.onError((error, c) => toErrorResponse(error, c));
-  app.notFound((c) => toErrorResponse(new AppError(404, 'route_not_found', `no route for ${c.req.method} ${c.req.path}`), c));
+  app.notFound((c) => {
+    // A known path asked with another method: 405 with the methods it has.
+    const allowed = allowedMethods(app, c.req.path);
+    if (allowed.length > 0) {
+      c.header('Allow', allowed.join(', '));
+      return toErrorResponse(new AppError(405, 'method_not_allowed', `${c.req.method} is not allowed on ${c.req.path}; allowed: ${allowed.join(', ')}`), c);
+    }
+    return toErrorResponse(new AppError(404, 'route_not_found', `no route for ${c.req.method} ${c.req.path}`), c);
+  });
 
   // Webhook bodies are read before anything can authenticate them: each reserves its size
   // from the budget (503 + Retry-After when full), must arrive within the body timeout
@@ -69,12 +82,40 @@ export function createApp(deps: Deps) {
   app.route('/webhooks/mollie', mollieWebhookRoutes(deps));
   app.route('/webhooks/gocardless', gocardlessWebhookRoutes(deps));
 
-  const v1 = new Hono<AppEnv>();
+  const v1 = newApiRouter();
   v1.use('*', requireAdminToken(deps.env.ADMIN_TOKEN, failedAttempts));
   v1.route('/payments', paymentRoutes(deps));
   v1.route('/', outboundEventRoutes(deps));
   app.route('/v1', v1);
   app.route('/console', consoleRoutes(deps, { failedAttempts }));
+  registerConsolePaths(app.openAPIRegistry);
+
+  // The document is built once, on first request: the routes do not change after this.
+  let document: OpenApiDocument | undefined;
+  const openApiDocument = () => (document ??= buildOpenApiDocument(app));
+  app.openapi(openApiRoute, (c) => c.json(openApiDocument() as never, 200));
+  app.openapi(referenceRoute, ((c: Context<AppEnv>) => {
+    c.header('Content-Security-Policy', REFERENCE_CSP);
+    c.header('X-Content-Type-Options', 'nosniff');
+    return c.html(ReferencePage({ document: openApiDocument() }) as never);
+  }) as never);
 
   return app;
 }
+
+const openApiRoute = createRoute({
+  method: 'get',
+  path: '/openapi.json',
+  tags: ['Operations'],
+  summary: 'This document (OpenAPI 3.1)',
+  responses: { 200: { description: 'The OpenAPI document', content: { 'application/json': { schema: z.record(z.string(), z.unknown()) } } } },
+});
+
+const referenceRoute = createRoute({
+  method: 'get',
+  path: '/docs',
+  tags: ['Operations'],
+  summary: 'The API reference as a readable page (generated from this document)',
+  responses: { 200: { description: 'HTML', content: { 'text/html': { schema: { type: 'string' as const } } } } },
+});
+

@@ -22,6 +22,9 @@ export class AppError extends Error {
 export const notFound = (what: string) => new AppError(404, 'not_found', `${what} not found`);
 export const badRequest = (message: string, details?: unknown) => new AppError(400, 'bad_request', message, false, details);
 
+/** What a retryable 5xx without a more precise hint tells the caller to wait. */
+export const DEFAULT_RETRY_AFTER_SECONDS = 5;
+
 /** The one place where errors become HTTP responses. No stack trace ever leaves. */
 export function toErrorResponse(error: unknown, c: Context) {
   const requestId = c.get('requestId') as string | undefined;
@@ -37,6 +40,9 @@ export function toErrorResponse(error: unknown, c: Context) {
   }
   if (error instanceof ProviderError && error.retryAfterMs) {
     c.header('Retry-After', String(Math.ceil(error.retryAfterMs / 1000)));
+  } else if (appError.retryable && appError.status >= 500) {
+    // Every retryable 5xx says when to come back; without a hint of the provider's, soon.
+    c.header('Retry-After', String(DEFAULT_RETRY_AFTER_SECONDS));
   }
   return c.json(
     {

@@ -2,6 +2,7 @@ import { sql, type SQL } from 'drizzle-orm';
 import type postgres from 'postgres';
 import type { DbOrTx } from '../db/client.js';
 import { executePrepared, fixedTextStatement, poolClient, renderedStatement, toQuery, type Statement } from '../db/prepared.js';
+import { billingFacts, type FailureHint } from '../events/billing-facts.js';
 import { buildPaymentEvents, type OutboxEventRow, type TrackedState } from '../events/payment-events.js';
 import type { PaymentSnapshot } from '../providers/types.js';
 import { settleReceiptsParams, settleReceiptsSql } from '../webhooks/receipts.js';
@@ -22,6 +23,8 @@ export interface ApplyInput {
    * transaction as the write (changed or not), so the caller needs no second commit.
    */
   settleReceiptIds?: number[];
+  /** Carried into the events' failure fields when the snapshot has no reason of its own. */
+  failureHint?: FailureHint | null;
 }
 
 export interface ApplyResult {
@@ -42,6 +45,9 @@ interface UpsertRow {
   updated_at: Date;
   [key: string]: unknown;
 }
+
+/** Statuses a failure reason belongs to; a hint never explains a payment that did not fail. */
+const failed = (status: string) => status === 'failed' || status === 'charged_back';
 
 /** Takes the fence for a fetch that is about to start. */
 /** The fence, and the database's time as it was taken (milliseconds): when the fetch started. */
@@ -142,6 +148,7 @@ async function applyWith(steps: WriteSteps, plan: ApplyPlan, mayCommitAsync: boo
     next,
     mode: s.mode,
     metadata: s.metadata,
+    billing: billingFacts(s.provider, s.raw, failed(s.status) ? (input.failureHint ?? null) : null),
     changedAt: new Date(row.updated_at),
   });
 

@@ -1,4 +1,5 @@
 import type { SelectPayment } from '../db/schema/payments.js';
+import type { PaymentStatus, ProviderName } from '../providers/types.js';
 import { formatMinorUnits } from './money.js';
 
 function money(minor: number, currency: string) {
@@ -8,10 +9,11 @@ function money(minor: number, currency: string) {
 /** The public JSON shape of a payment (DESIGN.md, public contract). */
 export function toPaymentJson(row: SelectPayment) {
   return {
-    provider: row.provider,
+    // The columns are text; the upsert only ever writes these values.
+    provider: row.provider as ProviderName,
     id: row.providerPaymentId,
     account: row.account,
-    status: row.status,
+    status: row.status as PaymentStatus,
     providerStatus: row.providerStatus,
     amount: money(row.amountMinor, row.currency),
     amountRefunded: money(row.refundedMinor, row.currency),

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { FailureHint } from '../events/billing-facts.js';
 import type { Db } from '../db/client.js';
 import { LockUnavailableError, paymentLockKey, type Locker } from '../lock/locker.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -37,6 +38,8 @@ export interface SyncInput {
    */
   triggeredAt?: Date;
   mayWait?: boolean;
+  /** Why the payment failed, when the trigger knows and the snapshot does not (GoCardless events). */
+  failureHint?: FailureHint | null;
 }
 
 type FetchOutcome = ({ outcome: 'changed' | 'unchanged' } & ApplyResult) | { outcome: 'not_found' };
@@ -138,6 +141,7 @@ async function fetchApplyAndRecord(
     source: input.source,
     receiptId: input.receiptId ?? null,
     settleReceiptIds: input.settleReceiptIds,
+    failureHint: input.failureHint ?? null,
     nextPollAt: deps.schedulePoll?.({ provider: input.provider, providerStatus: snapshot.providerStatus, method: snapshot.method }) ?? null,
   });
   // Only once the snapshot is written: a record promises the row is at least this fresh.

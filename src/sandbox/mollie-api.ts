@@ -869,8 +869,27 @@ export async function startMollieSandbox(options: MollieSandboxOptions = {}): Pr
   app.get('/v2/payments/:id', (c) => {
     const payment = state.payments.get(c.req.param('id'));
     if (!payment) return mollieError(404, `No payment exists with token ${c.req.param('id')}.`);
-    return halResponse(200, renderPayment(payment, baseUrl));
+    const body = renderPayment(payment, baseUrl);
+    // `?embed=refunds,chargebacks`: Mollie adds the sub-resources under `_embedded`.
+    const embed = new Set((c.req.query('embed') ?? '').split(',').filter(Boolean));
+    const embedded: Record<string, unknown[]> = {};
+    if (embed.has('refunds')) embedded.refunds = payment.refunds.map((r) => renderRefund(r, payment, baseUrl));
+    if (embed.has('chargebacks')) embedded.chargebacks = payment.chargebacks.map((cb) => renderChargeback(cb, baseUrl));
+    return halResponse(200, Object.keys(embedded).length > 0 ? { ...body, _embedded: embedded } : body);
   });
+
+  // One payment's refunds and chargebacks, as lists in Mollie's shape (cursor with `from`).
+  const subResourceList = (key: 'refunds' | 'chargebacks') => (c: Context) => {
+    const payment = state.payments.get(c.req.param('id')!);
+    if (!payment) return mollieError(404, `No payment exists with token ${c.req.param('id')}.`);
+    const query = new URL(c.req.url).searchParams;
+    const page = key === 'refunds' ? pageOf(payment.refunds, query) : pageOf(payment.chargebacks, query);
+    if (!page.ok) return page.response;
+    const items = page.items.map((item) => ('status' in item ? renderRefund(item, payment, baseUrl) : renderChargeback(item, baseUrl)));
+    return halResponse(200, listBody(key, items, page.next, baseUrl, `/v2/payments/${payment.id}/${key}`, query));
+  };
+  app.get('/v2/payments/:id/refunds', subResourceList('refunds'));
+  app.get('/v2/payments/:id/chargebacks', subResourceList('chargebacks'));
 
   app.get('/v2/refunds', (c) => {
     const query = new URL(c.req.url).searchParams;

@@ -12,6 +12,7 @@
  */
 import type { SelectWebhookReceipt } from '../db/schema/webhook-receipts.js';
 import type { Deps } from '../deps.js';
+import type { FailureHint } from '../events/billing-facts.js';
 import { enqueueEvents, type NewOutboxEvent } from '../events/outbox.js';
 import type { SyncSource } from '../payments/apply-snapshot.js';
 import { syncPayment } from '../payments/sync-payment.js';
@@ -185,6 +186,19 @@ function parseReceipt(receipt: SelectWebhookReceipt): ParsedReceipt | string {
   return { receipt, raw: raw as Record<string, unknown>, event: parsed.data };
 }
 
+/** Payment actions whose `details.cause` says why the money did not arrive or went back. */
+const FAILURE_ACTIONS: ReadonlySet<string> = new Set(['failed', 'late_failure_settled', 'charged_back', 'chargeback_settled']);
+
+/** The newest failure among a payment's events: the snapshot does not say why, the event does. */
+function failureHintOf(items: ParsedReceipt[]): FailureHint | null {
+  const failures = items
+    .map((item) => item.event)
+    .filter((event) => event.resource_type === 'payments' && FAILURE_ACTIONS.has(event.action) && event.details.cause)
+    .sort((a, b) => a.created_at.localeCompare(b.created_at));
+  const latest = failures.at(-1);
+  return latest ? { code: latest.details.cause!, message: latest.details.description ?? null } : null;
+}
+
 function forwardedEvent(item: ParsedReceipt): NewOutboxEvent {
   const { event, raw, receipt } = item;
   const created = new Date(event.created_at);
@@ -253,6 +267,7 @@ export const gocardlessReceiptHandler: ReceiptHandler = {
           settleReceiptIds,
           // Webhooks and recovered events alike: a fetch that started after the newest of them answers them.
           triggeredAt: new Date(Math.max(...group.items.map((item) => item.receipt.receivedAt.getTime()))),
+          failureHint: failureHintOf(group.items),
         });
         if (result.outcome === 'not_found') for (const item of group.items) notFound.add(item.receipt.id);
         else if (result.settledReceipts) for (const id of settleReceiptIds) settledBySync.add(id);

@@ -9,6 +9,7 @@ import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGoCardlessSandbox, type GoCardlessSandbox } from '../../src/sandbox/gocardless-api.js';
 import { buildGoCardlessWebhook, seededRandom } from '../../src/sandbox/gocardless-webhook-sender.js';
+import { expectOutboxMatchesSchemas } from '../helpers/event-contract.js';
 import { createTestDatabase, TEST_REDIS_URL, type TestDatabase } from '../helpers/database.js';
 import { eventually, TEST_ADMIN_TOKEN } from '../helpers/deps.js';
 import { startGatewayProcess, type GatewayProcess } from '../helpers/gateway-process.js';
@@ -47,6 +48,10 @@ afterAll(async () => {
   await sql?.end();
   await database?.drop();
 });
+
+// Registered after the cleanup above, so it runs first (hooks run as a stack): every event
+// this file's scenarios produced must match its published JSON Schema.
+afterAll(() => expectOutboxMatchesSchemas(database.url));
 
 async function metricSum(gateway: GatewayProcess, name: string, labels: Record<string, string>): Promise<number> {
   const text = await (await fetch(`${gateway.url}/metrics`)).text();

@@ -11,6 +11,7 @@ import { createGoCardlessProvider } from '../../src/providers/gocardless/client.
 import { startGoCardlessSandbox, type GoCardlessSandbox } from '../../src/sandbox/gocardless-api.js';
 import { buildGoCardlessWebhook } from '../../src/sandbox/gocardless-webhook-sender.js';
 import { recoverGoCardlessEvents, runGoCardlessEventRecovery } from '../../src/webhooks/gocardless-recovery.js';
+import { expectOutboxMatchesSchemas } from '../helpers/event-contract.js';
 import { createTestDatabase, redisPrefix, TEST_REDIS_URL, type TestDatabase } from '../helpers/database.js';
 import { buildTestDeps, eventually } from '../helpers/deps.js';
 
@@ -51,6 +52,10 @@ afterAll(async () => {
   await sql?.end();
   await database?.drop();
 });
+
+// Registered after the cleanup above, so it runs first (hooks run as a stack): every event
+// this file's scenarios produced must match its published JSON Schema.
+afterAll(() => expectOutboxMatchesSchemas(database.url));
 
 beforeEach(async () => {
   sandbox.reset();

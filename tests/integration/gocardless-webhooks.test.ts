@@ -15,6 +15,7 @@ import { buildGoCardlessWebhook, seededRandom } from '../../src/sandbox/gocardle
 import { gocardlessReceiptHandler } from '../../src/webhooks/gocardless-receipts.js';
 import { recoverGoCardlessEvents } from '../../src/webhooks/gocardless-recovery.js';
 import { getReceipts } from '../../src/webhooks/receipts.js';
+import { expectOutboxMatchesSchemas } from '../helpers/event-contract.js';
 import { createTestDatabase, redisPrefix, TEST_REDIS_URL, type TestDatabase } from '../helpers/database.js';
 import { buildTestDeps } from '../helpers/deps.js';
 
@@ -45,6 +46,10 @@ afterAll(async () => {
   await sql?.end();
   await database?.drop();
 });
+
+// Registered after the cleanup above, so it runs first (hooks run as a stack): every event
+// this file's scenarios produced must match its published JSON Schema.
+afterAll(() => expectOutboxMatchesSchemas(database.url, ['payment.failed', 'payment.charged_back', 'payment.chargeback_reversed', 'gocardless.mandates.cancelled', 'gocardless.mandates.expired']));
 
 function post(body: string, headers: Record<string, string>, path = '/webhooks/gocardless') {
   return app.request(path, { method: 'POST', body, headers });
@@ -256,6 +261,11 @@ describe('statuses that are not monotonic', () => {
       ['paid', 'failed', 'failed'],
     ]);
     expect(await paymentEventTypes(payment.id)).toEqual(['payment.pending', 'payment.paid', 'payment.failed']);
+    // The fetched payment does not say why; the event that announced the failure does.
+    const [failedEvent] = await sql<{ data: Record<string, unknown> }[]>`
+      select payload->'data' as data from outbox where provider_payment_id = ${payment.id} and type = 'payment.failed'`;
+    expect(failedEvent!.data).toMatchObject({ failureReason: 'insufficient_funds', failureCode: 'insufficient_funds', failureMessage: 'late failure', sequenceType: null });
+    expect(failedEvent!.data.links).toMatchObject({ mandate: expect.stringMatching(/^MD/) });
   });
 
   it('follows confirmed to paid_out as one paid, then a chargeback and its reversal', async () => {

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startMollieSandbox, SANDBOX_DEFAULT_API_KEY, type MollieSandbox } from '../../src/sandbox/mollie-api.js';
 import { sendMollieClassicWebhook } from '../../src/sandbox/mollie-webhook-sender.js';
 import { forEachLimited } from '../../src/payments/for-each-limited.js';
+import { expectOutboxMatchesSchemas } from '../helpers/event-contract.js';
 import { createTestDatabase, TEST_REDIS_URL, type TestDatabase } from '../helpers/database.js';
 import { auth, eventually, TEST_ADMIN_TOKEN } from '../helpers/deps.js';
 import { startGatewayProcess, type GatewayProcess } from '../helpers/gateway-process.js';
@@ -63,6 +64,10 @@ afterAll(async () => {
   await sandbox?.close();
   await database?.drop();
 }, 30_000);
+
+// Registered after the cleanup above, so it runs first (hooks run as a stack): every event
+// this file's scenarios produced must match its published JSON Schema.
+afterAll(() => expectOutboxMatchesSchemas(database.url, ['payment.paid']));
 
 function percentile(values: number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);

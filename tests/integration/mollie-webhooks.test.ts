@@ -16,6 +16,7 @@ import { newMollieReceipt } from '../../src/webhooks/mollie-receipts.js';
 import { parseMollieWebhook } from '../../src/providers/mollie/webhook.js';
 import { retryDueReceipts, runReceiptWorker } from '../../src/webhooks/receipt-worker.js';
 import { recordReceipts } from '../../src/webhooks/receipts.js';
+import { expectOutboxMatchesSchemas } from '../helpers/event-contract.js';
 import { createTestDatabase, redisPrefix, TEST_REDIS_URL, type TestDatabase } from '../helpers/database.js';
 import { auth, buildTestDeps, eventually } from '../helpers/deps.js';
 
@@ -63,6 +64,10 @@ afterAll(async () => {
   await sandbox?.close();
   await database?.drop();
 });
+
+// Registered after the cleanup above, so it runs first (hooks run as a stack): every event
+// this file's scenarios produced must match its published JSON Schema.
+afterAll(() => expectOutboxMatchesSchemas(database.url, ['payment.refunded', 'payment.charged_back']));
 
 beforeEach(() => {
   // Faults, latency and down mode are per test; payments stay (ids are unique).

@@ -1,10 +1,13 @@
-import { Hono, type Context } from 'hono';
+import { createRoute } from '@hono/zod-openapi';
+import type { Context } from 'hono';
+import { z } from 'zod';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { Deps } from '../../deps.js';
 import { verifyGoCardlessSignature } from '../../providers/gocardless/signature.js';
 import { acceptGoCardlessBatch, processGoCardlessReceipts } from '../../webhooks/gocardless-receipts.js';
 import { AppError } from '../errors.js';
 import { annotateRequest, type AppEnv } from '../middleware.js';
+import { errorResponses, newApiRouter } from '../openapi.js';
 
 /** GoCardless's documented answer to a bad signature: 498 Token Invalid (docs/providers.md#gocardless-signature-responses-ordering). */
 const TOKEN_INVALID = 498 as ContentfulStatusCode;
@@ -26,8 +29,29 @@ const KEPT_HEADERS = ['content-type', 'origin', 'user-agent'] as const;
  * operator time to configure it, and the events API recovery can fill in after); then
  * the body (400: signed by GoCardless but not understood; refused whole, never half-stored).
  */
+const description =
+  'A signed batch of GoCardless events (`Webhook-Signature`: hex HMAC-SHA256 of the raw body under one of `GOCARDLESS_WEBHOOK_SECRETS`). Every event is stored as a receipt before the 204; processing continues in the background. Duplicated event ids are stored once.';
+const body = {
+  required: true,
+  content: { 'application/json': { schema: { type: 'object' as const, required: ['events'], properties: { events: { type: 'array' as const, items: { type: 'object' as const } } } } } },
+};
+const responses = { 204: { description: 'Every event of the batch is stored (new or duplicate)' }, ...errorResponses(400, 404, 413, 498) };
+const tags = ['Provider webhooks'];
+const signatureHeader = z.object({ 'webhook-signature': z.string().optional().meta({ description: 'Hex HMAC-SHA256 of the raw body (498 when missing or wrong)' }) });
+
+const defaultAccountRoute = createRoute({ method: 'post', path: '/', tags, summary: 'GoCardless webhooks (default account)', description, request: { headers: signatureHeader, body }, responses });
+const accountRoute = createRoute({
+  method: 'post',
+  path: '/{account}',
+  tags,
+  summary: 'GoCardless webhooks for a named account',
+  description,
+  request: { headers: signatureHeader, params: z.object({ account: z.string().meta({ description: 'A configured account name (404 `unknown_account` otherwise, after the signature check)' }) }), body },
+  responses,
+});
+
 export function gocardlessWebhookRoutes(deps: Deps) {
-  const app = new Hono<AppEnv>();
+  const app = newApiRouter();
 
   const receive = async (c: Context<AppEnv>) => {
     const account = c.req.param('account') ?? 'default';
@@ -78,7 +102,8 @@ export function gocardlessWebhookRoutes(deps: Deps) {
     return c.body(null, 204);
   };
 
-  app.post('/', receive);
-  app.post('/:account', receive);
+  // Declared without a body schema: the signature is checked over the raw bytes first.
+  app.openapi(defaultAccountRoute, receive as never);
+  app.openapi(accountRoute, receive as never);
   return app;
 }

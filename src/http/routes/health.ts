@@ -1,9 +1,11 @@
 import { sql } from 'drizzle-orm';
-import { Hono } from 'hono';
+import { createRoute } from '@hono/zod-openapi';
+import type { Context } from 'hono';
+import { z } from 'zod';
 import type { Deps } from '../../deps.js';
 import { refreshOutboxLag, sinkReadiness } from '../../events/relay.js';
 import { pollerReadiness, refreshPollerGauges } from '../../poller/readiness.js';
-import type { AppEnv } from '../middleware.js';
+import { errorResponses, json, newApiRouter } from '../openapi.js';
 
 const PROBE_TIMEOUT_MS = 1500;
 
@@ -58,17 +60,49 @@ async function probeRedis(deps: Deps) {
   return { ok, ms: Math.max(0, ...nodes.map((node) => node.ms)), ...(error === undefined ? {} : { error }), quorum: { required, up, of: nodes.length }, nodes };
 }
 
-export function healthRoutes(deps: Deps) {
-  const app = new Hono<AppEnv>();
+const tags = ['Operations'];
+const probeResult = z.object({ ok: z.boolean(), ms: z.number(), error: z.string().optional(), mode: z.string().optional() });
+const readiness = z.object({
+  status: z.enum(['ready', 'degraded', 'unavailable']),
+  checks: z.object({ postgres: probeResult, redis: probeResult }),
+  lock: z.string(),
+  poller: z.unknown().meta({ description: 'Per provider account: polling health (informational)' }),
+  sinks: z.unknown().optional().meta({ description: 'Sinks disabled by a 410 (informational)' }),
+});
 
-  app.get('/healthz', (c) => c.json({ status: 'ok' }));
+const healthzRoute = createRoute({
+  method: 'get',
+  path: '/healthz',
+  tags,
+  summary: 'Liveness: the process is up',
+  responses: { 200: json('Up', z.object({ status: z.literal('ok') })) },
+});
+const readyzRoute = createRoute({
+  method: 'get',
+  path: '/readyz',
+  tags,
+  summary: 'Readiness: Postgres reachable (Redis reported, not required)',
+  responses: { 200: json('Ready, or degraded (Redis unreachable)', readiness), 503: json('Postgres unreachable', readiness) },
+});
+const metricsRoute = createRoute({
+  method: 'get',
+  path: '/metrics',
+  tags,
+  summary: 'Prometheus metrics',
+  responses: { 200: { description: 'Prometheus text format', content: { 'text/plain': { schema: { type: 'string' as const } } } }, ...errorResponses(503) },
+});
+
+export function healthRoutes(deps: Deps) {
+  const app = newApiRouter();
+
+  app.openapi(healthzRoute, (c) => c.json({ status: 'ok' as const }, 200));
 
   /**
    * Ready when Postgres answers. Redis is reported (each node, and whether a Redlock
    * quorum answers) but does not fail readiness: the gateway keeps its guarantees without
    * it (the lock only spares provider calls).
    */
-  app.get('/readyz', async (c) => {
+  app.openapi(readyzRoute, async (c) => {
     const postgres = await probe(() => deps.db.execute(sql`select 1`));
     const redis =
       deps.redis.length === 0
@@ -86,12 +120,12 @@ export function healthRoutes(deps: Deps) {
     );
   });
 
-  app.get('/metrics', async (c) => {
+  app.openapi(metricsRoute, (async (c: Context) => {
     // Lags are read from the database at each scrape, so they show even where no loop runs.
     await Promise.all([refreshPollerGauges(deps), refreshOutboxLag(deps)]);
     c.header('Content-Type', deps.metrics.registry.contentType);
     return c.body(await deps.metrics.registry.metrics());
-  });
+  }) as never);
 
   return app;
 }

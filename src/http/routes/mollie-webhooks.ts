@@ -5,7 +5,9 @@
  *
  * verify → record the receipt (durable) → process inline with a deadline → answer 200.
  */
-import { Hono, type Context } from 'hono';
+import { createRoute } from '@hono/zod-openapi';
+import type { Context } from 'hono';
+import { z } from 'zod';
 import type { Deps } from '../../deps.js';
 import { MOLLIE_SIGNATURE_HEADER, verifyMollieSignature } from '../../providers/mollie/signature.js';
 import { idPrefixKind, parseMollieWebhook } from '../../providers/mollie/webhook.js';
@@ -14,14 +16,39 @@ import { newMollieReceipt, pendingReceipt, processReceiptsInline } from '../../w
 import { recordReceipts } from '../../webhooks/receipts.js';
 import { AppError, badRequest } from '../errors.js';
 import { annotateRequest, type AppEnv } from '../middleware.js';
+import { errorResponses, json, newApiRouter } from '../openapi.js';
 
 const ACCOUNT = /^[A-Za-z0-9_-]{1,64}$/;
 /** Kept with the receipt for replay and audit; nothing else (no cookies, no proxies' auth). */
 const KEPT_HEADERS = ['content-type', 'user-agent', MOLLIE_SIGNATURE_HEADER] as const;
 
 /** Body size, read timeout and the in-flight budget are enforced in front of this route (app.ts). */
+const description =
+  'Mollie\'s classic webhooks (`id=tr_…` form posts, unsigned) and signed next-gen events (JSON, `X-Mollie-Signature`) on one route. The body only names what to fetch; the fetch from Mollie is the verification. The receipt is stored before processing; every accepted body answers the same 200, also for an unknown id.';
+const body = {
+  required: true,
+  content: {
+    'application/x-www-form-urlencoded': { schema: { type: 'object' as const, required: ['id'], properties: { id: { type: 'string' as const, example: 'tr_5B8cwPMGnU6qLbRvo7qEZo' } } } },
+    'application/json': { schema: { type: 'object' as const, description: 'A next-gen event: `{resource: "event", id, type, entityId, createdAt, _links}`' } },
+  },
+};
+const responses = { 200: json('Received (stored; processed or left due)', z.object({ received: z.literal(true) })), ...errorResponses(400, 401, 404, 413) };
+const tags = ['Provider webhooks'];
+const signatureHeader = z.object({ 'x-mollie-signature': z.string().optional().meta({ description: 'Required on next-gen events: hex HMAC-SHA256 of the raw body' }) });
+
+const defaultAccountRoute = createRoute({ method: 'post', path: '/', tags, summary: 'Mollie webhooks (default account)', description, request: { headers: signatureHeader, body }, responses });
+const accountRoute = createRoute({
+  method: 'post',
+  path: '/{account}',
+  tags,
+  summary: 'Mollie webhooks for a named account',
+  description,
+  request: { headers: signatureHeader, params: z.object({ account: z.string().meta({ description: 'A configured account name (404 `unknown_account` otherwise)' }) }), body },
+  responses,
+});
+
 export function mollieWebhookRoutes(deps: Deps) {
-  const app = new Hono<AppEnv>();
+  const app = newApiRouter();
   // Each outcome is counted, and written into the request's one log line.
   const count = (c: Context<AppEnv>, outcome: string, fields: Record<string, unknown> = {}, level: 'info' | 'warn' = 'info') => {
     deps.metrics.webhooks.inc({ provider: 'mollie', outcome });
@@ -98,7 +125,8 @@ export function mollieWebhookRoutes(deps: Deps) {
     return c.json({ received: true }, 200);
   }
 
-  app.post('/', (c) => receive(c, 'default'));
-  app.post('/:account', (c) => receive(c, c.req.param('account')));
+  // Declared without a body schema: the signature is checked over the raw bytes first.
+  app.openapi(defaultAccountRoute, ((c: Context<AppEnv>) => receive(c, 'default')) as never);
+  app.openapi(accountRoute, ((c: Context<AppEnv>) => receive(c, c.req.param('account')!)) as never);
   return app;
 }

@@ -83,12 +83,24 @@ export const MOLLIE_RAW_FIELDS = [
   'failedAt',
 ] as const;
 
+/**
+ * From `details`, only why a payment failed (card and SEPA Direct Debit): no names,
+ * IBANs or card numbers.
+ */
+export const MOLLIE_FAILURE_DETAIL_FIELDS = ['failureReason', 'failureMessage', 'bankReasonCode', 'bankReason'] as const;
+
 export function mollieRawWithoutPersonalData(payment: MolliePayment): Record<string, unknown> {
   const source = payment as unknown as Record<string, unknown>;
   const raw: Record<string, unknown> = {};
   for (const field of MOLLIE_RAW_FIELDS) {
     if (source[field] !== undefined) raw[field] = source[field];
   }
+  const details = source.details as Record<string, unknown> | null | undefined;
+  const failure: Record<string, unknown> = {};
+  for (const field of MOLLIE_FAILURE_DETAIL_FIELDS) {
+    if (details?.[field] !== undefined && details[field] !== null) failure[field] = details[field];
+  }
+  if (Object.keys(failure).length > 0) raw.details = failure;
   return raw;
 }
 

@@ -1,0 +1,2 @@
+export { createConsumer, type Consumer, type ConsumerOptions, type EventStore, type Outcome, type PullOptions, type StoreTransaction } from './consumer.js';
+export { EventParseError, isPaymentChange, parseEvent, type FailureReason, type GatewayEvent, type GoCardlessForwardedEvent, type Money, type PaymentChangeData, type PaymentChangeEvent, type PaymentChangeType, type PaymentStatus, type PaymentStuckEvent, type PollerHealthEvent } from './events.js';

@@ -1,0 +1,86 @@
+/**
+ * The app's real route table, read from Hono's own list: what the 405 answer's `Allow`
+ * comes from, and what the test that every route is documented walks.
+ */
+import type { OpenAPIRegistry } from '@asteasolutions/zod-to-openapi';
+
+/** What is read of a Hono app: its route list. */
+export interface RoutedApp {
+  routes: ReadonlyArray<{ method: string; path: string }>;
+}
+
+export interface RouteEntry {
+  method: string;
+  /** Hono's syntax: /v1/payments/:provider/:id */
+  path: string;
+}
+
+/** Every method+path an app answers, without middleware (registered for ALL methods). */
+export function appRoutes(app: RoutedApp): RouteEntry[] {
+  const seen = new Map<string, RouteEntry>();
+  for (const route of app.routes) {
+    if (route.method === 'ALL') continue;
+    seen.set(`${route.method} ${route.path}`, { method: route.method, path: route.path });
+  }
+  return [...seen.values()];
+}
+
+const patterns = new WeakMap<object, Array<{ method: string; pattern: RegExp }>>();
+
+function compile(path: string): RegExp {
+  const source = path
+    .split('/')
+    .map((segment) => (segment.startsWith(':') ? '[^/]+' : segment.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')))
+    .join('/');
+  return new RegExp(`^${source}/?$`);
+}
+
+/** The methods a path has (HEAD with GET), or none when no route has this path. */
+export function allowedMethods(app: RoutedApp, path: string): string[] {
+  let table = patterns.get(app);
+  if (!table) {
+    table = appRoutes(app).map((route) => ({ method: route.method, pattern: compile(route.path) }));
+    patterns.set(app, table);
+  }
+  const methods = new Set(table.filter((entry) => entry.pattern.test(path)).map((entry) => entry.method));
+  if (methods.has('GET')) methods.add('HEAD');
+  return [...methods].sort();
+}
+
+/**
+ * The operator console's pages are plain Hono JSX routes (HTML forms for people, not an
+ * API to build on); they are listed in the document so that it names every route.
+ */
+const CONSOLE_PAGES: Array<{ method: 'get' | 'post'; path: string; summary: string }> = [
+  { method: 'get', path: '/console', summary: 'Overview' },
+  { method: 'get', path: '/console/sign-in', summary: 'Sign-in form' },
+  { method: 'post', path: '/console/sign-in', summary: 'Sign in with ADMIN_TOKEN (sets the session cookie)' },
+  { method: 'post', path: '/console/sign-out', summary: 'Sign out' },
+  { method: 'get', path: '/console/payments', summary: 'Payment search' },
+  { method: 'get', path: '/console/payments/{provider}/{id}', summary: 'One payment: state, history, receipts, deliveries' },
+  { method: 'get', path: '/console/pollers', summary: 'Poller health per provider account' },
+  { method: 'get', path: '/console/outbox', summary: 'Outbox and dead letters' },
+  { method: 'post', path: '/console/dead-letters/{id}/redrive', summary: 'Re-drive a dead letter (form)' },
+];
+
+export function registerConsolePaths(registry: OpenAPIRegistry): void {
+  for (const page of CONSOLE_PAGES) {
+    const names = [...page.path.matchAll(/\{(\w+)\}/g)].map((match) => match[1]!);
+    registry.registerPath({
+      method: page.method,
+      path: page.path,
+      tags: ['Operator console'],
+      summary: page.summary,
+      ...(names.length > 0
+        ? { parameters: names.map((name) => ({ name, in: 'path' as const, required: true, schema: { type: 'string' as const } })) }
+        : {}),
+      responses: {
+        200: { description: 'An HTML page', content: { 'text/html': { schema: { type: 'string' } } } },
+        302: { description: 'Not signed in: to the sign-in page' },
+        303: { description: 'After a form post: to the next page' },
+        401: { description: 'Sign-in refused (an HTML page)' },
+        403: { description: 'A form post from another origin (CSRF check; an HTML page)' },
+      },
+    });
+  }
+}

@@ -106,7 +106,12 @@ describe('embedded mode', () => {
       expect(refused).toContain(`EMBEDDED_DATA_DIR ${sharedDir} is in use by another gateway process (pid ${first.child.pid} `);
       // The first goes on acknowledging, untouched by the attempt.
       for (let i = 0; i < 4; i++) acknowledged.push(await acknowledge(first.url));
-      await eventually(async () => (await paidEvents(first.url)).length === acknowledged.length, { what: 'every acknowledged payment paid', timeoutMs: 60_000 });
+      // Slow on a loaded machine: PGlite serves one connection, shared by the requests and every loop.
+      await eventually(async () => (await paidEvents(first.url)).length === acknowledged.length, { what: 'every acknowledged payment paid', timeoutMs: 180_000 }).catch(
+        (error: Error) => {
+          throw new Error(`${error.message}\n${first.output().slice(-3000)}`);
+        },
+      );
     } finally {
       expect(await first.stop()).toBe(0);
     }

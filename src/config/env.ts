@@ -27,6 +27,11 @@ const whsec = z
 
 export const envSchema = z.object({
   PORT: port.default(8787),
+  /**
+   * Optional internal port for /metrics, /readyz with detail and the operator console; when set,
+   * the public PORT serves only webhooks, /v1, /healthz and a plain /readyz.
+   */
+  ADMIN_PORT: port.optional(),
   /** Unset on Node: an embedded Postgres (PGlite) in EMBEDDED_DATA_DIR. Required on Workers. */
   DATABASE_URL: url('postgres://user@host:5432/db').optional(),
   EMBEDDED_DATA_DIR: z.string().min(1).default('.data/pglite'),

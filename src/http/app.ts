@@ -2,7 +2,7 @@ import { Hono, type Context } from 'hono';
 import type { Deps } from '../deps.js';
 import { consoleRoutes } from '../console/routes.js';
 import { AppError, toErrorResponse } from './errors.js';
-import { requestContext, requireAdminToken, type AppEnv } from './middleware.js';
+import { requestContext, requestMetrics, requireAdminToken, type AppEnv } from './middleware.js';
 import { gocardlessWebhookRoutes } from './routes/gocardless-webhooks.js';
 import { outboundEventRoutes } from './routes/events.js';
 import { healthRoutes } from './routes/health.js';
@@ -21,6 +21,7 @@ function tooLarge(c: Context<AppEnv>, limit: number) {
 export function createApp(deps: Deps) {
   const app = new Hono<AppEnv>();
   app.use('*', requestContext(deps.logger));
+  app.use('*', requestMetrics(deps.metrics));
   app.onError((error, c) => toErrorResponse(error, c));
   app.notFound((c) => toErrorResponse(new AppError(404, 'route_not_found', `no route for ${c.req.method} ${c.req.path}`), c));
 

@@ -1,5 +1,7 @@
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { Context, MiddlewareHandler } from 'hono';
+import { routePath } from 'hono/route';
+import type { Metrics } from '../observability/metrics.js';
 import type { Logger } from 'pino';
 import { AppError } from './errors.js';
 
@@ -38,6 +40,31 @@ export function requestContext(logger: Logger): MiddlewareHandler<AppEnv> {
       { method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round(performance.now() - started), ...annotation?.fields },
       'request',
     );
+  };
+}
+
+/**
+ * The request-duration histogram, labelled by the route's pattern (never the raw path: ids
+ * would make a series per payment) and by outcome. An unmatched path is one `unmatched` route.
+ */
+export function requestMetrics(metrics: Metrics): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const started = performance.now();
+    try {
+      await next();
+    } finally {
+      const status = c.res.status;
+      const route = routePath(c);
+      metrics.httpRequestDuration.observe(
+        {
+          method: c.req.method,
+          route: status === 404 && route.endsWith('*') ? 'unmatched' : route,
+          status: String(status),
+          outcome: status >= 500 ? 'server_error' : status >= 400 ? 'client_error' : 'ok',
+        },
+        (performance.now() - started) / 1000,
+      );
+    }
   };
 }
 

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { Db } from '../db/client.js';
 import { LockUnavailableError, paymentLockKey, type Locker } from '../lock/locker.js';
-import type { Metrics } from '../observability/metrics.js';
+import { outcomeLabel, type Metrics } from '../observability/metrics.js';
 import { ProviderError, type PaymentProvider, type ProviderName, type Providers } from '../providers/types.js';
 import { applySnapshot, takeFetchFence, type ApplyResult, type SyncSource } from './apply-snapshot.js';
 
@@ -58,7 +58,7 @@ export async function syncPayment(deps: SyncDeps, input: SyncInput): Promise<Syn
     outcome = result.outcome;
     return result;
   } catch (error) {
-    outcome = error instanceof Error ? error.name : 'error';
+    outcome = outcomeLabel(error instanceof Error ? error.name : 'error');
     throw error;
   } finally {
     deps.metrics.syncs.inc({ ...labels, outcome });
@@ -79,7 +79,7 @@ async function fetchAndApply(
     deps.metrics.providerFetches.inc({ provider: input.provider, outcome: fetched.kind });
   } catch (error) {
     const code = error instanceof ProviderError ? error.code : 'error';
-    deps.metrics.providerFetches.inc({ provider: input.provider, outcome: code });
+    deps.metrics.providerFetches.inc({ provider: input.provider, outcome: outcomeLabel(code) });
     throw error;
   }
   if (fetched.kind === 'not_found') return { outcome: 'not_found' };

@@ -2,6 +2,7 @@ import { sql } from 'drizzle-orm';
 import { Hono } from 'hono';
 import type { Deps } from '../../deps.js';
 import { refreshOutboxLag } from '../../events/relay.js';
+import { refreshDatabaseGauges } from '../../observability/database-gauges.js';
 import { pollerReadiness, refreshPollerGauges } from '../../poller/readiness.js';
 import type { AppEnv } from '../middleware.js';
 
@@ -51,7 +52,7 @@ export function healthRoutes(deps: Deps) {
 
   app.get('/metrics', async (c) => {
     // Lags are read from the database at each scrape, so they show even where no loop runs.
-    await Promise.all([refreshPollerGauges(deps), refreshOutboxLag(deps)]);
+    await Promise.all([refreshPollerGauges(deps), refreshOutboxLag(deps), refreshDatabaseGauges(deps)]);
     c.header('Content-Type', deps.metrics.registry.contentType);
     return c.body(await deps.metrics.registry.metrics());
   });

@@ -58,13 +58,13 @@ async function main() {
   await runMigrations(env.DATABASE_URL!, MIGRATIONS);
   const deps = buildDeps(env, { providers: createProvidersFromEnv(env), defaultMetrics: true });
   await waitForRedis(deps);
-  const app = createApp(deps);
+  const app = createApp(deps, { surface: env.ADMIN_PORT ? 'public' : 'all' });
   const jobs = startBackgroundJobs(deps);
   // Requests being handled, so shutdown can wait for their handlers: a client that gives up
   // closes its socket, but the handler goes on and must finish before the pool closes.
   const handling = new Set<Promise<unknown>>();
-  const fetch: typeof app.fetch = (request, ...rest) => {
-    const handled = Promise.resolve(app.fetch(request, ...rest));
+  const trackRequests = (target: typeof app): typeof app.fetch => (request, ...rest) => {
+    const handled = Promise.resolve(target.fetch(request, ...rest));
     const tracked: Promise<void> = handled.then(
       () => void handling.delete(tracked),
       () => void handling.delete(tracked),
@@ -72,6 +72,11 @@ async function main() {
     handling.add(tracked);
     return handled;
   };
+  const fetch = trackRequests(app);
+  // ADMIN_PORT: /metrics, /readyz detail and the console on their own listener (src/http/app.ts).
+  const adminServer = env.ADMIN_PORT
+    ? serve({ fetch: trackRequests(createApp(deps, { surface: 'admin' })), port: env.ADMIN_PORT, hostname: process.env.HOST ?? '0.0.0.0' })
+    : undefined;
   const server = serve({ fetch, port: env.PORT, hostname: process.env.HOST ?? '0.0.0.0' }, (info) => {
     deps.logger.info(
       {
@@ -92,6 +97,7 @@ async function main() {
     deps.logger.info({ signal }, 'shutting down');
     // Stop taking requests, let every handler finish (even one whose client left), close the
     // keep-alive sockets still open, then stop the jobs and close the pools.
+    adminServer?.close();
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     while (handling.size > 0) {
       await Promise.allSettled([...handling]);

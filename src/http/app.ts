@@ -17,8 +17,18 @@ function tooLarge(c: Context<AppEnv>, limit: number) {
   return toErrorResponse(new AppError(413, 'payload_too_large', `request body exceeds ${limit} bytes`), c);
 }
 
+/**
+ * Which routes a listener serves. `all` (one port, the default): everything. With
+ * ADMIN_PORT the public port is `public` (webhooks, /v1, /healthz and a /readyz that says
+ * only ready or not) and the internal one `admin` (/metrics, /readyz with every check's
+ * detail, the console, /healthz): scrapes, dependency errors and the console stay off the
+ * port the internet reaches.
+ */
+export type AppSurface = 'all' | 'public' | 'admin';
+
 /** The whole HTTP surface, the same on Node and on Workers. */
-export function createApp(deps: Deps) {
+export function createApp(deps: Deps, options: { surface?: AppSurface } = {}) {
+  const surface = options.surface ?? 'all';
   const app = new Hono<AppEnv>();
   app.use('*', requestContext(deps.logger));
   app.use('*', requestMetrics(deps.metrics));
@@ -33,7 +43,21 @@ export function createApp(deps: Deps) {
   app.use('/webhooks/gocardless/*', bodyLimit({ maxSize: WEBHOOK_BODY_LIMIT, onError: (c) => tooLarge(c, WEBHOOK_BODY_LIMIT) }));
   app.use('/v1/*', bodyLimit({ maxSize: API_BODY_LIMIT, onError: (c) => tooLarge(c, API_BODY_LIMIT) }));
 
+  if (surface === 'public') {
+    // Registered before the health routes, so these answer first.
+    const health = healthRoutes(deps);
+    app.get('/readyz', async (c) => {
+      const detailed = await health.request('/readyz');
+      const { status } = (await detailed.json()) as { status: string };
+      return c.json({ status }, detailed.status === 200 ? 200 : 503);
+    });
+    app.get('/metrics', (c) => toErrorResponse(new AppError(404, 'route_not_found', 'metrics are served on ADMIN_PORT'), c));
+  }
   app.route('/', healthRoutes(deps));
+  if (surface === 'admin') {
+    app.route('/console', consoleRoutes(deps));
+    return app;
+  }
   app.route('/webhooks/mollie', mollieWebhookRoutes(deps));
   app.route('/webhooks/gocardless', gocardlessWebhookRoutes(deps));
 
@@ -42,7 +66,7 @@ export function createApp(deps: Deps) {
   v1.route('/payments', paymentRoutes(deps));
   v1.route('/', outboundEventRoutes(deps));
   app.route('/v1', v1);
-  app.route('/console', consoleRoutes(deps));
+  if (surface === 'all') app.route('/console', consoleRoutes(deps));
 
   return app;
 }

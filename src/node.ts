@@ -7,6 +7,7 @@ import { ensureDatabase, runMigrations } from './db/client.js';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './db/embedded.js';
 import { buildDeps, waitForRedis } from './deps.js';
 import { createApp } from './http/app.js';
+import { startTracing } from './observability/tracing-setup.js';
 import { createProvidersFromEnv } from './providers/from-env.js';
 
 const MIGRATIONS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../drizzle');
@@ -54,6 +55,8 @@ function redact(url: string): string {
 
 async function main() {
   const { env, embedded } = await resolveDatabase(loadEnv());
+  // Off unless the standard OTEL_* variables configure an exporter.
+  const tracing = startTracing(env);
   process.stderr.write(banner(env, embedded));
   await runMigrations(env.DATABASE_URL!, MIGRATIONS);
   const deps = buildDeps(env, { providers: createProvidersFromEnv(env), defaultMetrics: true });
@@ -108,6 +111,7 @@ async function main() {
     await closed;
     await jobs.stop();
     await deps.close();
+    await tracing?.shutdown();
     await embedded?.stop();
     process.exit(0);
   };

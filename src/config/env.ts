@@ -87,6 +87,16 @@ export const envSchema = z.object({
   MOLLIE_SWEEP_INTERVAL_MS: z.coerce.number().int().min(0).default(600_000),
   /** How far back (by creation time) the sweep compares Mollie's payments with ours. */
   MOLLIE_SWEEP_WINDOW_MS: z.coerce.number().int().min(60_000, 'must be at least 60000').default(172_800_000),
+  // OpenTelemetry traces: off unless an OTLP endpoint or OTEL_TRACES_EXPORTER asks for them.
+  // The SDK reads the rest of the standard OTEL_* variables (headers, timeout, sampler) itself.
+  OTEL_SDK_DISABLED: z
+    .enum(['true', 'false'], { message: 'must be true or false' })
+    .optional()
+    .transform((value) => value === 'true'),
+  OTEL_TRACES_EXPORTER: z.enum(['otlp', 'console', 'none']).optional(),
+  OTEL_EXPORTER_OTLP_ENDPOINT: url('http://collector:4318').optional(),
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: url('http://collector:4318/v1/traces').optional(),
+  OTEL_SERVICE_NAME: z.string().min(1).default('payment-webhook-gateway'),
 });
 
 export type Env = z.infer<typeof envSchema>;

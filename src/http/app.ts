@@ -2,7 +2,7 @@ import { Hono, type Context } from 'hono';
 import type { Deps } from '../deps.js';
 import { consoleRoutes } from '../console/routes.js';
 import { AppError, toErrorResponse } from './errors.js';
-import { requestContext, requestMetrics, requireAdminToken, type AppEnv } from './middleware.js';
+import { requestContext, requestMetrics, requestSpan, requireAdminToken, type AppEnv } from './middleware.js';
 import { gocardlessWebhookRoutes } from './routes/gocardless-webhooks.js';
 import { outboundEventRoutes } from './routes/events.js';
 import { healthRoutes } from './routes/health.js';
@@ -32,6 +32,8 @@ export function createApp(deps: Deps, options: { surface?: AppSurface } = {}) {
   const app = new Hono<AppEnv>();
   app.use('*', requestContext(deps.logger));
   app.use('*', requestMetrics(deps.metrics));
+  app.use('/webhooks/*', requestSpan());
+  app.use('/v1/*', requestSpan());
   app.onError((error, c) => toErrorResponse(error, c));
   app.notFound((c) => toErrorResponse(new AppError(404, 'route_not_found', `no route for ${c.req.method} ${c.req.path}`), c));
 

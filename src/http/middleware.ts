@@ -1,7 +1,9 @@
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { Context, MiddlewareHandler } from 'hono';
 import { routePath } from 'hono/route';
+import { SpanKind } from '@opentelemetry/api';
 import type { Metrics } from '../observability/metrics.js';
+import { withSpan } from '../observability/tracing.js';
 import type { Logger } from 'pino';
 import { AppError } from './errors.js';
 
@@ -66,6 +68,22 @@ export function requestMetrics(metrics: Metrics): MiddlewareHandler<AppEnv> {
       );
     }
   };
+}
+
+/** The server span a webhook's (or an API call's) trace starts from, named by route pattern. */
+export function requestSpan(): MiddlewareHandler<AppEnv> {
+  return (c, next) =>
+    withSpan(
+      c.req.method,
+      { 'http.request.method': c.req.method, 'url.path': c.req.path, 'gateway.request_id': c.get('requestId') },
+      async (span) => {
+        await next();
+        const route = routePath(c);
+        span.updateName(`${c.req.method} ${route}`);
+        span.setAttributes({ 'http.route': route, 'http.response.status_code': c.res.status });
+      },
+      SpanKind.SERVER,
+    );
 }
 
 function digest(value: string): Buffer {

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { Db } from '../db/client.js';
 import { LockUnavailableError, paymentLockKey, type Locker } from '../lock/locker.js';
 import { outcomeLabel, type Metrics } from '../observability/metrics.js';
+import { SPAN_ATTRIBUTES, withSpan } from '../observability/tracing.js';
 import { ProviderError, type PaymentProvider, type ProviderName, type Providers } from '../providers/types.js';
 import { applySnapshot, takeFetchFence, type ApplyResult, type SyncSource } from './apply-snapshot.js';
 
@@ -54,7 +55,11 @@ export async function syncPayment(deps: SyncDeps, input: SyncInput): Promise<Syn
   const labels = { provider: input.provider, source: input.source };
   let outcome = 'error';
   try {
-    const result = await withPaymentLock(deps, input, () => fetchAndApply(deps, provider, input));
+    const result = await withSpan('payment.sync', { ...paymentAttributes(input), [SPAN_ATTRIBUTES.source]: input.source }, async (span) => {
+      const synced = await withPaymentLock(deps, input, () => fetchAndApply(deps, provider, input));
+      span.setAttribute(SPAN_ATTRIBUTES.outcome, synced.outcome);
+      return synced;
+    });
     outcome = result.outcome;
     return result;
   } catch (error) {
@@ -66,6 +71,12 @@ export async function syncPayment(deps: SyncDeps, input: SyncInput): Promise<Syn
   }
 }
 
+const paymentAttributes = (input: SyncInput) => ({
+  [SPAN_ATTRIBUTES.provider]: input.provider,
+  [SPAN_ATTRIBUTES.paymentId]: input.providerPaymentId,
+  [SPAN_ATTRIBUTES.account]: input.account,
+});
+
 async function fetchAndApply(
   deps: SyncDeps,
   provider: PaymentProvider,
@@ -75,7 +86,11 @@ async function fetchAndApply(
   const fence = await takeFetchFence(deps.db);
   let fetched;
   try {
-    fetched = await provider.fetchPayment(input.account, input.providerPaymentId);
+    fetched = await withSpan('provider.fetch_payment', paymentAttributes(input), async (span) => {
+      const answer = await provider.fetchPayment(input.account, input.providerPaymentId);
+      span.setAttribute(SPAN_ATTRIBUTES.outcome, answer.kind);
+      return answer;
+    });
     deps.metrics.providerFetches.inc({ provider: input.provider, outcome: fetched.kind });
   } catch (error) {
     const code = error instanceof ProviderError ? error.code : 'error';
@@ -84,13 +99,17 @@ async function fetchAndApply(
   }
   if (fetched.kind === 'not_found') return { outcome: 'not_found' };
   const snapshot = fetched.snapshot;
-  const applied = await applySnapshot(deps.db, {
-    snapshot,
-    fence,
-    source: input.source,
-    receiptId: input.receiptId ?? null,
-    settleReceiptIds: input.settleReceiptIds,
-    nextPollAt: deps.schedulePoll?.({ provider: input.provider, providerStatus: snapshot.providerStatus, method: snapshot.method }) ?? null,
+  const applied = await withSpan('payment.write', { ...paymentAttributes(input), 'payment.status': snapshot.status }, async (span) => {
+    const written = await applySnapshot(deps.db, {
+      snapshot,
+      fence,
+      source: input.source,
+      receiptId: input.receiptId ?? null,
+      settleReceiptIds: input.settleReceiptIds,
+      nextPollAt: deps.schedulePoll?.({ provider: input.provider, providerStatus: snapshot.providerStatus, method: snapshot.method }) ?? null,
+    });
+    span.setAttribute('payment.changed', written.changed);
+    return written;
   });
   return { outcome: applied.changed ? 'changed' : 'unchanged', ...applied };
 }
@@ -106,6 +125,14 @@ async function withPaymentLock(
   work: () => Promise<FetchOutcome>,
 ): Promise<SyncResult> {
   const key = paymentLockKey(input.provider, input.providerPaymentId);
+  return withSpan('payment.lock', { ...paymentAttributes(input), 'lock.kind': deps.locker.kind }, async (span) => {
+    const result = await lockedWork(deps, input, key, work);
+    span.setAttribute('lock.outcome', result.lock);
+    return result;
+  });
+}
+
+async function lockedWork(deps: SyncDeps, input: SyncInput, key: string, work: () => Promise<FetchOutcome>): Promise<SyncResult> {
   const waitStarted = performance.now();
   let acquired = false;
   try {

@@ -2,6 +2,7 @@ import { sql, type SQL } from 'drizzle-orm';
 import type { DbOrTx } from '../db/client.js';
 import { executePrepared } from '../db/prepared.js';
 import type { SelectWebhookReceipt } from '../db/schema/webhook-receipts.js';
+import { SPAN_ATTRIBUTES, withSpan } from '../observability/tracing.js';
 import type { ProviderName } from '../providers/types.js';
 
 /**
@@ -56,6 +57,10 @@ export function nextRetryDelayMs(attempts: number, retryAfterMs?: number, random
  */
 export async function recordReceipts(db: DbOrTx, receipts: NewReceipt[]): Promise<RecordedReceipt[]> {
   if (receipts.length === 0) return [];
+  return withSpan('webhook.receipt', { [SPAN_ATTRIBUTES.provider]: receipts[0]!.provider, 'receipt.count': receipts.length }, () => insertReceipts(db, receipts));
+}
+
+async function insertReceipts(db: DbOrTx, receipts: NewReceipt[]): Promise<RecordedReceipt[]> {
   const rows = receiptRows(receipts);
   const inserted = await executePrepared<{ id: number; event_id: string | null }>(db, recordReceiptsSql(rows));
   const byEvent = new Map<string, number>();

@@ -87,6 +87,17 @@ export const envSchema = z.object({
   MOLLIE_SWEEP_INTERVAL_MS: z.coerce.number().int().min(0).default(600_000),
   /** How far back (by creation time) the sweep compares Mollie's payments with ours. */
   MOLLIE_SWEEP_WINDOW_MS: z.coerce.number().int().min(60_000, 'must be at least 60000').default(172_800_000),
+  // Retention (README "Retention"): days after which settled rows are deleted; 0 keeps them all.
+  /** Processed and ignored webhook receipts. Pending and failed ones are never deleted. */
+  RETENTION_RECEIPTS_DAYS: z.coerce.number().min(0).default(30),
+  /** Delivered attempts. Pending deliveries and dead letters are never deleted. */
+  RETENTION_DELIVERIES_DAYS: z.coerce.number().min(0).default(30),
+  /** Outbox events every sink is done with; also the pull API's horizon. */
+  RETENTION_OUTBOX_DAYS: z.coerce.number().min(0).default(90),
+  /** How often retention runs, once across the fleet; 0 disables it. */
+  RETENTION_INTERVAL_MS: z.coerce.number().int().min(0).default(3_600_000),
+  /** Rows per DELETE statement: small, so no statement holds locks for long. */
+  RETENTION_BATCH_SIZE: z.coerce.number().int().min(1).max(10_000).default(1000),
   // OpenTelemetry traces: off unless an OTLP endpoint or OTEL_TRACES_EXPORTER asks for them.
   // The SDK reads the rest of the standard OTEL_* variables (headers, timeout, sampler) itself.
   OTEL_SDK_DISABLED: z

@@ -59,6 +59,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       labelNames: ['sink'] as const,
       registers: [registry],
     }),
+    retentionDeleted: new Counter({
+      name: 'gateway_retention_deleted_rows_total',
+      help: 'Rows deleted by retention, by table',
+      labelNames: ['table'] as const,
+      registers: [registry],
+    }),
     oldestDuePoll: new Gauge({
       name: 'gateway_poller_oldest_due_seconds',
       help: 'How long the most overdue scheduled poll has been due (0 when none), all accounts, fleet-wide',

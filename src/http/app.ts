@@ -8,6 +8,7 @@ import { outboundEventRoutes } from './routes/events.js';
 import { healthRoutes } from './routes/health.js';
 import { mollieWebhookRoutes } from './routes/mollie-webhooks.js';
 import { paymentRoutes } from './routes/payments.js';
+import { receiptRoutes } from './routes/receipts.js';
 import { bodyLimit } from './body-limit.js';
 
 export const WEBHOOK_BODY_LIMIT = 4 * 1024 * 1024;
@@ -66,6 +67,7 @@ export function createApp(deps: Deps, options: { surface?: AppSurface } = {}) {
   const v1 = new Hono<AppEnv>();
   v1.use('*', requireAdminToken(deps.env.ADMIN_TOKEN));
   v1.route('/payments', paymentRoutes(deps));
+  v1.route('/receipts', receiptRoutes(deps));
   v1.route('/', outboundEventRoutes(deps));
   app.route('/v1', v1);
   if (surface === 'all') app.route('/console', consoleRoutes(deps));

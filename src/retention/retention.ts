@@ -1,6 +1,6 @@
 import type { Db } from '../db/client.js';
 import { claimSweepRun, recordSweepRun } from '../db/queries/sweeps.js';
-import { deleteDeliveredAttempts, deleteSettledOutboxEvents, deleteSettledReceipts } from '../db/queries/retention.js';
+import { deleteDeliveredAttempts, deleteOldAuditEntries, deleteSettledOutboxEvents, deleteSettledReceipts } from '../db/queries/retention.js';
 import { sleep } from '../abortable-sleep.js';
 import type { Deps } from '../deps.js';
 
@@ -11,6 +11,7 @@ export interface RetentionPolicy {
   receiptsDays: number;
   deliveriesDays: number;
   outboxDays: number;
+  auditDays: number;
 }
 
 type Rule = keyof RetentionPolicy;
@@ -20,14 +21,21 @@ const RULES: Record<Rule, (db: Db, params: { before: Date; limit: number }) => P
   deliveriesDays: deleteDeliveredAttempts,
   receiptsDays: deleteSettledReceipts,
   outboxDays: deleteSettledOutboxEvents,
+  auditDays: deleteOldAuditEntries,
 };
 
-export type RetentionSummary = Record<'receipts' | 'deliveries' | 'outbox', number> & { complete: boolean; durationMs: number };
+type Counted = 'receipts' | 'deliveries' | 'outbox' | 'audit';
+export type RetentionSummary = Record<Counted, number> & { complete: boolean; durationMs: number };
 
-const SUMMARY_KEY: Record<Rule, 'receipts' | 'deliveries' | 'outbox'> = { receiptsDays: 'receipts', deliveriesDays: 'deliveries', outboxDays: 'outbox' };
+const SUMMARY_KEY: Record<Rule, Counted> = { receiptsDays: 'receipts', deliveriesDays: 'deliveries', outboxDays: 'outbox', auditDays: 'audit' };
 
 export function retentionPolicy(env: Deps['env']): RetentionPolicy {
-  return { receiptsDays: env.RETENTION_RECEIPTS_DAYS, deliveriesDays: env.RETENTION_DELIVERIES_DAYS, outboxDays: env.RETENTION_OUTBOX_DAYS };
+  return {
+    receiptsDays: env.RETENTION_RECEIPTS_DAYS,
+    deliveriesDays: env.RETENTION_DELIVERIES_DAYS,
+    outboxDays: env.RETENTION_OUTBOX_DAYS,
+    auditDays: env.RETENTION_AUDIT_DAYS,
+  };
 }
 
 /**
@@ -40,7 +48,7 @@ export async function pruneExpiredRows(
   input: { policy: RetentionPolicy; batchSize: number; budgetMs?: number; signal?: AbortSignal },
 ): Promise<RetentionSummary> {
   const started = performance.now();
-  const summary: RetentionSummary = { receipts: 0, deliveries: 0, outbox: 0, complete: true, durationMs: 0 };
+  const summary: RetentionSummary = { receipts: 0, deliveries: 0, outbox: 0, audit: 0, complete: true, durationMs: 0 };
   const now = deps.clock.now().getTime();
   const outOfTime = () => input.signal?.aborted || performance.now() - started > (input.budgetMs ?? 60_000);
   for (const [rule, deleteOne] of Object.entries(RULES) as Array<[Rule, (typeof RULES)[Rule]]>) {
@@ -81,6 +89,7 @@ export async function runDueRetention(deps: Deps, options: { signal?: AbortSigna
   deps.metrics.retentionDeleted.inc({ table: 'webhook_receipts' }, summary.receipts);
   deps.metrics.retentionDeleted.inc({ table: 'event_deliveries' }, summary.deliveries);
   deps.metrics.retentionDeleted.inc({ table: 'outbox' }, summary.outbox);
+  deps.metrics.retentionDeleted.inc({ table: 'audit_log' }, summary.audit);
   deps.logger.info({ job: 'retention', ...summary }, summary.complete ? 'retention pass complete' : 'retention pass stopped at its time budget');
   return summary;
 }

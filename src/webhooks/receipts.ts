@@ -201,3 +201,75 @@ function toReceipt(row: Record<string, unknown>): SelectWebhookReceipt {
     processedAt: date(row.processed_at),
   };
 }
+
+/**
+ * An operator's re-process: a failed receipt becomes pending again, due now and with a
+ * fresh retry schedule, for the receipt worker to take. Guarded on `failed`, so a second
+ * click (or a receipt another operator already re-opened) changes nothing.
+ */
+export async function reopenFailedReceipt(db: DbOrTx, id: number): Promise<boolean> {
+  const rows = await db.execute<{ id: number }>(sql`
+    update webhook_receipts
+    set state = 'pending', attempts = 0, next_attempt_at = now(), processed_at = null
+    where id = ${id} and state = 'failed'
+    returning id`);
+  return rows.length > 0;
+}
+
+export const RECEIPT_STATES = ['pending', 'processed', 'ignored', 'failed'] as const;
+
+export interface ReceiptListItem {
+  id: number;
+  provider: string;
+  account: string;
+  eventId: string | null;
+  resourceType: string | null;
+  resourceId: string | null;
+  signature: string;
+  state: string;
+  attempts: number;
+  lastError: string | null;
+  receivedAt: Date;
+  processedAt: Date | null;
+  nextAttemptAt: Date | null;
+}
+
+/** Newest first, paged by id (`beforeId`), filtered by provider, state and resource id. Never the body. */
+export async function listReceipts(
+  db: DbOrTx,
+  params: { provider?: ProviderName; state?: (typeof RECEIPT_STATES)[number]; resourceId?: string; beforeId?: number; afterId?: number; limit: number },
+): Promise<ReceiptListItem[]> {
+  const where = [sql`true`];
+  if (params.provider) where.push(sql`provider = ${params.provider}`);
+  if (params.state) where.push(sql`state = ${params.state}`);
+  if (params.resourceId) where.push(sql`resource_id = ${params.resourceId}`);
+  if (params.beforeId !== undefined) where.push(sql`id < ${params.beforeId}`);
+  if (params.afterId !== undefined) where.push(sql`id > ${params.afterId}`);
+  // Paging forward (afterId) reads oldest first and is turned back to newest first.
+  const ascending = params.afterId !== undefined;
+  const rows = await db.execute<{
+    id: number; provider: string; account: string; event_id: string | null; resource_type: string | null; resource_id: string | null;
+    signature: string; state: string; attempts: number; last_error: string | null; received_at: string; processed_at: string | null; next_attempt_at: string | null;
+  }>(sql`
+    select id, provider, account, event_id, resource_type, resource_id, signature, state, attempts, last_error, received_at, processed_at, next_attempt_at
+    from webhook_receipts
+    where ${sql.join(where, sql` and `)}
+    order by id ${ascending ? sql`asc` : sql`desc`}
+    limit ${params.limit}`);
+  const items = rows.map((row) => ({
+    id: Number(row.id),
+    provider: row.provider,
+    account: row.account,
+    eventId: row.event_id,
+    resourceType: row.resource_type,
+    resourceId: row.resource_id,
+    signature: row.signature,
+    state: row.state,
+    attempts: Number(row.attempts),
+    lastError: row.last_error,
+    receivedAt: new Date(row.received_at),
+    processedAt: row.processed_at ? new Date(row.processed_at) : null,
+    nextAttemptAt: row.next_attempt_at ? new Date(row.next_attempt_at) : null,
+  }));
+  return ascending ? items.reverse() : items;
+}

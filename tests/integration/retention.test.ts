@@ -29,7 +29,7 @@ afterAll(async () => {
 });
 
 beforeEach(async () => {
-  await sql`truncate webhook_receipts, event_deliveries, outbox, event_sinks, payment_transitions, payments, provider_cursors restart identity cascade`;
+  await sql`truncate webhook_receipts, event_deliveries, outbox, event_sinks, payment_transitions, payments, provider_cursors, audit_log restart identity cascade`;
 });
 
 const ids = async (table: 'webhook_receipts' | 'event_deliveries' | 'outbox') =>
@@ -72,6 +72,8 @@ describe('retention', () => {
     const recentAttempt = await rows.delivery({ outboxId: recentEvent, sinkId: 'snk_a', state: 'delivered', ageDays: 50 });
     const freshAttempt = await rows.delivery({ outboxId: recentEvent, sinkId: 'snk_b', state: 'delivered', ageDays: 10 });
 
+    // Audit entries: a year is kept.
+    await sql`insert into audit_log (actor, action, outcome, at) values ('api:x', 'sink.enable', 'applied', now() - interval '366 days'), ('api:x', 'sink.enable', 'applied', now() - interval '300 days')`;
     await rows.payment({ id: 'tr_old', nextPollAgoSeconds: null });
     await sql`
       insert into payment_transitions (payment_id, version, source, new_status, new_provider_status, fence, snapshot, created_at)
@@ -80,7 +82,8 @@ describe('retention', () => {
     // Batches of 2: several statements per rule, as a large backlog would take.
     const summary = await pruneExpiredRows(deps, { policy: retentionPolicy(deps.env), batchSize: 2 });
 
-    expect(summary).toMatchObject({ receipts: goneReceipts.length, deliveries: 4, outbox: 1, complete: true });
+    expect(summary).toMatchObject({ receipts: goneReceipts.length, deliveries: 4, outbox: 1, audit: 1, complete: true });
+    expect((await sql`select count(*)::int as n from audit_log`)[0]!.n).toBe(1);
     expect(await ids('webhook_receipts')).toEqual(keptReceipts.sort((a, b) => a - b));
     expect(await ids('event_deliveries')).toEqual([deadLetter, pendingDelivery, freshAttempt].sort((a, b) => a - b));
     expect(await ids('outbox')).toEqual([deadEvent, pendingEvent, unrelayedEvent, recentEvent]);
@@ -98,7 +101,7 @@ describe('retention', () => {
     const receipt = await rows.receipt({ state: 'processed', ageDays: 400 });
     const unrelayedOld = await rows.event({ ageDays: 100, relayed: false });
     const unrelayedRecent = await rows.event({ ageDays: 80, relayed: false });
-    const summary = await pruneExpiredRows(deps, { policy: { receiptsDays: 0, deliveriesDays: 30, outboxDays: 90 }, batchSize: 10 });
+    const summary = await pruneExpiredRows(deps, { policy: { receiptsDays: 0, deliveriesDays: 30, outboxDays: 90, auditDays: 365 }, batchSize: 10 });
     expect(summary).toMatchObject({ receipts: 0, outbox: 1 });
     expect(await ids('webhook_receipts')).toEqual([receipt]);
     expect(await ids('outbox')).toEqual([unrelayedRecent]);

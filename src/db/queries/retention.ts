@@ -55,6 +55,13 @@ export function deleteSettledOutboxEvents(db: DbOrTx, params: { before: Date; li
       and ${settled}`);
 }
 
+/** Audit entries older than the cutoff. */
+export function deleteOldAuditEntries(db: DbOrTx, params: { before: Date; limit: number }): Promise<number> {
+  return deleteBatch(db, sql`
+    delete from audit_log
+    where id in (select id from audit_log where at < ${params.before.toISOString()}::timestamptz order by at limit ${params.limit} for update skip locked)`);
+}
+
 async function deleteBatch(db: DbOrTx, statement: SQL): Promise<number> {
   const rows = await db.execute<{ deleted: number }>(sql`with deleted as (${statement} returning 1) select count(*)::int as deleted from deleted`);
   return Number(rows[0]?.deleted ?? 0);

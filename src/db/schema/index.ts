@@ -5,3 +5,4 @@ export * from './outbox.js';
 export * from './provider-cursors.js';
 export * from './poller-health.js';
 export * from './event-deliveries.js';
+export * from './audit-log.js';

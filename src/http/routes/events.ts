@@ -1,5 +1,6 @@
 import { Hono } from 'hono';
 import { z } from 'zod';
+import { apiActor, recordAuditEntry, requestOrigin } from '../../audit/audit-log.js';
 import type { Deps } from '../../deps.js';
 import { enableSink, listDeadLetters, listSinkStates, redriveDeadLetter } from '../../events/deliveries.js';
 import { FEED_START, readEventFeed, type FeedPosition } from '../../events/event-feed.js';
@@ -82,7 +83,9 @@ export function outboundEventRoutes(deps: Deps) {
 
   app.post('/dead-letters/:id/redrive', async (c) => {
     const id = deliveryIdParam(c.req.param('id'));
-    if (!(await redriveDeadLetter(deps.db, id))) throw new AppError(404, 'dead_letter_not_found', `no dead letter ${id} (already re-driven, or never dead)`);
+    const redriven = await redriveDeadLetter(deps.db, id);
+    await recordAuditEntry(deps.db, { actor: apiActor(deps.env.ADMIN_TOKEN!), action: 'delivery.redrive', target: `delivery:${id}`, outcome: redriven ? 'applied' : 'no_change', ...requestOrigin(c) });
+    if (!redriven) throw new AppError(404, 'dead_letter_not_found', `no dead letter ${id} (already re-driven, or never dead)`);
     return c.json({ id, state: 'pending' }, 202);
   });
 
@@ -90,7 +93,9 @@ export function outboundEventRoutes(deps: Deps) {
 
   app.post('/event-sinks/:id/enable', async (c) => {
     const id = sinkIdParam(c.req.param('id'));
-    if (!(await enableSink(deps.db, id))) throw new AppError(404, 'sink_not_found', `no event sink ${id}`);
+    const enabled = await enableSink(deps.db, id);
+    await recordAuditEntry(deps.db, { actor: apiActor(deps.env.ADMIN_TOKEN!), action: 'sink.enable', target: `sink:${id}`, outcome: enabled ? 'applied' : 'no_change', ...requestOrigin(c) });
+    if (!enabled) throw new AppError(404, 'sink_not_found', `no event sink ${id}`);
     const [sink] = await listSinkStates(deps.db, { id });
     return c.json(sink);
   });

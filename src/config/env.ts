@@ -94,6 +94,8 @@ export const envSchema = z.object({
   RETENTION_DELIVERIES_DAYS: z.coerce.number().min(0).default(30),
   /** Outbox events every sink is done with; also the pull API's horizon. */
   RETENTION_OUTBOX_DAYS: z.coerce.number().min(0).default(90),
+  /** The inbound log: one row per request to a webhook route. */
+  RETENTION_REQUESTS_DAYS: z.coerce.number().min(0).default(30),
   /** Audit trail entries (operators' actions). */
   RETENTION_AUDIT_DAYS: z.coerce.number().min(0).default(365),
   /** How often retention runs, once across the fleet; 0 disables it. */

@@ -2,6 +2,7 @@ import type { FC } from 'hono/jsx';
 import type { SelectAuditEntry } from '../db/schema/audit-log.js';
 import { AUDIT_ACTIONS } from '../audit/audit-log.js';
 import { PROVIDERS } from '../providers/types.js';
+import { INBOUND_LOG_RATE, type InboundRequest } from '../webhooks/inbound-log.js';
 import { RECEIPT_STATES, type ReceiptListItem } from '../webhooks/receipts.js';
 import { Badge, Instant, Layout, Notice, type Tone } from './layout.js';
 
@@ -56,7 +57,8 @@ export const ReceiptsPage: FC<{
       <h1>Webhook receipts</h1>
       <p class="muted">
         Every webhook the gateway acknowledged, newest first. <em>Failed</em> receipts were given up on after their retries: fix the cause, then
-        re-process them. Bodies are not shown here.
+        re-process them. Bodies are not shown here. Refused requests leave no receipt: see the{' '}
+        <a href="/console/requests">inbound requests</a>.
       </p>
       {notice ? <Notice tone={notice.tone}>{notice.text}</Notice> : null}
       {problem ? <Notice tone="warn">{problem}</Notice> : null}
@@ -209,5 +211,93 @@ export const AuditPage: FC<{ rows: SelectAuditEntry[]; action?: string; older: n
     <div class="pager">
       {older !== null ? <a href={`/console/audit${query({ action, before: older })}`}>Older »</a> : null}
     </div>
+  </Layout>
+);
+
+const requestTone = (status: number): Tone => (status >= 500 ? 'bad' : status >= 400 ? 'warn' : 'ok');
+
+export const RequestsPage: FC<{ rows: InboundRequest[]; outcome?: string; provider?: string; older: number | null; now: Date }> = ({
+  rows,
+  outcome,
+  provider,
+  older,
+  now,
+}) => (
+  <Layout title="Inbound requests" nav="receipts" signedIn>
+    <p class="small">
+      <a href="/console/receipts">« Receipts</a>
+    </p>
+    <h1>Inbound requests</h1>
+    <p class="muted">
+      Every request to a webhook route and what became of it, refused ones too (their bodies are not kept). A source over{' '}
+      {String(INBOUND_LOG_RATE.ratePerSecond)} requests a second is logged in part: its next row says how many went unlogged.
+    </p>
+    <form class="search" method="get" action="/console/requests">
+      <label>
+        Provider
+        <select name="provider">
+          <option value="">any</option>
+          {PROVIDERS.map((name) => (
+            <option value={name} selected={provider === name}>
+              {name}
+            </option>
+          ))}
+        </select>
+      </label>
+      <label>
+        Outcome
+        <input type="search" name="outcome" value={outcome ?? ''} placeholder="accepted / bad_signature / …" size={24} maxlength={40} />
+      </label>
+      <button class="primary" type="submit">
+        Filter
+      </button>
+    </form>
+    <table data-testid="requests-table">
+      <thead>
+        <tr>
+          <th>Received</th>
+          <th>Provider</th>
+          <th>Status</th>
+          <th>Outcome</th>
+          <th>Source</th>
+          <th class="num">Bytes</th>
+          <th class="num">ms</th>
+        </tr>
+      </thead>
+      <tbody>
+        {rows.length === 0 ? (
+          <tr>
+            <td colspan={7} class="muted">
+              No requests match.
+            </td>
+          </tr>
+        ) : (
+          rows.map((row) => (
+            <tr data-outcome={row.outcome}>
+              <td>
+                <Instant value={row.receivedAt} now={now} />
+              </td>
+              <td>
+                {row.provider}/{row.account}
+              </td>
+              <td>
+                <Badge value={String(row.status)} tone={requestTone(row.status)} />
+              </td>
+              <td class="mono">
+                {row.outcome}
+                {row.suppressed > 0 ? <div class="small muted">+{String(row.suppressed)} unlogged before</div> : null}
+              </td>
+              <td class="mono small">
+                {row.source}
+                {row.userAgent ? <div class="muted">{row.userAgent}</div> : null}
+              </td>
+              <td class="num">{row.bodyBytes === null ? '—' : String(row.bodyBytes)}</td>
+              <td class="num">{String(row.durationMs)}</td>
+            </tr>
+          ))
+        )}
+      </tbody>
+    </table>
+    <div class="pager">{older !== null ? <a href={`/console/requests${query({ provider, outcome, before: older })}`}>Older »</a> : null}</div>
   </Layout>
 );

@@ -10,7 +10,8 @@ import { consoleActor, listAuditEntries, recordAuditEntry, requestOrigin, AUDIT_
 import type { Deps } from '../deps.js';
 import { syncPayment } from '../payments/sync-payment.js';
 import { listReceipts, reopenFailedReceipt, RECEIPT_STATES } from '../webhooks/receipts.js';
-import { AuditPage, ReceiptsPage, type ReceiptSearch } from './activity-pages.js';
+import { listWebhookRequests } from '../webhooks/inbound-log.js';
+import { AuditPage, ReceiptsPage, RequestsPage, type ReceiptSearch } from './activity-pages.js';
 import { AppError } from '../http/errors.js';
 import type { AppEnv } from '../http/middleware.js';
 import { PAYMENT_STATUSES, PROVIDERS, isProviderName } from '../providers/types.js';
@@ -267,6 +268,18 @@ export function consoleRoutes(deps: Deps) {
         problem={problems.length > 0 ? `Ignored: ${problems.join('; ')}.` : undefined}
       />,
     );
+  });
+
+  app.get('/requests', requireSession, async (c) => {
+    const provider = c.req.query('provider');
+    const outcome = c.req.query('outcome')?.trim();
+    const filter = {
+      provider: provider && isProviderName(provider) ? provider : undefined,
+      outcome: outcome && /^[a-z_]{1,40}$/.test(outcome) ? outcome : undefined,
+    };
+    const rows = await listWebhookRequests(deps.db, { ...filter, beforeId: positiveInt(c.req.query('before')), limit: RECEIPT_PAGE_SIZE + 1 });
+    const page = rows.slice(0, RECEIPT_PAGE_SIZE);
+    return c.html(<RequestsPage rows={page} {...filter} older={rows.length > RECEIPT_PAGE_SIZE ? (page.at(-1)?.id ?? null) : null} now={now()} />);
   });
 
   app.get('/audit', requireSession, async (c) => {

@@ -8,7 +8,8 @@ import { outboundEventRoutes } from './routes/events.js';
 import { healthRoutes } from './routes/health.js';
 import { mollieWebhookRoutes } from './routes/mollie-webhooks.js';
 import { paymentRoutes } from './routes/payments.js';
-import { receiptRoutes } from './routes/receipts.js';
+import { receiptRoutes, webhookRequestRoutes } from './routes/receipts.js';
+import { inboundLog } from '../webhooks/inbound-log.js';
 import { bodyLimit } from './body-limit.js';
 
 export const WEBHOOK_BODY_LIMIT = 4 * 1024 * 1024;
@@ -34,6 +35,8 @@ export function createApp(deps: Deps, options: { surface?: AppSurface } = {}) {
   app.use('*', requestContext(deps.logger));
   app.use('*', requestMetrics(deps.metrics));
   app.use('/webhooks/*', requestSpan());
+  // Outside the body limits, so a refused oversized request is logged too.
+  if (surface !== 'admin') app.use('/webhooks/*', inboundLog(deps));
   app.use('/v1/*', requestSpan());
   app.onError((error, c) => toErrorResponse(error, c));
   app.notFound((c) => toErrorResponse(new AppError(404, 'route_not_found', `no route for ${c.req.method} ${c.req.path}`), c));
@@ -68,6 +71,7 @@ export function createApp(deps: Deps, options: { surface?: AppSurface } = {}) {
   v1.use('*', requireAdminToken(deps.env.ADMIN_TOKEN));
   v1.route('/payments', paymentRoutes(deps));
   v1.route('/receipts', receiptRoutes(deps));
+  v1.route('/webhook-requests', webhookRequestRoutes(deps));
   v1.route('/', outboundEventRoutes(deps));
   app.route('/v1', v1);
   if (surface === 'all') app.route('/console', consoleRoutes(deps));

@@ -65,6 +65,11 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       labelNames: ['table'] as const,
       registers: [registry],
     }),
+    inboundLogSuppressed: new Counter({
+      name: 'gateway_inbound_log_suppressed_total',
+      help: 'Webhook requests not written to the inbound log because their source was over its rate',
+      registers: [registry],
+    }),
     oldestDuePoll: new Gauge({
       name: 'gateway_poller_oldest_due_seconds',
       help: 'How long the most overdue scheduled poll has been due (0 when none), all accounts, fleet-wide',

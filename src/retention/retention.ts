@@ -1,6 +1,6 @@
 import type { Db } from '../db/client.js';
 import { claimSweepRun, recordSweepRun } from '../db/queries/sweeps.js';
-import { deleteDeliveredAttempts, deleteOldAuditEntries, deleteSettledOutboxEvents, deleteSettledReceipts } from '../db/queries/retention.js';
+import { deleteDeliveredAttempts, deleteOldAuditEntries, deleteOldWebhookRequests, deleteSettledOutboxEvents, deleteSettledReceipts } from '../db/queries/retention.js';
 import { sleep } from '../abortable-sleep.js';
 import type { Deps } from '../deps.js';
 
@@ -12,6 +12,7 @@ export interface RetentionPolicy {
   deliveriesDays: number;
   outboxDays: number;
   auditDays: number;
+  requestsDays: number;
 }
 
 type Rule = keyof RetentionPolicy;
@@ -22,12 +23,13 @@ const RULES: Record<Rule, (db: Db, params: { before: Date; limit: number }) => P
   receiptsDays: deleteSettledReceipts,
   outboxDays: deleteSettledOutboxEvents,
   auditDays: deleteOldAuditEntries,
+  requestsDays: deleteOldWebhookRequests,
 };
 
-type Counted = 'receipts' | 'deliveries' | 'outbox' | 'audit';
+type Counted = 'receipts' | 'deliveries' | 'outbox' | 'audit' | 'requests';
 export type RetentionSummary = Record<Counted, number> & { complete: boolean; durationMs: number };
 
-const SUMMARY_KEY: Record<Rule, Counted> = { receiptsDays: 'receipts', deliveriesDays: 'deliveries', outboxDays: 'outbox', auditDays: 'audit' };
+const SUMMARY_KEY: Record<Rule, Counted> = { receiptsDays: 'receipts', deliveriesDays: 'deliveries', outboxDays: 'outbox', auditDays: 'audit', requestsDays: 'requests' };
 
 export function retentionPolicy(env: Deps['env']): RetentionPolicy {
   return {
@@ -35,6 +37,7 @@ export function retentionPolicy(env: Deps['env']): RetentionPolicy {
     deliveriesDays: env.RETENTION_DELIVERIES_DAYS,
     outboxDays: env.RETENTION_OUTBOX_DAYS,
     auditDays: env.RETENTION_AUDIT_DAYS,
+    requestsDays: env.RETENTION_REQUESTS_DAYS,
   };
 }
 
@@ -48,7 +51,7 @@ export async function pruneExpiredRows(
   input: { policy: RetentionPolicy; batchSize: number; budgetMs?: number; signal?: AbortSignal },
 ): Promise<RetentionSummary> {
   const started = performance.now();
-  const summary: RetentionSummary = { receipts: 0, deliveries: 0, outbox: 0, audit: 0, complete: true, durationMs: 0 };
+  const summary: RetentionSummary = { receipts: 0, deliveries: 0, outbox: 0, audit: 0, requests: 0, complete: true, durationMs: 0 };
   const now = deps.clock.now().getTime();
   const outOfTime = () => input.signal?.aborted || performance.now() - started > (input.budgetMs ?? 60_000);
   for (const [rule, deleteOne] of Object.entries(RULES) as Array<[Rule, (typeof RULES)[Rule]]>) {
@@ -90,6 +93,7 @@ export async function runDueRetention(deps: Deps, options: { signal?: AbortSigna
   deps.metrics.retentionDeleted.inc({ table: 'event_deliveries' }, summary.deliveries);
   deps.metrics.retentionDeleted.inc({ table: 'outbox' }, summary.outbox);
   deps.metrics.retentionDeleted.inc({ table: 'audit_log' }, summary.audit);
+  deps.metrics.retentionDeleted.inc({ table: 'webhook_requests' }, summary.requests);
   deps.logger.info({ job: 'retention', ...summary }, summary.complete ? 'retention pass complete' : 'retention pass stopped at its time budget');
   return summary;
 }

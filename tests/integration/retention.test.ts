@@ -29,7 +29,7 @@ afterAll(async () => {
 });
 
 beforeEach(async () => {
-  await sql`truncate webhook_receipts, event_deliveries, outbox, event_sinks, payment_transitions, payments, provider_cursors, audit_log restart identity cascade`;
+  await sql`truncate webhook_receipts, event_deliveries, outbox, event_sinks, payment_transitions, payments, provider_cursors, audit_log, webhook_requests restart identity cascade`;
 });
 
 const ids = async (table: 'webhook_receipts' | 'event_deliveries' | 'outbox') =>
@@ -72,6 +72,10 @@ describe('retention', () => {
     const recentAttempt = await rows.delivery({ outboxId: recentEvent, sinkId: 'snk_a', state: 'delivered', ageDays: 50 });
     const freshAttempt = await rows.delivery({ outboxId: recentEvent, sinkId: 'snk_b', state: 'delivered', ageDays: 10 });
 
+    // The inbound log: 30 days.
+    await sql`insert into webhook_requests (provider, account, status, outcome, source, duration_ms, request_id, received_at)
+      values ('mollie', 'default', 401, 'bad_signature', '10.0.0.1', 1, 'req_a', now() - interval '31 days'),
+             ('mollie', 'default', 200, 'accepted', '10.0.0.1', 1, 'req_b', now() - interval '29 days')`;
     // Audit entries: a year is kept.
     await sql`insert into audit_log (actor, action, outcome, at) values ('api:x', 'sink.enable', 'applied', now() - interval '366 days'), ('api:x', 'sink.enable', 'applied', now() - interval '300 days')`;
     await rows.payment({ id: 'tr_old', nextPollAgoSeconds: null });
@@ -82,7 +86,8 @@ describe('retention', () => {
     // Batches of 2: several statements per rule, as a large backlog would take.
     const summary = await pruneExpiredRows(deps, { policy: retentionPolicy(deps.env), batchSize: 2 });
 
-    expect(summary).toMatchObject({ receipts: goneReceipts.length, deliveries: 4, outbox: 1, audit: 1, complete: true });
+    expect(summary).toMatchObject({ receipts: goneReceipts.length, deliveries: 4, outbox: 1, audit: 1, requests: 1, complete: true });
+    expect((await sql`select request_id from webhook_requests`).map((row) => row.request_id)).toEqual(['req_b']);
     expect((await sql`select count(*)::int as n from audit_log`)[0]!.n).toBe(1);
     expect(await ids('webhook_receipts')).toEqual(keptReceipts.sort((a, b) => a - b));
     expect(await ids('event_deliveries')).toEqual([deadLetter, pendingDelivery, freshAttempt].sort((a, b) => a - b));
@@ -101,7 +106,7 @@ describe('retention', () => {
     const receipt = await rows.receipt({ state: 'processed', ageDays: 400 });
     const unrelayedOld = await rows.event({ ageDays: 100, relayed: false });
     const unrelayedRecent = await rows.event({ ageDays: 80, relayed: false });
-    const summary = await pruneExpiredRows(deps, { policy: { receiptsDays: 0, deliveriesDays: 30, outboxDays: 90, auditDays: 365 }, batchSize: 10 });
+    const summary = await pruneExpiredRows(deps, { policy: { receiptsDays: 0, deliveriesDays: 30, outboxDays: 90, auditDays: 365, requestsDays: 30 }, batchSize: 10 });
     expect(summary).toMatchObject({ receipts: 0, outbox: 1 });
     expect(await ids('webhook_receipts')).toEqual([receipt]);
     expect(await ids('outbox')).toEqual([unrelayedRecent]);

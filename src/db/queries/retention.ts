@@ -55,6 +55,13 @@ export function deleteSettledOutboxEvents(db: DbOrTx, params: { before: Date; li
       and ${settled}`);
 }
 
+/** Inbound log rows older than the cutoff. */
+export function deleteOldWebhookRequests(db: DbOrTx, params: { before: Date; limit: number }): Promise<number> {
+  return deleteBatch(db, sql`
+    delete from webhook_requests
+    where id in (select id from webhook_requests where received_at < ${params.before.toISOString()}::timestamptz order by received_at limit ${params.limit} for update skip locked)`);
+}
+
 /** Audit entries older than the cutoff. */
 export function deleteOldAuditEntries(db: DbOrTx, params: { before: Date; limit: number }): Promise<number> {
   return deleteBatch(db, sql`

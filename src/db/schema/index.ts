@@ -6,3 +6,4 @@ export * from './provider-cursors.js';
 export * from './poller-health.js';
 export * from './event-deliveries.js';
 export * from './audit-log.js';
+export * from './webhook-requests.js';

@@ -2,6 +2,7 @@ import { Hono } from 'hono';
 import { z } from 'zod';
 import type { Deps } from '../../deps.js';
 import { PROVIDERS } from '../../providers/types.js';
+import { listWebhookRequests, type InboundRequest } from '../../webhooks/inbound-log.js';
 import { listReceipts, RECEIPT_STATES, type ReceiptListItem } from '../../webhooks/receipts.js';
 import { decodeCursor, encodeCursor } from '../cursor.js';
 import type { AppEnv } from '../middleware.js';
@@ -44,6 +45,44 @@ export function receiptRoutes(deps: Deps) {
     const page = rows.slice(0, query.limit);
     const last = page.at(-1);
     return c.json({ data: page.map(toReceiptJson), nextCursor: rows.length > query.limit && last ? encodeCursor({ b: last.id }) : null });
+  });
+  return app;
+}
+
+const requestsQuery = z.object({
+  provider: z.enum(PROVIDERS).optional(),
+  outcome: z.string().regex(/^[a-z_]{1,40}$/, 'must be an outcome such as accepted or bad_signature').optional(),
+  limit: z.coerce.number().int().min(1).max(500).default(50),
+  cursor: z.string().max(200).optional(),
+});
+
+function toRequestJson(request: InboundRequest) {
+  return {
+    id: request.id,
+    receivedAt: request.receivedAt.toISOString(),
+    provider: request.provider,
+    account: request.account,
+    status: request.status,
+    outcome: request.outcome,
+    source: request.source,
+    userAgent: request.userAgent,
+    bodyBytes: request.bodyBytes,
+    durationMs: request.durationMs,
+    requestId: request.requestId,
+    suppressedBefore: request.suppressed,
+  };
+}
+
+/** GET /v1/webhook-requests: the inbound log, every request to a webhook route (refused ones too), newest first. */
+export function webhookRequestRoutes(deps: Deps) {
+  const app = new Hono<AppEnv>();
+  app.get('/', async (c) => {
+    const query = parseQuery(requestsQuery, c.req.query());
+    const cursor = query.cursor ? decodeCursor(query.cursor, (v): v is { b: number } => typeof (v as { b?: unknown })?.b === 'number') : undefined;
+    const rows = await listWebhookRequests(deps.db, { provider: query.provider, outcome: query.outcome, beforeId: cursor?.b, limit: query.limit + 1 });
+    const page = rows.slice(0, query.limit);
+    const last = page.at(-1);
+    return c.json({ data: page.map(toRequestJson), nextCursor: rows.length > query.limit && last ? encodeCursor({ b: last.id }) : null });
   });
   return app;
 }

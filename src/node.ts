@@ -7,7 +7,7 @@ import { ensureDatabase, runMigrations } from './db/client.js';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './db/embedded.js';
 import { buildDeps, waitForRedis } from './deps.js';
 import { createApp } from './http/app.js';
-import { startTracing } from './observability/tracing-setup.js';
+import { tracesExporterKind } from './observability/tracing.js';
 import { createProvidersFromEnv } from './providers/from-env.js';
 
 const MIGRATIONS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../drizzle');
@@ -55,8 +55,8 @@ function redact(url: string): string {
 
 async function main() {
   const { env, embedded } = await resolveDatabase(loadEnv());
-  // Off unless the standard OTEL_* variables configure an exporter.
-  const tracing = startTracing(env);
+  // Off unless the standard OTEL_* variables configure an exporter; the SDK is loaded only then.
+  const tracing = tracesExporterKind(env) ? (await import('./observability/tracing-setup.js')).startTracing(env) : null;
   process.stderr.write(banner(env, embedded));
   await runMigrations(env.DATABASE_URL!, MIGRATIONS);
   const deps = buildDeps(env, { providers: createProvidersFromEnv(env), defaultMetrics: true });

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { and, desc, eq, lt, sql, type SQL } from 'drizzle-orm';
+import { and, desc, eq, lt, type SQL } from 'drizzle-orm';
 import type { Context } from 'hono';
 import type { DbOrTx } from '../db/client.js';
 import { auditLog, type SelectAuditEntry } from '../db/schema/audit-log.js';
@@ -70,7 +70,7 @@ export async function listAuditEntries(
   return db
     .select()
     .from(auditLog)
-    .where(conditions.length > 0 ? and(...conditions) : sql`true`)
+    .where(conditions.length > 0 ? and(...conditions) : undefined)
     .orderBy(desc(auditLog.id))
     .limit(params.limit);
 }

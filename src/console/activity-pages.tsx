@@ -21,6 +21,21 @@ const query = (values: Record<string, string | number | undefined>) => {
   return text ? `?${text}` : '';
 };
 
+/** The provider filter of every search form. */
+export const ProviderSelect: FC<{ selected?: string }> = ({ selected }) => (
+  <label>
+    Provider
+    <select name="provider">
+      <option value="">any</option>
+      {PROVIDERS.map((provider) => (
+        <option value={provider} selected={selected === provider}>
+          {provider}
+        </option>
+      ))}
+    </select>
+  </label>
+);
+
 export const receiptsHref = (search: ReceiptSearch) => `/console/receipts${query({ ...search })}`;
 
 /** Re-opens a failed receipt for the receipt worker; back to the page the button was on. */
@@ -63,17 +78,7 @@ export const ReceiptsPage: FC<{
       {notice ? <Notice tone={notice.tone}>{notice.text}</Notice> : null}
       {problem ? <Notice tone="warn">{problem}</Notice> : null}
       <form class="search" method="get" action="/console/receipts">
-        <label>
-          Provider
-          <select name="provider">
-            <option value="">any</option>
-            {PROVIDERS.map((provider) => (
-              <option value={provider} selected={search.provider === provider}>
-                {provider}
-              </option>
-            ))}
-          </select>
-        </label>
+        <ProviderSelect selected={search.provider} />
         <label>
           State
           <select name="state">
@@ -233,17 +238,7 @@ export const RequestsPage: FC<{ rows: InboundRequest[]; outcome?: string; provid
       {String(INBOUND_LOG_RATE.ratePerSecond)} requests a second is logged in part: its next row says how many went unlogged.
     </p>
     <form class="search" method="get" action="/console/requests">
-      <label>
-        Provider
-        <select name="provider">
-          <option value="">any</option>
-          {PROVIDERS.map((name) => (
-            <option value={name} selected={provider === name}>
-              {name}
-            </option>
-          ))}
-        </select>
-      </label>
+      <ProviderSelect selected={provider} />
       <label>
         Outcome
         <input type="search" name="outcome" value={outcome ?? ''} placeholder="accepted / bad_signature / …" size={24} maxlength={40} />

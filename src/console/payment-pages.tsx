@@ -1,9 +1,9 @@
 import type { FC } from 'hono/jsx';
-import { PAYMENT_STATUSES, PROVIDERS } from '../providers/types.js';
+import { PAYMENT_STATUSES } from '../providers/types.js';
 import { formatDuration, formatMoney } from './format.js';
 import { Badge, Duration, Instant, Layout, Notice } from './layout.js';
 import type { DeliveryRecord, PaymentDetail, PaymentListRow, PaymentSearch } from './queries.js';
-import { ReprocessButton, SyncButton } from './activity-pages.js';
+import { ProviderSelect, ReprocessButton, SyncButton } from './activity-pages.js';
 import type { TimelineEntry } from './timeline.js';
 
 export const paymentPath = (provider: string, id: string) => `/console/payments/${encodeURIComponent(provider)}/${encodeURIComponent(id)}`;
@@ -25,17 +25,7 @@ export const PaymentsPage: FC<{ search: PaymentSearch; rows: PaymentListRow[]; h
       <h1>Payments</h1>
       {problem ? <Notice tone="warn">{problem}</Notice> : null}
       <form class="search" method="get" action="/console/payments">
-        <label>
-          Provider
-          <select name="provider">
-            <option value="">any</option>
-            {PROVIDERS.map((provider) => (
-              <option value={provider} selected={search.provider === provider}>
-                {provider}
-              </option>
-            ))}
-          </select>
-        </label>
+        <ProviderSelect selected={search.provider} />
         <label>
           Status
           <select name="status">

@@ -5,22 +5,13 @@ import { resourceFromAttributes } from '@opentelemetry/resources';
 import { BatchSpanProcessor, ConsoleSpanExporter, TracerProvider, type SpanExporter } from '@opentelemetry/sdk-trace';
 import packageJson from '../../package.json' with { type: 'json' };
 import type { Env } from '../config/env.js';
+import { tracesExporterKind } from './tracing.js';
 
 export interface Tracing {
   /** Sends the spans still buffered. */
   flush(): Promise<void>;
   /** Flushes the spans still buffered; call before the process exits. */
   shutdown(): Promise<void>;
-}
-
-/**
- * Which exporter the standard OTEL_* variables ask for, or null: tracing stays off unless
- * an OTLP endpoint or OTEL_TRACES_EXPORTER configures it, and OTEL_SDK_DISABLED wins.
- */
-export function tracesExporterKind(env: Env): 'otlp' | 'console' | null {
-  if (env.OTEL_SDK_DISABLED) return null;
-  if (env.OTEL_TRACES_EXPORTER) return env.OTEL_TRACES_EXPORTER === 'none' ? null : env.OTEL_TRACES_EXPORTER;
-  return env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ? 'otlp' : null;
 }
 
 /**

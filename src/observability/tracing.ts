@@ -1,5 +1,6 @@
 import { SpanKind, SpanStatusCode, trace, type Attributes, type Span } from '@opentelemetry/api';
 import packageJson from '../../package.json' with { type: 'json' };
+import type { Env } from '../config/env.js';
 
 /**
  * Spans around the steps of one trigger: webhook -> receipt -> sync -> lock -> provider
@@ -32,3 +33,13 @@ export const SPAN_ATTRIBUTES = {
   source: 'payment.sync_source',
   outcome: 'gateway.outcome',
 } as const;
+
+/**
+ * Which exporter the standard OTEL_* variables ask for, or null: tracing stays off unless
+ * an OTLP endpoint or OTEL_TRACES_EXPORTER configures it, and OTEL_SDK_DISABLED wins.
+ */
+export function tracesExporterKind(env: Env): 'otlp' | 'console' | null {
+  if (env.OTEL_SDK_DISABLED) return null;
+  if (env.OTEL_TRACES_EXPORTER) return env.OTEL_TRACES_EXPORTER === 'none' ? null : env.OTEL_TRACES_EXPORTER;
+  return env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ? 'otlp' : null;
+}

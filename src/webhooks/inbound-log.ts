@@ -1,4 +1,4 @@
-import { and, desc, eq, lt, sql, type SQL } from 'drizzle-orm';
+import { and, desc, eq, lt, type SQL } from 'drizzle-orm';
 import type { Context, MiddlewareHandler } from 'hono';
 import type { DbOrTx } from '../db/client.js';
 import { webhookRequests, type SelectWebhookRequest } from '../db/schema/webhook-requests.js';
@@ -74,7 +74,7 @@ export async function listWebhookRequests(
   return db
     .select()
     .from(webhookRequests)
-    .where(conditions.length > 0 ? and(...conditions) : sql`true`)
+    .where(conditions.length > 0 ? and(...conditions) : undefined)
     .orderBy(desc(webhookRequests.id))
     .limit(params.limit);
 }

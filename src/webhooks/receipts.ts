@@ -1,7 +1,7 @@
-import { sql, type SQL } from 'drizzle-orm';
+import { and, asc, desc, eq, getTableColumns, gt, lt, sql, type SQL } from 'drizzle-orm';
 import type { DbOrTx } from '../db/client.js';
 import { executePrepared } from '../db/prepared.js';
-import type { SelectWebhookReceipt } from '../db/schema/webhook-receipts.js';
+import { webhookReceipts, type SelectWebhookReceipt } from '../db/schema/webhook-receipts.js';
 import { SPAN_ATTRIBUTES, withSpan } from '../observability/tracing.js';
 import type { ProviderName } from '../providers/types.js';
 
@@ -218,58 +218,29 @@ export async function reopenFailedReceipt(db: DbOrTx, id: number): Promise<boole
 
 export const RECEIPT_STATES = ['pending', 'processed', 'ignored', 'failed'] as const;
 
-export interface ReceiptListItem {
-  id: number;
-  provider: string;
-  account: string;
-  eventId: string | null;
-  resourceType: string | null;
-  resourceId: string | null;
-  signature: string;
-  state: string;
-  attempts: number;
-  lastError: string | null;
-  receivedAt: Date;
-  processedAt: Date | null;
-  nextAttemptAt: Date | null;
-}
+/** A receipt without its raw body and headers: what lists show. */
+export type ReceiptListItem = Omit<SelectWebhookReceipt, 'body' | 'headers'>;
 
-/** Newest first, paged by id (`beforeId`), filtered by provider, state and resource id. Never the body. */
+const { body: _body, headers: _headers, ...listedColumns } = getTableColumns(webhookReceipts);
+
+/** Newest first, paged by id (`beforeId`, or `afterId` going back towards the newest), filtered by provider, state and resource id. */
 export async function listReceipts(
   db: DbOrTx,
   params: { provider?: ProviderName; state?: (typeof RECEIPT_STATES)[number]; resourceId?: string; beforeId?: number; afterId?: number; limit: number },
 ): Promise<ReceiptListItem[]> {
-  const where = [sql`true`];
-  if (params.provider) where.push(sql`provider = ${params.provider}`);
-  if (params.state) where.push(sql`state = ${params.state}`);
-  if (params.resourceId) where.push(sql`resource_id = ${params.resourceId}`);
-  if (params.beforeId !== undefined) where.push(sql`id < ${params.beforeId}`);
-  if (params.afterId !== undefined) where.push(sql`id > ${params.afterId}`);
-  // Paging forward (afterId) reads oldest first and is turned back to newest first.
+  const conditions: SQL[] = [];
+  if (params.provider) conditions.push(eq(webhookReceipts.provider, params.provider));
+  if (params.state) conditions.push(eq(webhookReceipts.state, params.state));
+  if (params.resourceId) conditions.push(eq(webhookReceipts.resourceId, params.resourceId));
+  if (params.beforeId !== undefined) conditions.push(lt(webhookReceipts.id, params.beforeId));
+  if (params.afterId !== undefined) conditions.push(gt(webhookReceipts.id, params.afterId));
+  // Paging forward (afterId) reads the nearest newer rows, oldest first, then turns them newest first.
   const ascending = params.afterId !== undefined;
-  const rows = await db.execute<{
-    id: number; provider: string; account: string; event_id: string | null; resource_type: string | null; resource_id: string | null;
-    signature: string; state: string; attempts: number; last_error: string | null; received_at: string; processed_at: string | null; next_attempt_at: string | null;
-  }>(sql`
-    select id, provider, account, event_id, resource_type, resource_id, signature, state, attempts, last_error, received_at, processed_at, next_attempt_at
-    from webhook_receipts
-    where ${sql.join(where, sql` and `)}
-    order by id ${ascending ? sql`asc` : sql`desc`}
-    limit ${params.limit}`);
-  const items = rows.map((row) => ({
-    id: Number(row.id),
-    provider: row.provider,
-    account: row.account,
-    eventId: row.event_id,
-    resourceType: row.resource_type,
-    resourceId: row.resource_id,
-    signature: row.signature,
-    state: row.state,
-    attempts: Number(row.attempts),
-    lastError: row.last_error,
-    receivedAt: new Date(row.received_at),
-    processedAt: row.processed_at ? new Date(row.processed_at) : null,
-    nextAttemptAt: row.next_attempt_at ? new Date(row.next_attempt_at) : null,
-  }));
-  return ascending ? items.reverse() : items;
+  const rows = await db
+    .select(listedColumns)
+    .from(webhookReceipts)
+    .where(conditions.length > 0 ? and(...conditions) : undefined)
+    .orderBy(ascending ? asc(webhookReceipts.id) : desc(webhookReceipts.id))
+    .limit(params.limit);
+  return ascending ? rows.reverse() : rows;
 }

@@ -7,7 +7,8 @@ import { InMemorySpanExporter, type ReadableSpan } from '@opentelemetry/sdk-trac
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Deps } from '../../src/deps.js';
 import { createApp } from '../../src/http/app.js';
-import { startTracing, tracesExporterKind, type Tracing } from '../../src/observability/tracing-setup.js';
+import { tracesExporterKind } from '../../src/observability/tracing.js';
+import { startTracing, type Tracing } from '../../src/observability/tracing-setup.js';
 import { createMollieProvider } from '../../src/providers/mollie/client.js';
 import { SANDBOX_DEFAULT_API_KEY, startMollieSandbox, type MollieSandbox } from '../../src/sandbox/mollie-api.js';
 import { createTestDatabase, redisPrefix, TEST_REDIS_URL, type TestDatabase } from '../helpers/database.js';

@@ -63,7 +63,8 @@ describe('surfaces', () => {
 describe('a gateway process with ADMIN_PORT', () => {
   it('listens on both ports, each with its own routes', async () => {
     const adminPort = await freePort();
-    gateway = await startGatewayProcess({ DATABASE_URL: database.url, ADMIN_TOKEN: TEST_ADMIN_TOKEN, ADMIN_PORT: String(adminPort), REDIS_URL: '' });
+    // A generous start-up bound: tsx compiles the gateway at start, slow on a loaded machine.
+    gateway = await startGatewayProcess({ DATABASE_URL: database.url, ADMIN_TOKEN: TEST_ADMIN_TOKEN, ADMIN_PORT: String(adminPort), REDIS_URL: '' }, { timeoutMs: 90_000 });
     const admin = `http://127.0.0.1:${adminPort}`;
     expect((await fetch(`${gateway.url}/metrics`)).status).toBe(404);
     expect(await (await fetch(`${gateway.url}/readyz`)).json()).toEqual({ status: 'ready' });
@@ -72,5 +73,5 @@ describe('a gateway process with ADMIN_PORT', () => {
     expect(await metrics.text()).toContain('gateway_build_info');
     expect((await fetch(`${admin}/console/sign-in`)).status).toBe(200);
     expect(await gateway.stop()).toBe(0);
-  });
+  }, 150_000);
 });

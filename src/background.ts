@@ -3,6 +3,7 @@ import { runRelay } from './events/relay.js';
 import { runMollieSweeper } from './payments/mollie-sweep.js';
 import { runPollerWatch } from './poller/fleet.js';
 import { runPoller } from './poller/poller.js';
+import { runRetention } from './retention/retention.js';
 import { runGoCardlessEventRecovery } from './webhooks/gocardless-recovery.js';
 import { receiptHandlers } from './webhooks/handlers.js';
 import { runReceiptWorker } from './webhooks/receipt-worker.js';
@@ -27,6 +28,7 @@ export function startBackgroundJobs(deps: Deps): BackgroundJobs {
     runRelay(deps, { signal }),
     runGoCardlessEventRecovery(deps, { signal }),
     runMollieSweeper(deps, { signal }),
+    runRetention(deps, { signal }),
   ];
   return {
     async stop() {

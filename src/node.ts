@@ -9,6 +9,7 @@ import { startEmbeddedPostgres, type EmbeddedPostgres } from './db/embedded.js';
 import { buildDeps, waitForRedis } from './deps.js';
 import { createApp } from './http/app.js';
 import { createGracefulShutdown } from './http/graceful-shutdown.js';
+import { tracesExporterKind } from './observability/tracing.js';
 import { createProvidersFromEnv } from './providers/from-env.js';
 
 const MIGRATIONS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../drizzle');
@@ -56,12 +57,19 @@ function redact(url: string): string {
 
 async function main() {
   const { env, embedded } = await resolveDatabase(loadEnv());
+  // Off unless the standard OTEL_* variables configure an exporter; the SDK is loaded only then.
+  const tracing = tracesExporterKind(env) ? (await import('./observability/tracing-setup.js')).startTracing(env) : null;
   process.stderr.write(banner(env, embedded));
   await runMigrations(env.DATABASE_URL!, MIGRATIONS);
   const deps = buildDeps(env, { providers: createProvidersFromEnv(env), defaultMetrics: true });
   await waitForRedis(deps);
-  const app = createApp(deps);
+  const app = createApp(deps, { surface: env.ADMIN_PORT ? 'public' : 'all' });
   const jobs = startBackgroundJobs(deps);
+  // ADMIN_PORT: /metrics, /readyz detail and the console on their own listener (src/http/app.ts),
+  // drained the same way as the public one.
+  const adminShutdown = env.ADMIN_PORT ? createGracefulShutdown(createApp(deps, { surface: 'admin' }).fetch, { graceMs: env.SHUTDOWN_GRACE_MS }) : undefined;
+  const adminServer = adminShutdown ? (serve({ fetch: adminShutdown.fetch, port: env.ADMIN_PORT, hostname: process.env.HOST ?? '0.0.0.0' }) as Server) : undefined;
+  if (adminServer) adminShutdown!.attach(adminServer);
   const shutdown = createGracefulShutdown(app.fetch, { graceMs: env.SHUTDOWN_GRACE_MS });
   const server = serve({ fetch: shutdown.fetch, port: env.PORT, hostname: process.env.HOST ?? '0.0.0.0' }, (info) => {
     deps.logger.info(
@@ -85,10 +93,11 @@ async function main() {
     // Answer or refuse every request that reached us, finish every handler (even one whose
     // client left), cut what is still idle or mid-body after the grace; then stop the jobs
     // and close the pools.
-    const drained = await shutdown.drain(server);
+    const [drained] = await Promise.all([shutdown.drain(server), adminServer && adminShutdown ? adminShutdown.drain(adminServer) : undefined]);
     deps.logger.info({ job: 'shutdown', ...drained }, 'connections drained');
     await jobs.stop();
     await deps.close();
+    await tracing?.shutdown();
     await embedded?.stop();
     process.exit(0);
   };

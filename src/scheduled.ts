@@ -3,6 +3,7 @@ import { relayOnce } from './events/relay.js';
 import { runDueMollieSweep } from './payments/mollie-sweep.js';
 import { checkPollerFleet } from './poller/fleet.js';
 import { pollOnce } from './poller/poller.js';
+import { runDueRetention } from './retention/retention.js';
 import { recoverGoCardlessEventsStep } from './webhooks/gocardless-recovery.js';
 import { receiptHandlers } from './webhooks/handlers.js';
 import { retryDueReceipts } from './webhooks/receipt-worker.js';
@@ -25,6 +26,8 @@ export async function runScheduledStep(deps: Deps): Promise<Record<string, unkno
         ? runDueMollieSweep(deps, { account: 'default', intervalMs: deps.env.MOLLIE_SWEEP_INTERVAL_MS, windowMs: deps.env.MOLLIE_SWEEP_WINDOW_MS })
         : Promise.resolve(null),
     gocardlessEvents: () => recoverGoCardlessEventsStep(deps),
+    // A short budget: the next due run continues where this one stopped.
+    retention: () => (deps.env.RETENTION_INTERVAL_MS > 0 ? runDueRetention(deps, { budgetMs: 5000 }) : Promise.resolve(null)),
   };
   const results: Record<string, unknown> = {};
   for (const [name, step] of Object.entries(steps)) {

@@ -59,6 +59,11 @@ const schemeList = (schemes: string[], example: string) =>
 
 export const envSchema = z.object({
   PORT: port.default(8787),
+  /**
+   * Optional internal port for /metrics, /readyz with detail and the operator console; when set,
+   * the public PORT serves only webhooks, /v1, /healthz and a plain /readyz.
+   */
+  ADMIN_PORT: port.optional(),
   /** Unset on Node: an embedded Postgres (PGlite) in EMBEDDED_DATA_DIR. Required on Workers. */
   DATABASE_URL: url('postgres://user@host:5432/db').optional(),
   EMBEDDED_DATA_DIR: z.string().min(1).default('.data/pglite'),
@@ -157,6 +162,31 @@ export const envSchema = z.object({
     .regex(/^[A-Za-z0-9_.:-]{1,255}$/, 'must be 1-255 letters, digits, -, _, . or :')
     .refine((value) => !value.startsWith('amq.'), 'names starting with amq. are reserved by the broker')
     .default('payment-events'),
+  // Retention (README "Retention"): days after which settled rows are deleted; 0 keeps them all.
+  /** Processed and ignored webhook receipts. Pending and failed ones are never deleted. */
+  RETENTION_RECEIPTS_DAYS: z.coerce.number().min(0).default(30),
+  /** Delivered attempts. Pending deliveries and dead letters are never deleted. */
+  RETENTION_DELIVERIES_DAYS: z.coerce.number().min(0).default(30),
+  /** Outbox events every sink is done with; also the pull API's horizon. */
+  RETENTION_OUTBOX_DAYS: z.coerce.number().min(0).default(90),
+  /** The inbound log: one row per request to a webhook route. */
+  RETENTION_REQUESTS_DAYS: z.coerce.number().min(0).default(30),
+  /** Audit trail entries (operators' actions). */
+  RETENTION_AUDIT_DAYS: z.coerce.number().min(0).default(365),
+  /** How often retention runs, once across the fleet; 0 disables it. */
+  RETENTION_INTERVAL_MS: z.coerce.number().int().min(0).default(3_600_000),
+  /** Rows per DELETE statement: small, so no statement holds locks for long. */
+  RETENTION_BATCH_SIZE: z.coerce.number().int().min(1).max(10_000).default(1000),
+  // OpenTelemetry traces: off unless an OTLP endpoint or OTEL_TRACES_EXPORTER asks for them.
+  // The SDK reads the rest of the standard OTEL_* variables (headers, timeout, sampler) itself.
+  OTEL_SDK_DISABLED: z
+    .enum(['true', 'false'], { message: 'must be true or false' })
+    .optional()
+    .transform((value) => value === 'true'),
+  OTEL_TRACES_EXPORTER: z.enum(['otlp', 'console', 'none']).optional(),
+  OTEL_EXPORTER_OTLP_ENDPOINT: url('http://collector:4318').optional(),
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: url('http://collector:4318/v1/traces').optional(),
+  OTEL_SERVICE_NAME: z.string().min(1).default('payment-webhook-gateway'),
 });
 
 export type Env = z.infer<typeof envSchema>;

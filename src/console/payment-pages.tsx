@@ -1,8 +1,9 @@
 import type { FC } from 'hono/jsx';
-import { PAYMENT_STATUSES, PROVIDERS } from '../providers/types.js';
+import { PAYMENT_STATUSES } from '../providers/types.js';
 import { formatDuration, formatMoney } from './format.js';
 import { Badge, Duration, Instant, Layout, Notice } from './layout.js';
 import type { DeliveryRecord, PaymentDetail, PaymentListRow, PaymentSearch } from './queries.js';
+import { ProviderSelect, ReprocessButton, SyncButton } from './activity-pages.js';
 import type { TimelineEntry } from './timeline.js';
 
 export const paymentPath = (provider: string, id: string) => `/console/payments/${encodeURIComponent(provider)}/${encodeURIComponent(id)}`;
@@ -24,17 +25,7 @@ export const PaymentsPage: FC<{ search: PaymentSearch; rows: PaymentListRow[]; h
       <h1>Payments</h1>
       {problem ? <Notice tone="warn">{problem}</Notice> : null}
       <form class="search" method="get" action="/console/payments">
-        <label>
-          Provider
-          <select name="provider">
-            <option value="">any</option>
-            {PROVIDERS.map((provider) => (
-              <option value={provider} selected={search.provider === provider}>
-                {provider}
-              </option>
-            ))}
-          </select>
-        </label>
+        <ProviderSelect selected={search.provider} />
         <label>
           Status
           <select name="status">
@@ -220,6 +211,7 @@ const TimelineRow: FC<{ entry: TimelineEntry; now: Date; back: string }> = ({ en
               {r.attempts > 0 ? <> · {String(r.attempts)} retry attempts</> : null}
             </div>
             {r.lastError ? <div class="small muted">{r.lastError}</div> : null}
+            {r.state === 'failed' ? <ReprocessButton receiptId={r.id} back={back} /> : null}
           </td>
           <td>{r.processedAt ? <span>settled after <Duration from={r.receivedAt} to={r.processedAt} /></span> : <span class="muted">not settled</span>}</td>
         </tr>
@@ -331,7 +323,13 @@ const TimelineRow: FC<{ entry: TimelineEntry; now: Date; back: string }> = ({ en
   }
 };
 
-export const PaymentPage: FC<{ payment: PaymentDetail; timeline: TimelineEntry[]; now: Date; notice?: string }> = ({ payment, timeline, now, notice }) => {
+export const PaymentPage: FC<{ payment: PaymentDetail; timeline: TimelineEntry[]; now: Date; notice?: string; noticeTone?: 'ok' | 'warn' }> = ({
+  payment,
+  timeline,
+  now,
+  notice,
+  noticeTone,
+}) => {
   const back = paymentPath(payment.provider, payment.providerPaymentId);
   const counts = { receipt: 0, transition: 0, event: 0, delivery: 0 };
   for (const entry of timeline) counts[entry.kind]++;
@@ -341,9 +339,9 @@ export const PaymentPage: FC<{ payment: PaymentDetail; timeline: TimelineEntry[]
         <a href="/console/payments">« Payments</a>
       </p>
       <h1>
-        {payment.provider} <span class="mono">{payment.providerPaymentId}</span>
+        {payment.provider} <span class="mono">{payment.providerPaymentId}</span> <SyncButton provider={payment.provider} id={payment.providerPaymentId} />
       </h1>
-      {notice ? <Notice tone="ok">{notice}</Notice> : null}
+      {notice ? <Notice tone={noticeTone ?? 'ok'}>{notice}</Notice> : null}
       <Facts payment={payment} now={now} />
       <h2>Timeline</h2>
       <p class="muted small">

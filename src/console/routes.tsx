@@ -6,8 +6,13 @@
 import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
+import { consoleActor, listAuditEntries, recordAuditEntry, requestOrigin, AUDIT_ACTIONS, type AuditAction, type AuditEntry } from '../audit/audit-log.js';
 import type { Deps } from '../deps.js';
 import { readPollerFleet } from '../poller/fleet.js';
+import { syncPayment } from '../payments/sync-payment.js';
+import { listReceipts, reopenFailedReceipt, RECEIPT_STATES } from '../webhooks/receipts.js';
+import { listWebhookRequests } from '../webhooks/inbound-log.js';
+import { AuditPage, ReceiptsPage, RequestsPage, type ReceiptSearch } from './activity-pages.js';
 import { AppError } from '../http/errors.js';
 import { sourceOf, type FailedAttempts } from '../http/failed-attempts.js';
 import type { AppEnv } from '../http/middleware.js';
@@ -69,6 +74,9 @@ export function consoleRoutes(deps: Deps, options: { failedAttempts?: FailedAtte
   const token = deps.env.ADMIN_TOKEN;
   const now = () => deps.clock.now();
   const signedIn = (c: ConsoleContext) => Boolean(token) && verifySessionValue(getCookie(c, SESSION_COOKIE), token!, now());
+  /** Every operator action leaves an audit entry: the session (by fingerprint), what, to what, and what came of it. */
+  const audit = (c: ConsoleContext, entry: Omit<AuditEntry, 'actor' | 'requestId' | 'userAgent'> & { actor?: string }) =>
+    recordAuditEntry(deps.db, { actor: consoleActor(getCookie(c, SESSION_COOKIE) ?? ''), ...entry, ...requestOrigin(c) });
 
   app.use('*', async (c, next) => {
     await next();
@@ -131,9 +139,11 @@ export function consoleRoutes(deps: Deps, options: { failedAttempts?: FailedAtte
         return c.html(<SignInPage next={next} error={`Too many wrong tokens. Try again in ${waitS} s.`} />, 429);
       }
       c.get('logger').warn({ outcome: 'bad_token' }, 'console sign-in refused');
+      await audit(c, { actor: 'anonymous', action: 'console.sign_in_refused', outcome: 'refused' });
       return c.html(<SignInPage next={next} error="That is not the admin token." />, 401);
     }
-    setCookie(c, SESSION_COOKIE, createSessionValue(token, now()), {
+    const session = createSessionValue(token, now());
+    setCookie(c, SESSION_COOKIE, session, {
       path: CONSOLE_PATH,
       httpOnly: true,
       sameSite: 'Strict',
@@ -141,10 +151,12 @@ export function consoleRoutes(deps: Deps, options: { failedAttempts?: FailedAtte
       maxAge: SESSION_TTL_SECONDS,
     });
     c.get('logger').info({ outcome: 'signed_in' }, 'console sign-in');
+    await audit(c, { actor: consoleActor(session), action: 'console.sign_in', outcome: 'applied' });
     return c.redirect(next, 303);
   });
 
-  app.post('/sign-out', (c) => {
+  app.post('/sign-out', async (c) => {
+    if (signedIn(c)) await audit(c, { action: 'console.sign_out', outcome: 'applied' });
     deleteCookie(c, SESSION_COOKIE, { path: CONSOLE_PATH, httpOnly: true, sameSite: 'Strict', secure: isHttps(c) });
     return c.redirect(`${CONSOLE_PATH}/sign-in?signed-out`, 303);
   });
@@ -199,14 +211,92 @@ export function consoleRoutes(deps: Deps, options: { failedAttempts?: FailedAtte
     if (!payment) return c.html(<PaymentNotFoundPage provider={isProviderName(provider) ? provider : 'such'} id={id} />, 404);
     const history = await getPaymentHistory(deps.db, payment);
     const redriven = positiveInt(c.req.query('redriven'));
+    const reprocessed = positiveInt(c.req.query('reprocessed'));
+    const synced = c.req.query('synced');
+    const notice =
+      redriven !== undefined
+        ? { text: `Delivery #${redriven} is queued again.`, tone: 'ok' as const }
+        : reprocessed !== undefined
+          ? { text: `Receipt #${reprocessed} is pending again; the receipt worker retries it.`, tone: 'ok' as const }
+          : synced !== undefined
+            ? SYNC_NOTICES[synced as keyof typeof SYNC_NOTICES] ?? undefined
+            : undefined;
+    return c.html(<PaymentPage payment={payment} timeline={buildTimeline(history)} now={now()} notice={notice?.text} noticeTone={notice?.tone} />);
+  });
+
+  app.get('/receipts', requireSession, async (c) => {
+    const q = c.req.query();
+    const problems: string[] = [];
+    const search: ReceiptSearch = {};
+    if (q.provider) {
+      if (isProviderName(q.provider)) search.provider = q.provider;
+      else problems.push(`unknown provider; expected one of ${PROVIDERS.join(', ')}`);
+    }
+    if (q.state) {
+      if ((RECEIPT_STATES as readonly string[]).includes(q.state)) search.state = q.state;
+      else problems.push(`unknown state; expected one of ${RECEIPT_STATES.join(', ')}`);
+    }
+    const resource = q.resource?.trim();
+    if (resource) {
+      if (PAYMENT_ID.test(resource)) search.resource = resource;
+      else problems.push('a resource id is 1-64 letters, digits, _ or -');
+    }
+    search.before = positiveInt(q.before);
+    search.after = search.before === undefined ? positiveInt(q.after) : undefined;
+    const rows = await listReceipts(deps.db, {
+      provider: search.provider as ReceiptListProvider,
+      state: search.state as ReceiptListState,
+      resourceId: search.resource,
+      beforeId: search.before,
+      afterId: search.after,
+      limit: RECEIPT_PAGE_SIZE + 1,
+    });
+    const more = rows.length > RECEIPT_PAGE_SIZE;
+    // One row past the page says whether there is more that way: paging back it is the last
+    // (oldest) row, paging forward (after=) the first (newest), as the list is newest first.
+    const page = search.after !== undefined ? rows.slice(more ? 1 : 0) : rows.slice(0, RECEIPT_PAGE_SIZE);
+    const paged = search.before !== undefined || search.after !== undefined;
+    const newer = (search.after !== undefined ? more : paged) && page[0] ? page[0].id : null;
+    const older = (search.after !== undefined ? true : more) && page.at(-1) ? page.at(-1)!.id : null;
+    const reprocessed = positiveInt(q.reprocessed);
+    const notFailed = positiveInt(q['not-failed']);
+    const notice =
+      reprocessed !== undefined
+        ? { tone: 'ok' as const, text: `Receipt #${reprocessed} is pending again; the receipt worker retries it.` }
+        : notFailed !== undefined
+          ? { tone: 'warn' as const, text: `Receipt #${notFailed} is not failed (any more); nothing changed.` }
+          : undefined;
     return c.html(
-      <PaymentPage
-        payment={payment}
-        timeline={buildTimeline(history)}
+      <ReceiptsPage
+        search={search}
+        rows={page}
+        newer={newer}
+        older={older}
         now={now()}
-        notice={redriven !== undefined ? `Delivery #${redriven} is queued again.` : undefined}
+        notice={notice}
+        problem={problems.length > 0 ? `Ignored: ${problems.join('; ')}.` : undefined}
       />,
     );
+  });
+
+  app.get('/requests', requireSession, async (c) => {
+    const provider = c.req.query('provider');
+    const outcome = c.req.query('outcome')?.trim();
+    const filter = {
+      provider: provider && isProviderName(provider) ? provider : undefined,
+      outcome: outcome && /^[a-z_]{1,40}$/.test(outcome) ? outcome : undefined,
+    };
+    const rows = await listWebhookRequests(deps.db, { ...filter, beforeId: positiveInt(c.req.query('before')), limit: RECEIPT_PAGE_SIZE + 1 });
+    const page = rows.slice(0, RECEIPT_PAGE_SIZE);
+    return c.html(<RequestsPage rows={page} {...filter} older={rows.length > RECEIPT_PAGE_SIZE ? (page.at(-1)?.id ?? null) : null} now={now()} />);
+  });
+
+  app.get('/audit', requireSession, async (c) => {
+    const action = c.req.query('action');
+    const filter = (AUDIT_ACTIONS as readonly string[]).includes(action ?? '') ? (action as AuditAction) : undefined;
+    const rows = await listAuditEntries(deps.db, { beforeId: positiveInt(c.req.query('before')), limit: AUDIT_PAGE_SIZE + 1, action: filter });
+    const page = rows.slice(0, AUDIT_PAGE_SIZE);
+    return c.html(<AuditPage rows={page} action={filter} older={rows.length > AUDIT_PAGE_SIZE ? (page.at(-1)?.id ?? null) : null} now={now()} />);
   });
 
   app.get('/pollers', requireSession, async (c) => c.html(<PollersPage pollers={await listPollerHealth(deps.db)} now={now()} />));
@@ -245,11 +335,60 @@ export function consoleRoutes(deps: Deps, options: { failedAttempts?: FailedAtte
     const form = await c.req.parseBody();
     const redriven = await redriveFromConsole(deps.db, id);
     c.get('logger').info({ deliveryId: id, outcome: redriven ? 'redriven' : 'not_dead' }, 'console re-drive');
+    await audit(c, { action: 'delivery.redrive', target: `delivery:${id}`, outcome: redriven ? 'applied' : 'no_change' });
     // Back to the page the button was on (a console path only), saying what happened.
     const back = safeNextPath(typeof form.back === 'string' ? form.back.split('?')[0] : undefined);
     const target = back.startsWith(`${CONSOLE_PATH}/payments/`) && redriven ? back : `${CONSOLE_PATH}/outbox`;
     return c.redirect(`${target}?${redriven ? 'redriven' : 'not-dead'}=${id}`, 303);
   });
 
+  app.post('/receipts/:id/reprocess', requireSession, async (c) => {
+    const id = positiveInt(c.req.param('id'));
+    if (id === undefined) throw new AppError(400, 'bad_request', 'a receipt id is a positive number');
+    const form = await c.req.parseBody();
+    const reopened = await reopenFailedReceipt(deps.db, id);
+    c.get('logger').info({ receiptId: id, outcome: reopened ? 'reprocessed' : 'not_failed' }, 'console re-process');
+    await audit(c, { action: 'receipt.reprocess', target: `receipt:${id}`, outcome: reopened ? 'applied' : 'no_change' });
+    const back = safeNextPath(typeof form.back === 'string' ? form.back : undefined);
+    const [path, search] = back.split('?');
+    const params = new URLSearchParams(search);
+    params.set(reopened ? 'reprocessed' : 'not-failed', String(id));
+    return c.redirect(`${path}?${params.toString()}`, 303);
+  });
+
+  app.post('/payments/:provider/:id/sync', requireSession, async (c) => {
+    const provider = c.req.param('provider');
+    const id = c.req.param('id');
+    const payment = isProviderName(provider) && PAYMENT_ID.test(id) ? await getPaymentDetail(deps.db, provider, id) : undefined;
+    if (!payment || !isProviderName(provider)) throw new AppError(404, 'payment_not_found', 'no such payment');
+    const target = `payment:${provider}/${id}`;
+    let outcome: keyof typeof SYNC_NOTICES;
+    try {
+      const result = await syncPayment(deps, { provider, account: payment.account, providerPaymentId: id, source: 'sync', lockWaitMs: CONSOLE_SYNC_LOCK_WAIT_MS });
+      outcome = result.outcome;
+    } catch (error) {
+      outcome = 'failed';
+      c.get('logger').warn({ provider, paymentId: id, err: error instanceof Error ? error.message : String(error) }, 'console sync failed');
+      await audit(c, { action: 'payment.sync', target, outcome: 'failed', detail: { error: (error instanceof Error ? error.message : String(error)).slice(0, 300) } });
+      return c.redirect(`${paymentPathOf(provider, id)}?synced=${outcome}`, 303);
+    }
+    await audit(c, { action: 'payment.sync', target, outcome: outcome === 'changed' ? 'applied' : 'no_change', detail: { result: outcome } });
+    return c.redirect(`${paymentPathOf(provider, id)}?synced=${outcome}`, 303);
+  });
+
   return app;
 }
+
+type ReceiptListProvider = Parameters<typeof listReceipts>[1]['provider'];
+type ReceiptListState = Parameters<typeof listReceipts>[1]['state'];
+const RECEIPT_PAGE_SIZE = 50;
+const AUDIT_PAGE_SIZE = 50;
+/** An operator clicking "Sync now" waits a little longer for a busy payment than a webhook does. */
+const CONSOLE_SYNC_LOCK_WAIT_MS = 5000;
+const paymentPathOf = (provider: string, id: string) => `${CONSOLE_PATH}/payments/${encodeURIComponent(provider)}/${encodeURIComponent(id)}`;
+const SYNC_NOTICES = {
+  changed: { text: 'Synced: the provider had news, and the payment is updated.', tone: 'ok' as const },
+  unchanged: { text: 'Synced: the provider says nothing changed.', tone: 'ok' as const },
+  not_found: { text: 'The provider does not know this payment (any more).', tone: 'warn' as const },
+  failed: { text: 'The sync failed (the provider or the lock); the payment stays due for the poller. The gateway log has the details.', tone: 'warn' as const },
+};

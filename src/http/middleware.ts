@@ -1,5 +1,9 @@
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { Context, MiddlewareHandler } from 'hono';
+import { routePath } from 'hono/route';
+import { SpanKind } from '@opentelemetry/api';
+import type { Metrics } from '../observability/metrics.js';
+import { withSpan } from '../observability/tracing.js';
 import type { Logger } from 'pino';
 import { AppError } from './errors.js';
 import { sourceOf, type FailedAttempts } from './failed-attempts.js';
@@ -40,6 +44,47 @@ export function requestContext(logger: Logger): MiddlewareHandler<AppEnv> {
       'request',
     );
   };
+}
+
+/**
+ * The request-duration histogram, labelled by the route's pattern (never the raw path: ids
+ * would make a series per payment) and by outcome. An unmatched path is one `unmatched` route.
+ */
+export function requestMetrics(metrics: Metrics): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const started = performance.now();
+    try {
+      await next();
+    } finally {
+      const status = c.res.status;
+      const route = routePath(c);
+      metrics.httpRequestDuration.observe(
+        {
+          method: c.req.method,
+          route: status === 404 && route.endsWith('*') ? 'unmatched' : route,
+          status: String(status),
+          outcome: status >= 500 ? 'server_error' : status >= 400 ? 'client_error' : 'ok',
+        },
+        (performance.now() - started) / 1000,
+      );
+    }
+  };
+}
+
+/** The server span a webhook's (or an API call's) trace starts from, named by route pattern. */
+export function requestSpan(): MiddlewareHandler<AppEnv> {
+  return (c, next) =>
+    withSpan(
+      c.req.method,
+      { 'http.request.method': c.req.method, 'url.path': c.req.path, 'gateway.request_id': c.get('requestId') },
+      async (span) => {
+        await next();
+        const route = routePath(c);
+        span.updateName(`${c.req.method} ${route}`);
+        span.setAttributes({ 'http.route': route, 'http.response.status_code': c.res.status });
+      },
+      SpanKind.SERVER,
+    );
 }
 
 function digest(value: string): Buffer {

@@ -61,6 +61,11 @@ const CONSOLE_PAGES: Array<{ method: 'get' | 'post'; path: string; summary: stri
   { method: 'get', path: '/console/pollers', summary: 'Poller health per provider account' },
   { method: 'get', path: '/console/outbox', summary: 'Outbox and dead letters' },
   { method: 'post', path: '/console/dead-letters/{id}/redrive', summary: 'Re-drive a dead letter (form)' },
+  { method: 'get', path: '/console/receipts', summary: 'Webhook receipts by provider, state and resource id' },
+  { method: 'post', path: '/console/receipts/{id}/reprocess', summary: 'Re-process a failed receipt (form)' },
+  { method: 'post', path: '/console/payments/{provider}/{id}/sync', summary: 'Sync a payment now (form)' },
+  { method: 'get', path: '/console/requests', summary: 'The inbound log: every request to a webhook route' },
+  { method: 'get', path: '/console/audit', summary: 'The audit trail of operator actions' },
 ];
 
 export function registerConsolePaths(registry: OpenAPIRegistry): void {

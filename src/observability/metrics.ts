@@ -1,11 +1,80 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import packageJson from '../../package.json' with { type: 'json' };
+
+/**
+ * One spelling for every `outcome` label: snake_case, and an error class's name without
+ * its `Error` suffix (`LockBusyError` -> `lock_busy`), so dashboards and alerts match one
+ * vocabulary whichever layer counted.
+ */
+export function outcomeLabel(value: string): string {
+  const snake = value
+    .replace(/([a-z0-9])([A-Z])/g, '$1_$2')
+    .replace(/[^A-Za-z0-9]+/g, '_')
+    .replace(/^_+|_+$/g, '')
+    .toLowerCase();
+  const trimmed = snake === 'error' ? snake : snake.replace(/_error$/, '');
+  return trimmed || 'error';
+}
+
+/** Request-duration buckets: webhook acknowledgements are judged at p99 against the providers' timeouts (10 to 15 s). */
+const HTTP_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15];
 
 /** One registry per gateway instance, so several instances can share a process (tests). */
 export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
   const registry = new Registry();
   if (options.defaultMetrics) collectDefaultMetrics({ register: registry });
+  const buildInfo = new Gauge({
+    name: 'gateway_build_info',
+    help: 'Always 1; the labels say which gateway version runs on which Node.js',
+    labelNames: ['version', 'node_version'] as const,
+    registers: [registry],
+  });
+  buildInfo.set({ version: packageJson.version, node_version: process.versions.node ?? 'unknown' }, 1);
   return {
     registry,
+    buildInfo,
+    httpRequestDuration: new Histogram({
+      name: 'gateway_http_request_duration_seconds',
+      help: 'HTTP request duration until the response is ready, by method, route pattern and outcome (ok, client_error, server_error)',
+      labelNames: ['method', 'route', 'status', 'outcome'] as const,
+      buckets: HTTP_BUCKETS,
+      registers: [registry],
+    }),
+    // Read from the database at each scrape (src/observability/database-gauges.ts): they
+    // describe the whole fleet, whichever process is scraped.
+    receipts: new Gauge({
+      name: 'gateway_webhook_receipts',
+      help: 'Webhook receipts waiting for work (pending) or given up on (failed), by provider, fleet-wide',
+      labelNames: ['provider', 'state'] as const,
+      registers: [registry],
+    }),
+    oldestPendingReceipt: new Gauge({
+      name: 'gateway_webhook_receipt_oldest_pending_seconds',
+      help: 'Age of the oldest pending webhook receipt (0 when none), fleet-wide',
+      registers: [registry],
+    }),
+    deadLetters: new Gauge({
+      name: 'gateway_dead_letters',
+      help: 'Outbound deliveries given up on and waiting for an operator, by sink, fleet-wide',
+      labelNames: ['sink'] as const,
+      registers: [registry],
+    }),
+    retentionDeleted: new Counter({
+      name: 'gateway_retention_deleted_rows_total',
+      help: 'Rows deleted by retention, by table',
+      labelNames: ['table'] as const,
+      registers: [registry],
+    }),
+    inboundLogSuppressed: new Counter({
+      name: 'gateway_inbound_log_suppressed_total',
+      help: 'Webhook requests not written to the inbound log because their source was over its rate',
+      registers: [registry],
+    }),
+    oldestDuePoll: new Gauge({
+      name: 'gateway_poller_oldest_due_seconds',
+      help: 'How long the most overdue scheduled poll has been due (0 when none), all accounts, fleet-wide',
+      registers: [registry],
+    }),
     syncs: new Counter({
       name: 'gateway_syncs_total',
       help: 'syncPayment calls by provider, source and outcome',

@@ -2,7 +2,8 @@ import type { Logger } from 'pino';
 import type { FailureHint } from '../events/billing-facts.js';
 import type { Db } from '../db/client.js';
 import { LockUnavailableError, paymentLockKey, type Locker } from '../lock/locker.js';
-import type { Metrics } from '../observability/metrics.js';
+import { outcomeLabel, type Metrics } from '../observability/metrics.js';
+import { SPAN_ATTRIBUTES, withSpan } from '../observability/tracing.js';
 import { ProviderError, type PaymentProvider, type ProviderName, type Providers } from '../providers/types.js';
 import { settleReceipts } from '../webhooks/receipts.js';
 import { applySnapshot, takeFetchFenceAt, type ApplyResult, type SyncSource } from './apply-snapshot.js';
@@ -78,17 +79,27 @@ export async function syncPayment(deps: SyncDeps, input: SyncInput): Promise<Syn
       return { ...early, lock: 'not_needed' };
     }
     // ...and again under it: the holder before us may have just fetched.
-    const result = await withPaymentLock(deps, input, async () => (await answerFromRecentFetch(deps, input)) ?? fetchAndApply(deps, provider, input));
+    const result = await withSpan('payment.sync', { ...paymentAttributes(input), [SPAN_ATTRIBUTES.source]: input.source }, async (span) => {
+      const synced = await withPaymentLock(deps, input, async () => (await answerFromRecentFetch(deps, input)) ?? fetchAndApply(deps, provider, input));
+      span.setAttribute(SPAN_ATTRIBUTES.outcome, synced.outcome);
+      return synced;
+    });
     outcome = result.outcome;
     return result;
   } catch (error) {
-    outcome = error instanceof Error ? error.name : 'error';
+    outcome = outcomeLabel(error instanceof Error ? error.name : 'error');
     throw error;
   } finally {
     deps.metrics.syncs.inc({ ...labels, outcome });
     deps.metrics.syncDuration.observe(labels, (performance.now() - started) / 1000);
   }
 }
+
+const paymentAttributes = (input: SyncInput) => ({
+  [SPAN_ATTRIBUTES.provider]: input.provider,
+  [SPAN_ATTRIBUTES.paymentId]: input.providerPaymentId,
+  [SPAN_ATTRIBUTES.account]: input.account,
+});
 
 async function fetchAndApply(
   deps: SyncDeps,
@@ -120,11 +131,15 @@ async function fetchApplyAndRecord(
 ): Promise<FetchOutcome> {
   let fetched;
   try {
-    fetched = await provider.fetchPayment(input.account, input.providerPaymentId);
+    fetched = await withSpan('provider.fetch_payment', paymentAttributes(input), async (span) => {
+      const answer = await provider.fetchPayment(input.account, input.providerPaymentId);
+      span.setAttribute(SPAN_ATTRIBUTES.outcome, answer.kind);
+      return answer;
+    });
     deps.metrics.providerFetches.inc({ provider: input.provider, outcome: fetched.kind });
   } catch (error) {
     const code = error instanceof ProviderError ? error.code : 'error';
-    deps.metrics.providerFetches.inc({ provider: input.provider, outcome: code });
+    deps.metrics.providerFetches.inc({ provider: input.provider, outcome: outcomeLabel(code) });
     throw error;
   }
   // Recorded for webhooks' fetches only: the poller and the sweep fetch thousands of
@@ -135,14 +150,18 @@ async function fetchApplyAndRecord(
     return { outcome: 'not_found' };
   }
   const snapshot = fetched.snapshot;
-  const applied = await applySnapshot(deps.db, {
-    snapshot,
-    fence,
-    source: input.source,
-    receiptId: input.receiptId ?? null,
-    settleReceiptIds: input.settleReceiptIds,
-    failureHint: input.failureHint ?? null,
-    nextPollAt: deps.schedulePoll?.({ provider: input.provider, providerStatus: snapshot.providerStatus, method: snapshot.method }) ?? null,
+  const applied = await withSpan('payment.write', { ...paymentAttributes(input), 'payment.status': snapshot.status }, async (span) => {
+    const written = await applySnapshot(deps.db, {
+      snapshot,
+      fence,
+      source: input.source,
+      receiptId: input.receiptId ?? null,
+      failureHint: input.failureHint ?? null,
+      settleReceiptIds: input.settleReceiptIds,
+      nextPollAt: deps.schedulePoll?.({ provider: input.provider, providerStatus: snapshot.providerStatus, method: snapshot.method }) ?? null,
+    });
+    span.setAttribute('payment.changed', written.changed);
+    return written;
   });
   // Only once the snapshot is written: a record promises the row is at least this fresh.
   await recent?.record(key, { startedAt, outcome: 'found' });
@@ -198,6 +217,14 @@ async function withPaymentLock(
   work: () => Promise<FetchOutcome>,
 ): Promise<SyncResult> {
   const key = paymentLockKey(input.provider, input.providerPaymentId);
+  return withSpan('payment.lock', { ...paymentAttributes(input), 'lock.kind': deps.locker.kind }, async (span) => {
+    const result = await lockedWork(deps, input, key, work);
+    span.setAttribute('lock.outcome', result.lock);
+    return result;
+  });
+}
+
+async function lockedWork(deps: SyncDeps, input: SyncInput, key: string, work: () => Promise<FetchOutcome>): Promise<SyncResult> {
   const waitStarted = performance.now();
   let acquired = false;
   try {

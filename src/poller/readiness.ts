@@ -52,7 +52,7 @@ export async function refreshPollerGauges(deps: { db: Db; metrics: Metrics; env:
   ).catch(() => {});
 }
 
-async function withTimeout<T>(work: Promise<T>): Promise<T> {
+export async function withTimeout<T>(work: Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   try {
     return await Promise.race([

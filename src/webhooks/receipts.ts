@@ -1,7 +1,8 @@
-import { sql, type SQL } from 'drizzle-orm';
+import { and, asc, desc, eq, getTableColumns, gt, lt, sql, type SQL } from 'drizzle-orm';
 import type { DbOrTx } from '../db/client.js';
 import { executePrepared } from '../db/prepared.js';
-import type { SelectWebhookReceipt } from '../db/schema/webhook-receipts.js';
+import { webhookReceipts, type SelectWebhookReceipt } from '../db/schema/webhook-receipts.js';
+import { SPAN_ATTRIBUTES, withSpan } from '../observability/tracing.js';
 import type { ProviderName } from '../providers/types.js';
 
 /**
@@ -63,6 +64,10 @@ export function nextRetryDelayMs(
  */
 export async function recordReceipts(db: DbOrTx, receipts: NewReceipt[]): Promise<RecordedReceipt[]> {
   if (receipts.length === 0) return [];
+  return withSpan('webhook.receipt', { [SPAN_ATTRIBUTES.provider]: receipts[0]!.provider, 'receipt.count': receipts.length }, () => insertReceipts(db, receipts));
+}
+
+async function insertReceipts(db: DbOrTx, receipts: NewReceipt[]): Promise<RecordedReceipt[]> {
   const rows = receiptRows(receipts);
   const inserted = await executePrepared<{ id: number; event_id: string | null; received_at: Date | string }>(db, recordReceiptsSql(rows));
   const byEvent = new Map<string, number>();
@@ -210,4 +215,47 @@ function toReceipt(row: Record<string, unknown>): SelectWebhookReceipt {
     receivedAt: date(row.received_at)!,
     processedAt: date(row.processed_at),
   };
+}
+
+/**
+ * An operator's re-process: a failed receipt becomes pending again, due now and with a
+ * fresh retry schedule, for the receipt worker to take. Guarded on `failed`, so a second
+ * click (or a receipt another operator already re-opened) changes nothing.
+ */
+export async function reopenFailedReceipt(db: DbOrTx, id: number): Promise<boolean> {
+  const rows = await db.execute<{ id: number }>(sql`
+    update webhook_receipts
+    set state = 'pending', attempts = 0, next_attempt_at = now(), processed_at = null
+    where id = ${id} and state = 'failed'
+    returning id`);
+  return rows.length > 0;
+}
+
+export const RECEIPT_STATES = ['pending', 'processed', 'ignored', 'failed'] as const;
+
+/** A receipt without its raw body and headers: what lists show. */
+export type ReceiptListItem = Omit<SelectWebhookReceipt, 'body' | 'headers'>;
+
+const { body: _body, headers: _headers, ...listedColumns } = getTableColumns(webhookReceipts);
+
+/** Newest first, paged by id (`beforeId`, or `afterId` going back towards the newest), filtered by provider, state and resource id. */
+export async function listReceipts(
+  db: DbOrTx,
+  params: { provider?: ProviderName; state?: (typeof RECEIPT_STATES)[number]; resourceId?: string; beforeId?: number; afterId?: number; limit: number },
+): Promise<ReceiptListItem[]> {
+  const conditions: SQL[] = [];
+  if (params.provider) conditions.push(eq(webhookReceipts.provider, params.provider));
+  if (params.state) conditions.push(eq(webhookReceipts.state, params.state));
+  if (params.resourceId) conditions.push(eq(webhookReceipts.resourceId, params.resourceId));
+  if (params.beforeId !== undefined) conditions.push(lt(webhookReceipts.id, params.beforeId));
+  if (params.afterId !== undefined) conditions.push(gt(webhookReceipts.id, params.afterId));
+  // Paging forward (afterId) reads the nearest newer rows, oldest first, then turns them newest first.
+  const ascending = params.afterId !== undefined;
+  const rows = await db
+    .select(listedColumns)
+    .from(webhookReceipts)
+    .where(conditions.length > 0 ? and(...conditions) : undefined)
+    .orderBy(ascending ? asc(webhookReceipts.id) : desc(webhookReceipts.id))
+    .limit(params.limit);
+  return ascending ? rows.reverse() : rows;
 }

@@ -195,6 +195,25 @@ function cases(eventId: string): Record<string, { valid: Call; invalid: Call | n
       valid: { method: 'POST', path: '/console/dead-letters/1/redrive', headers: { origin: 'http://localhost' } },
       invalid: { method: 'POST', path: '/console/dead-letters/1/redrive' },
     },
+    'get /console/receipts': { valid: { path: '/console/receipts' }, invalid: null },
+    'post /console/receipts/{id}/reprocess': {
+      valid: { method: 'POST', path: '/console/receipts/1/reprocess', headers: { origin: 'http://localhost' } },
+      invalid: { method: 'POST', path: '/console/receipts/1/reprocess' },
+    },
+    'post /console/payments/{provider}/{id}/sync': {
+      valid: { method: 'POST', path: '/console/payments/mollie/tr_openapi1/sync', headers: { origin: 'http://localhost' } },
+      invalid: { method: 'POST', path: '/console/payments/mollie/tr_openapi1/sync' },
+    },
+    'get /console/requests': { valid: { path: '/console/requests' }, invalid: null },
+    'get /console/audit': { valid: { path: '/console/audit' }, invalid: null },
+    'get /v1/receipts': {
+      valid: { path: '/v1/receipts?state=failed&limit=5', headers: auth },
+      invalid: { path: '/v1/receipts?state=lost', headers: auth },
+    },
+    'get /v1/webhook-requests': {
+      valid: { path: '/v1/webhook-requests?provider=mollie&limit=5', headers: auth },
+      invalid: { path: '/v1/webhook-requests?outcome=Not-An-Outcome', headers: auth },
+    },
   };
 }
 

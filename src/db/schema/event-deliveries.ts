@@ -67,6 +67,8 @@ export const eventDeliveries = pgTable(
       .on(table.sinkId, table.provider, table.providerPaymentId, table.paymentVersion, table.outboxId)
       .where(sql`${table.state} = 'pending' and ${table.providerPaymentId} is not null`),
     index('event_deliveries_dead_idx').on(table.id).where(sql`${table.state} = 'dead'`),
+    // Retention walks delivered attempts oldest first, in small batches.
+    index('event_deliveries_delivered_idx').on(table.deliveredAt).where(sql`${table.state} = 'delivered'`),
   ],
 );
 

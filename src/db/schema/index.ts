@@ -6,3 +6,5 @@ export * from './provider-cursors.js';
 export * from './poller-health.js';
 export * from './event-deliveries.js';
 export * from './poller-fleet.js';
+export * from './audit-log.js';
+export * from './webhook-requests.js';

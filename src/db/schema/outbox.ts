@@ -32,6 +32,8 @@ export const outbox = pgTable(
     index('outbox_tx_order_idx').on(table.txId, table.id),
     index('outbox_payment_idx').on(table.provider, table.providerPaymentId, table.paymentVersion),
     index('outbox_unrelayed_idx').on(table.id).where(sql`${table.relayedAt} is null`),
+    // Retention walks events oldest first.
+    index('outbox_created_idx').on(table.createdAt),
   ],
 );
 

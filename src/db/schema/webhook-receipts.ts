@@ -39,6 +39,10 @@ export const webhookReceipts = pgTable(
     // The retry worker scans only receipts still pending.
     index('webhook_receipts_pending_idx').on(table.nextAttemptAt).where(sql`${table.state} = 'pending'`),
     index('webhook_receipts_resource_idx').on(table.provider, table.resourceId),
+    // The failed-receipts gauge, read at each scrape.
+    index('webhook_receipts_failed_idx').on(table.provider).where(sql`${table.state} = 'failed'`),
+    // Retention walks settled receipts oldest first, in small batches.
+    index('webhook_receipts_settled_idx').on(table.processedAt).where(sql`${table.state} in ('processed', 'ignored')`),
   ],
 );
 

@@ -1,5 +1,6 @@
 import { createRoute, type OpenAPIHono } from '@hono/zod-openapi';
 import { z } from 'zod';
+import { apiActor, recordAuditEntry, requestOrigin } from '../../audit/audit-log.js';
 import type { Deps } from '../../deps.js';
 import { enableSink, listDeadLetters, listSinkStates, redriveDeadLetter } from '../../events/deliveries.js';
 import { FEED_START, readEventById, readEventFeed, type FeedPosition } from '../../events/event-feed.js';
@@ -167,7 +168,9 @@ export function outboundEventRoutes(deps: Deps) {
 
   app.openapi(redriveRoute, async (c) => {
     const id = Number(c.req.valid('param').id);
-    if (!(await redriveDeadLetter(deps.db, id))) throw new AppError(404, 'dead_letter_not_found', `no dead letter ${id} (already re-driven, or never dead)`);
+    const redriven = await redriveDeadLetter(deps.db, id);
+    await recordAuditEntry(deps.db, { actor: apiActor(deps.env.ADMIN_TOKEN!), action: 'delivery.redrive', target: `delivery:${id}`, outcome: redriven ? 'applied' : 'no_change', ...requestOrigin(c) });
+    if (!redriven) throw new AppError(404, 'dead_letter_not_found', `no dead letter ${id} (already re-driven, or never dead)`);
     return c.json({ id, state: 'pending' as const }, 202);
   });
 
@@ -175,7 +178,9 @@ export function outboundEventRoutes(deps: Deps) {
 
   app.openapi(enableSinkRoute, async (c) => {
     const { id } = c.req.valid('param');
-    if (!(await enableSink(deps.db, id))) throw new AppError(404, 'sink_not_found', `no event sink ${id}`);
+    const enabled = await enableSink(deps.db, id);
+    await recordAuditEntry(deps.db, { actor: apiActor(deps.env.ADMIN_TOKEN!), action: 'sink.enable', target: `sink:${id}`, outcome: enabled ? 'applied' : 'no_change', ...requestOrigin(c) });
+    if (!enabled) throw new AppError(404, 'sink_not_found', `no event sink ${id}`);
     const [sink] = await listSinkStates(deps.db, { id });
     return c.json(sink!, 200);
   });

@@ -4,6 +4,7 @@ import type { Context } from 'hono';
 import { z } from 'zod';
 import type { Deps } from '../../deps.js';
 import { refreshOutboxLag, sinkReadiness } from '../../events/relay.js';
+import { refreshDatabaseGauges } from '../../observability/database-gauges.js';
 import { pollerReadiness, refreshPollerGauges } from '../../poller/readiness.js';
 import { errorResponses, json, newApiRouter } from '../openapi.js';
 
@@ -122,7 +123,7 @@ export function healthRoutes(deps: Deps) {
 
   app.openapi(metricsRoute, (async (c: Context) => {
     // Lags are read from the database at each scrape, so they show even where no loop runs.
-    await Promise.all([refreshPollerGauges(deps), refreshOutboxLag(deps)]);
+    await Promise.all([refreshPollerGauges(deps), refreshOutboxLag(deps), refreshDatabaseGauges(deps)]);
     c.header('Content-Type', deps.metrics.registry.contentType);
     return c.body(await deps.metrics.registry.metrics());
   }) as never);

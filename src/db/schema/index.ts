@@ -5,3 +5,8 @@ export * from './outbox.js';
 export * from './provider-cursors.js';
 export * from './poller-health.js';
 export * from './event-deliveries.js';
+export * from './bank-tokens.js';
+export * from './bank-connections.js';
+export * from './bank-accounts.js';
+export * from './bank-call-budgets.js';
+export * from './bank-transactions.js';

@@ -24,6 +24,7 @@ CREATE TABLE "bank_connections" (
 	"creating_until" timestamp with time zone,
 	"consent_accepted_at" timestamp with time zone,
 	"consent_expires_at" timestamp with time zone,
+	"expiry_warned_days" double precision,
 	"broken_at" timestamp with time zone,
 	"broken_reason" text,
 	"next_check_at" timestamp with time zone,

@@ -9,6 +9,7 @@ import { createLogger, type Logger } from './observability/logger.js';
 import { createMetrics } from './observability/metrics.js';
 import type { ProviderName, Providers } from './providers/types.js';
 import type { SyncDeps } from './payments/sync-payment.js';
+import { createBankFeed, type BankFeed } from './bank/feed.js';
 import { createSchedulePoll } from './poller/schedule.js';
 
 export interface Clock {
@@ -22,6 +23,8 @@ export interface Deps extends SyncDeps {
   clock: Clock;
   /** Work a request started and does not wait for; drained before close. */
   background: BackgroundWork;
+  /** GoCardless Bank Account Data, when GOCARDLESS_BANK_SECRET_ID and _KEY are set. */
+  bank: BankFeed | null;
   /** Stops everything buildDeps started. */
   close(): Promise<void>;
 }
@@ -32,6 +35,8 @@ export interface BuildOverrides {
   locker?: Locker;
   lockKeyPrefix?: string;
   defaultMetrics?: boolean;
+  /** Replaces the bank feed's HTTP transport (tests count calls through it). */
+  bankFetch?: typeof fetch;
 }
 
 /** The composition root: the one place that creates the db, redis, locker, clients and logger. */
@@ -74,6 +79,7 @@ export function buildDeps(env: Env, overrides: BuildOverrides = {}): Deps {
     // Every write of a non-final payment schedules its next poll (src/poller/schedule.ts).
     schedulePoll: createSchedulePoll(),
     background,
+    bank: createBankFeed(env, database.db, { fetch: overrides.bankFetch, logger }),
     async close() {
       await background.drain();
       await locker.close();

@@ -1,3 +1,4 @@
+import { bankSchedulerStep } from './bank/scheduler.js';
 import type { Deps } from './deps.js';
 import { relayOnce } from './events/relay.js';
 import { runDueMollieSweep } from './payments/mollie-sweep.js';
@@ -22,6 +23,7 @@ export async function runScheduledStep(deps: Deps): Promise<Record<string, unkno
         ? runDueMollieSweep(deps, { account: 'default', intervalMs: deps.env.MOLLIE_SWEEP_INTERVAL_MS, windowMs: deps.env.MOLLIE_SWEEP_WINDOW_MS })
         : Promise.resolve(null),
     gocardlessEvents: () => recoverGoCardlessEventsStep(deps),
+    bank: () => (deps.bank ? bankSchedulerStep(deps, { limit: 20 }) : Promise.resolve(null)),
   };
   const results: Record<string, unknown> = {};
   for (const [name, step] of Object.entries(steps)) {

@@ -100,6 +100,8 @@ export const envSchema = z.object({
     .optional()
     .transform((value) => (value ?? '7,1').split(',').map((item) => item.trim()).filter(Boolean).map(Number))
     .refine((days) => days.every((day) => Number.isFinite(day) && day > 0), 'must be a comma-separated list of positive numbers of days'),
+  /** Bank accounts synced at once by one process. */
+  BANK_SYNC_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
   /** How often the bank scheduler looks for due work when nothing was due. */
   BANK_SCHEDULER_IDLE_MS: z.coerce.number().int().min(10).default(1000),
 });

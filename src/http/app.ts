@@ -3,6 +3,7 @@ import type { Deps } from '../deps.js';
 import { consoleRoutes } from '../console/routes.js';
 import { AppError, toErrorResponse } from './errors.js';
 import { requestContext, requireAdminToken, type AppEnv } from './middleware.js';
+import { bankConnectionRoutes, bankTransactionRoutes } from './routes/bank-connections.js';
 import { gocardlessWebhookRoutes } from './routes/gocardless-webhooks.js';
 import { outboundEventRoutes } from './routes/events.js';
 import { healthRoutes } from './routes/health.js';
@@ -39,6 +40,8 @@ export function createApp(deps: Deps) {
   const v1 = new Hono<AppEnv>();
   v1.use('*', requireAdminToken(deps.env.ADMIN_TOKEN));
   v1.route('/payments', paymentRoutes(deps));
+  v1.route('/bank-connections', bankConnectionRoutes(deps));
+  v1.route('/bank-transactions', bankTransactionRoutes(deps));
   v1.route('/', outboundEventRoutes(deps));
   app.route('/v1', v1);
   app.route('/console', consoleRoutes(deps));

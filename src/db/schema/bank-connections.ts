@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import { index, integer, pgTable, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
+import { doublePrecision, index, integer, pgTable, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
 
 /**
  * Bank connections: one GoCardless requisition (and its end-user agreement) each.
@@ -27,6 +27,8 @@ export const bankConnections = pgTable(
     creatingUntil: timestamp('creating_until', { withTimezone: true }),
     consentAcceptedAt: timestamp('consent_accepted_at', { withTimezone: true }),
     consentExpiresAt: timestamp('consent_expires_at', { withTimezone: true }),
+    /** The smallest BANK_EXPIRY_WARNING_DAYS entry already announced for this consent. */
+    expiryWarnedDays: doublePrecision('expiry_warned_days'),
     /** Set while broken (see bank.connection.broken); cleared on recovery. */
     brokenAt: timestamp('broken_at', { withTimezone: true }),
     brokenReason: text('broken_reason'),

@@ -1,3 +1,4 @@
+CREATE SEQUENCE "public"."bank_fetch_fence" INCREMENT BY 1 MINVALUE 1 MAXVALUE 9223372036854775807 START WITH 1 CACHE 1;--> statement-breakpoint
 CREATE TABLE "bank_tokens" (
 	"secret_id" text PRIMARY KEY NOT NULL,
 	"access" text,
@@ -46,6 +47,7 @@ CREATE TABLE "bank_accounts" (
 	"next_sync_at" timestamp with time zone,
 	"last_booked_date" date,
 	"last_error" text,
+	"import_fence" bigint,
 	"lease_owner" text,
 	"lease_until" timestamp with time zone,
 	"created_at" timestamp with time zone DEFAULT now() NOT NULL

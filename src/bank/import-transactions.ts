@@ -33,6 +33,8 @@ export interface ImportResult {
   settled: number;
   removed: number;
   lastBookedDate: string | null;
+  /** The answer was older than one already imported: only its new booked rows were added. */
+  stale: boolean;
 }
 
 const RETURNED = sql.raw(`id, account_id, connection_id, status, dedupe_key, transaction_id, internal_transaction_id,
@@ -71,7 +73,14 @@ interface StoredPending {
 export async function importTransactions(
   db: Db,
   target: ImportTarget,
-  input: { booked: ImportRow[]; pending: ImportRow[]; raw: { booked: unknown[]; pending: unknown[] }; graceMs: number },
+  input: {
+    booked: ImportRow[];
+    pending: ImportRow[];
+    raw: { booked: unknown[]; pending: unknown[] };
+    graceMs: number;
+    /** Taken just before the fetch (bank_fetch_fence). */
+    fence: number;
+  },
   /** Runs inside the import's transaction, after the rows: the account's schedule commits with them. */
   within?: (tx: DbOrTx, result: ImportResult) => Promise<void>,
 ): Promise<ImportResult> {
@@ -86,7 +95,16 @@ export async function importTransactions(
         data: { ...toBankTransactionJson({ ...row, status: type }), reference: target.reference },
       });
 
-    const stored = await tx.execute<StoredPending>(sql`
+    // An answer fetched before the newest one imported has an old pending list: importing
+    // it would bring back pending rows a newer answer had already settled. Its booked rows
+    // are still safe to add (the unique indexes make them no-ops when already there).
+    const [current] = await tx.execute<{ id: string }>(sql`
+      update bank_accounts set import_fence = ${input.fence}
+      where id = ${target.accountId} and (import_fence is null or import_fence < ${input.fence})
+      returning id`);
+    const stale = !current;
+
+    const stored = stale ? [] : await tx.execute<StoredPending>(sql`
       select id, dedupe_key, amount_minor, currency, to_char(coalesce(booking_date, value_date), 'YYYY-MM-DD') as date, counterparty, remittance
       from bank_transactions where account_id = ${target.accountId} and status = 'pending'
       order by id`);
@@ -135,7 +153,7 @@ export async function importTransactions(
     }
 
     // Pending rows: new ones inserted; a listed one that had gone missing is simply back.
-    const upserted = input.pending.length
+    const upserted = input.pending.length && !stale
       ? await tx.execute<TransactionRow & { inserted: boolean }>(sql`
           insert into bank_transactions (account_id, connection_id, status, dedupe_key, transaction_id, internal_transaction_id,
             booking_date, value_date, amount_minor, currency, counterparty, remittance, raw)
@@ -151,7 +169,7 @@ export async function importTransactions(
 
     // Missing pending rows: start their grace, and remove those whose grace has passed.
     let removed = 0;
-    const missing = absent.filter((row) => !used.has(row.id)).map((row) => row.id);
+    const missing = stale ? [] : absent.filter((row) => !used.has(row.id)).map((row) => row.id);
     if (missing.length > 0) {
       const ids = `{${missing.join(',')}}`;
       await tx.execute(sql`update bank_transactions set missing_since = now() where id = any(${ids}::bigint[]) and missing_since is null`);
@@ -168,7 +186,7 @@ export async function importTransactions(
 
     await enqueueEvents(tx, events);
     const lastBookedDate = input.booked.reduce<string | null>((max, row) => (row.bookingDate && (!max || row.bookingDate > max) ? row.bookingDate : max), null);
-    const result = { booked: insertedBooked.length, pending: newPending.length, settled, removed, lastBookedDate };
+    const result = { booked: insertedBooked.length, pending: newPending.length, settled, removed, lastBookedDate, stale };
     await within?.(tx, result);
     return result;
   });

@@ -69,6 +69,7 @@ export async function syncBankAccount(deps: BankDeps, account: SyncTarget): Prom
     return { outcome: 'limited', until: reservation.until };
   }
   const dateFrom = account.last_booked_date ? new Date(Date.parse(account.last_booked_date) - env.BANK_OVERLAP_DAYS * 86_400_000).toISOString().slice(0, 10) : undefined;
+  const [fenceRow] = await deps.db.execute<{ fence: number }>(sql`select nextval('bank_fetch_fence')::bigint as fence`);
   let answer;
   try {
     answer = (await client.getTransactions(account.external_id, { dateFrom })).data;
@@ -89,7 +90,7 @@ export async function syncBankAccount(deps: BankDeps, account: SyncTarget): Prom
   const result = await importTransactions(
     deps.db,
     { accountId: account.id, connectionId: account.connection_id, reference: account.reference },
-    { booked, pending, raw: { booked: answer.transactions.booked, pending: answer.transactions.pending }, graceMs: env.BANK_PENDING_GRACE_MS },
+    { booked, pending, raw: { booked: answer.transactions.booked, pending: answer.transactions.pending }, graceMs: env.BANK_PENDING_GRACE_MS, fence: Number(fenceRow!.fence) },
     async (tx, imported) => {
       await tx.execute(sql`
         update bank_accounts set last_synced_at = now(), last_error = null,

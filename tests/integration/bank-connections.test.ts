@@ -135,8 +135,8 @@ describe('bank connections', () => {
     expect(new Set(results.map((r) => r.body.id)).size).toBe(1);
     expect(new Set(results.map((r) => r.body.link)).size).toBe(1);
     expect(h.sandbox.state.stats.requisitionsCreated - before).toBe(1);
-    const [{ count }] = await h.sql<{ count: number }[]>`select count(*)::int as count from bank_connections where reference = 'race-ref'`;
-    expect(count).toBe(1);
+    const rows = await h.sql<{ count: number }[]>`select count(*)::int as count from bank_connections where reference = 'race-ref'`;
+    expect(rows[0]!.count).toBe(1);
   });
 
   it('links through the helper and reports the linked event once', async () => {

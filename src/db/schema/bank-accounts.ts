@@ -1,5 +1,8 @@
 import { sql } from 'drizzle-orm';
-import { date, index, pgTable, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
+import { bigint, date, index, pgSequence, pgTable, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
+
+/** Taken just before each transactions fetch: a higher value started later, in any process. */
+export const bankFetchFence = pgSequence('bank_fetch_fence', { startWith: 1 });
 
 /** The accounts a linked requisition gave access to, with their sync schedule and lease. */
 export const bankAccounts = pgTable(
@@ -18,6 +21,8 @@ export const bankAccounts = pgTable(
     /** The latest booking date imported: the next sync starts BANK_OVERLAP_DAYS before it. */
     lastBookedDate: date('last_booked_date', { mode: 'string' }),
     lastError: text('last_error'),
+    /** The fence of the newest answer imported; an answer fetched before it is stale (its pending list is old). */
+    importFence: bigint('import_fence', { mode: 'number' }),
     leaseOwner: text('lease_owner'),
     leaseUntil: timestamp('lease_until', { withTimezone: true }),
     createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),

@@ -66,7 +66,8 @@ export function createDbTokenSource(options: TokenStoreOptions): TokenSource {
       if (fresh) return fresh;
       const at = now();
       const refreshExpires = time(row?.refresh_expires_at ?? null);
-      if (row?.refresh && refreshExpires !== null && refreshExpires - at > 60_000) {
+      // A refresh token about to lapse mid-call is not worth trying.
+      if (row?.refresh && refreshExpires !== null && refreshExpires - at > 10_000) {
         try {
           const refreshed = await options.client.refreshToken(row.refresh);
           options.onRenew?.('refresh');

@@ -1,5 +1,6 @@
 import { sql } from 'drizzle-orm';
 import { Hono } from 'hono';
+import { readBankReadiness } from '../../bank/readiness.js';
 import type { Deps } from '../../deps.js';
 import { refreshOutboxLag } from '../../events/relay.js';
 import { pollerReadiness, refreshPollerGauges } from '../../poller/readiness.js';
@@ -43,8 +44,10 @@ export function healthRoutes(deps: Deps) {
     const ready = postgres.ok;
     // Informational: a degraded provider account does not make the gateway unready.
     const poller = await pollerReadiness(deps, postgres.ok);
+    // Informational too: a broken or expiring bank connection is shown, not a reason to be unready.
+    const bank = postgres.ok ? await readBankReadiness(deps) : undefined;
     return c.json(
-      { status: ready ? (redis.ok ? 'ready' : 'degraded') : 'unavailable', checks: { postgres, redis }, lock: deps.locker.kind, poller },
+      { status: ready ? (redis.ok ? 'ready' : 'degraded') : 'unavailable', checks: { postgres, redis }, lock: deps.locker.kind, poller, bank },
       ready ? 200 : 503,
     );
   });

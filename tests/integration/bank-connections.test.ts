@@ -145,4 +145,24 @@ describe('bank connections', () => {
     const linked = (await outboxEvents(h.sql)).filter((e) => e.type === 'bank.connection.linked' && e.payload.data.connectionId === id);
     expect(linked).toHaveLength(1);
   });
+
+  it('keeps a missing pending transaction for BANK_PENDING_GRACE_MS before calling it removed', async () => {
+    const { id } = await createLinkedConnection(h, 'grace-ref');
+    const requisition = [...h.sandbox.state.requisitions.values()].find((r) => r.reference === id)!;
+    const account = h.sandbox.state.accounts.get(requisition.accounts[0]!)!;
+    account.pending.push({ transactionAmount: { amount: '-7.00', currency: 'EUR' }, valueDate: '2026-12-06', creditorName: 'Bakery' });
+    await api(h.app, 'POST', `/v1/bank-connections/${id}/sync`);
+    account.pending.length = 0;
+    await api(h.app, 'POST', `/v1/bank-connections/${id}/sync`);
+    const [held] = await h.sql<{ status: string; missing_since: Date | null }[]>`select status, missing_since from bank_transactions where connection_id = ${id}`;
+    expect(held!.status).toBe('pending');
+    expect(held!.missing_since).not.toBeNull();
+    // Three days (the default grace) pass.
+    await h.sql`update bank_transactions set missing_since = missing_since - interval '3 days 1 minute' where connection_id = ${id}`;
+    await api(h.app, 'POST', `/v1/bank-connections/${id}/sync`);
+    const listed = await api(h.app, 'GET', `/v1/bank-transactions?connection=${id}`);
+    expect(listed.body.data.map((t: { status: string }) => t.status)).toEqual(['removed']);
+    const removed = (await outboxEvents(h.sql, 'bank.transaction.removed')).filter((e) => e.payload.data.connectionId === id);
+    expect(removed).toHaveLength(1);
+  });
 });

@@ -68,13 +68,14 @@ ul.plain li { margin:2px 0; }
 
 export const CONSOLE_CSS_HASH = `sha256-${createHash('sha256').update(CONSOLE_CSS).digest('base64')}`;
 
-export type NavKey = 'overview' | 'payments' | 'pollers' | 'outbox';
+export type NavKey = 'overview' | 'payments' | 'pollers' | 'outbox' | 'bank';
 
 const NAV: Array<[NavKey, string, string]> = [
   ['overview', 'Overview', '/console'],
   ['payments', 'Payments', '/console/payments'],
   ['pollers', 'Pollers', '/console/pollers'],
   ['outbox', 'Outbox & sinks', '/console/outbox'],
+  ['bank', 'Bank feeds', '/console/bank'],
 ];
 
 export const Layout: FC<PropsWithChildren<{ title: string; nav?: NavKey | null; signedIn: boolean }>> = ({ title, nav, signedIn, children }) => (

@@ -1,7 +1,8 @@
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { bankSchedulerStatus, runBankScheduler } from '../../src/bank/scheduler.js';
 import { api, createLinkedConnection, outboxEvents, startBankHarness, type BankHarness } from '../helpers/bank.js';
-import { eventually } from '../helpers/deps.js';
+import { SESSION_COOKIE } from '../../src/console/session.js';
+import { eventually, TEST_ADMIN_TOKEN } from '../helpers/deps.js';
 
 /**
  * Nothing dies silently: an account in ERROR is announced within one sync interval
@@ -58,7 +59,21 @@ describe('bank connection health', () => {
     const account = view.body.accounts.find((a: { id: string }) => a.id === broken.id);
     expect(account).toMatchObject({ status: 'ERROR', nextSyncAt: null });
     const ready = await (await h.app.request('/readyz')).json();
+    expect(ready.bank.status).toBe('attention');
     expect(ready.bank.broken.map((c: { id: string }) => c.id)).toEqual([id]);
+
+    // The console shows it without anyone pressing refresh at the bank.
+    const signIn = await h.app.request('/console/sign-in', {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', origin: 'http://localhost' },
+      body: new URLSearchParams({ token: TEST_ADMIN_TOKEN }).toString(),
+    });
+    const cookie = new RegExp(`${SESSION_COOKIE}=([^;]*)`).exec(signIn.headers.get('set-cookie') ?? '')?.[1];
+    const page = await h.app.request('/console/bank', { headers: { cookie: `${SESSION_COOKIE}=${cookie}` } });
+    expect(page.status).toBe(200);
+    const html = await page.text();
+    expect(html).toContain(id);
+    expect(html).toContain('account_error');
   });
 
   it('announces an ending consent on each warning day, then expired, and stops syncing it', async () => {

@@ -5,6 +5,7 @@ import { getConnection, listAccounts, listConnections, listTransactions, type Co
 import { syncBankAccount } from '../../bank/sync-account.js';
 import { toBankConnectionJson, toBankTransactionJson } from '../../bank/view.js';
 import type { Deps } from '../../deps.js';
+import { BankApiError } from '../../providers/gocardless-bank/client.js';
 import { decodeCursor, encodeCursor } from '../cursor.js';
 import { AppError, notFound } from '../errors.js';
 import type { AppEnv } from '../middleware.js';
@@ -48,6 +49,12 @@ function connectionId(c: Context): string {
 }
 
 function toAppError(error: unknown, c: Context): unknown {
+  if (error instanceof BankApiError) {
+    // GoCardless itself failed or refused during a route's own call (a requisition check).
+    if (error.retryAfterMs) c.header('Retry-After', String(Math.max(1, Math.ceil(error.retryAfterMs / 1000))));
+    if (error.kind === 'daily_limit' || error.kind === 'rate_limited') return new AppError(503, 'bank_rate_limited', `GoCardless: ${error.message}`, true);
+    return new AppError(502, 'bank_unavailable', `GoCardless: ${error.message}`, error.retryable);
+  }
   if (!(error instanceof BankFeedError)) return error;
   if (error.retryAfterMs) c.header('Retry-After', String(Math.max(1, Math.ceil(error.retryAfterMs / 1000))));
   switch (error.code) {

@@ -1,7 +1,7 @@
 /**
  * A typed client for GoCardless Bank Account Data (`/api/v2`). Plain fetch: the
- * official Node SDK (nordigen-node) has no configurable retries or error types and
- * does not read the rate-limit headers, and fetch runs unchanged on Workers.
+ * official Node SDK (nordigen-node) keeps its token in the process and does not
+ * surface the rate-limit headers, and fetch runs unchanged on Workers.
  *
  * Bearer tokens come from a TokenSource (tokens.ts keeps them in Postgres so that a
  * fleet mints one); a 401 invalidates the token once and retries with a fresh one.

@@ -6,6 +6,7 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { BankTransaction } from '../../providers/gocardless-bank/schemas.js';
+import { generateTransactions } from './transactions.js';
 
 export const SANDBOX_BANK_SECRET_ID = 'sandbox-bank-secret-id';
 export const SANDBOX_BANK_SECRET_KEY = 'sandbox-bank-secret-key';
@@ -27,6 +28,8 @@ export interface BankSandboxOptions {
   accountsPerRequisition?: number;
   /** Added before every API answer. */
   latencyMs?: number;
+  /** Transactions every account is born with at consent (the benchmark's data). */
+  seedTransactions?: { booked: number; pending: number };
 }
 
 export interface SandboxAgreement {
@@ -205,6 +208,7 @@ export function createBankSandboxState(options: BankSandboxOptions = {}) {
         pending: [],
       });
       requisition.accounts.push(id);
+      if (options.seedTransactions) generateTransactions(accounts.get(id)!, options.seedTransactions);
     }
     requisition.status = 'LN';
     return requisition;

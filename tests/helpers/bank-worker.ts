@@ -13,6 +13,7 @@ import { buildDeps } from '../../src/deps.js';
 import { runBankScheduler } from '../../src/bank/scheduler.js';
 import { createApp } from '../../src/http/app.js';
 import { createLogger } from '../../src/observability/logger.js';
+import { readLine } from './processes.js';
 
 export interface BankWorkerConfig {
   action: 'create' | 'sync' | 'tokens' | 'scheduler';
@@ -81,15 +82,3 @@ switch (config.action) {
 process.stdout.write(`${JSON.stringify({ results })}\n`);
 await deps.close();
 process.exit(0);
-
-function readLine(): Promise<string> {
-  return new Promise((resolve) => {
-    let buffer = '';
-    process.stdin.setEncoding('utf8');
-    process.stdin.on('data', (chunk) => {
-      buffer += chunk;
-      const newline = buffer.indexOf('\n');
-      if (newline >= 0) resolve(buffer.slice(0, newline));
-    });
-  });
-}

@@ -1,4 +1,5 @@
 import postgres from 'postgres';
+import { runBankScheduler } from '../../src/bank/scheduler.js';
 import { createApp, type App } from '../../src/http/app.js';
 import type { Deps } from '../../src/deps.js';
 import { SANDBOX_BANK_SECRET_ID, SANDBOX_BANK_SECRET_KEY, SANDBOX_INSTITUTION_ID, startBankSandbox, type BankSandbox } from '../../src/sandbox/gocardless-bank/server.js';
@@ -77,4 +78,14 @@ export function runBankWorker(config: BankWorkerConfig) {
 export async function outboxEvents(sql: postgres.Sql, prefix = 'bank.') {
   return sql<{ type: string; dedupe_key: string; payload: { data: Record<string, unknown> } }[]>`
     select type, dedupe_key, payload from outbox where type like ${`${prefix}%`} order by id`;
+}
+
+/** Runs the bank scheduler loop in this process; the returned stop() ends it and waits for the pass in flight. */
+export function startScheduler(h: BankHarness): () => Promise<void> {
+  const controller = new AbortController();
+  const loop = runBankScheduler(h.deps, { signal: controller.signal });
+  return async () => {
+    controller.abort();
+    await loop;
+  };
 }

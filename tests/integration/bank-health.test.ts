@@ -1,6 +1,6 @@
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { bankSchedulerStatus, runBankScheduler } from '../../src/bank/scheduler.js';
-import { api, createLinkedConnection, outboxEvents, startBankHarness, type BankHarness } from '../helpers/bank.js';
+import { bankSchedulerStatus } from '../../src/bank/scheduler.js';
+import { api, createLinkedConnection, startScheduler, outboxEvents, startBankHarness, type BankHarness } from '../helpers/bank.js';
 import { SESSION_COOKIE } from '../../src/console/session.js';
 import { eventually, TEST_ADMIN_TOKEN } from '../helpers/deps.js';
 
@@ -21,14 +21,6 @@ afterAll(async () => {
   for (const h of harnesses) await h.close();
 });
 
-function startScheduler(h: BankHarness) {
-  const controller = new AbortController();
-  const loop = runBankScheduler(h.deps, { signal: controller.signal });
-  stops.push(async () => {
-    controller.abort();
-    await loop;
-  });
-}
 
 describe('bank connection health', () => {
   it('announces an account in ERROR within one sync interval, once, and stops calling it', async () => {
@@ -36,7 +28,7 @@ describe('bank connection health', () => {
     const h = await startBankHarness({ sandbox: { dailyLimit: 1000 }, env: { BANK_DAILY_CALLS: '1000', BANK_SYNC_INTERVAL_MS: String(interval), BANK_SCHEDULER_IDLE_MS: '50' } });
     harnesses.push(h);
     const { id, synced } = await createLinkedConnection(h, 'error-ref');
-    startScheduler(h);
+    stops.push(startScheduler(h));
     const broken = synced.body.accounts[0];
     await eventually(async () => h.sandbox.state.calls.filter((c) => c.accountId === broken.externalId).length >= 2, { what: 'a scheduled sync' });
 
@@ -85,7 +77,7 @@ describe('bank connection health', () => {
     const { id, synced } = await createLinkedConnection(h, 'expiry-ref', { accessValidForDays: 1 });
     const expiresAt = new Date(synced.body.consentExpiresAt).getTime();
     expect(Math.abs(expiresAt - (Date.now() + 12_000))).toBeLessThan(3000);
-    startScheduler(h);
+    stops.push(startScheduler(h));
 
     await eventually(async () => (await outboxEvents(h.sql, 'bank.connection.expired')).length === 1, { timeoutMs: 25_000, what: 'bank.connection.expired' });
     const events = (await outboxEvents(h.sql, 'bank.connection.')).filter((e) => e.type !== 'bank.connection.linked');

@@ -1,6 +1,5 @@
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { runBankScheduler } from '../../src/bank/scheduler.js';
-import { api, createLinkedConnection, runBankWorker, startBankHarness, type BankHarness } from '../helpers/bank.js';
+import { api, createLinkedConnection, startScheduler, runBankWorker, startBankHarness, type BankHarness } from '../helpers/bank.js';
 import { eventually } from '../helpers/deps.js';
 
 /**
@@ -21,16 +20,6 @@ afterAll(async () => {
   for (const h of harnesses) await h.close();
 });
 
-function startScheduler(h: BankHarness) {
-  const controller = new AbortController();
-  const loop = runBankScheduler(h.deps, { signal: controller.signal });
-  const stop = async () => {
-    controller.abort();
-    await loop;
-  };
-  stops.push(stop);
-  return stop;
-}
 
 const accountCalls = (h: BankHarness, externalId: string) => h.sandbox.state.calls.filter((c) => c.accountId === externalId && c.scope === 'transactions');
 
@@ -75,7 +64,7 @@ describe('bank daily limit', () => {
     harnesses.push(h);
     const { id, synced } = await createLinkedConnection(h, 'reset-ref');
     const externalId: string = synced.body.accounts[0].externalId;
-    startScheduler(h);
+    stops.push(startScheduler(h));
     // Run until the account has been refused twice (two bank days) and called after the second reset.
     await eventually(async () => accountCalls(h, externalId).filter((c) => c.status === 429).length >= 2, { timeoutMs: 20_000, what: 'two 429s' });
     const calls = accountCalls(h, externalId);

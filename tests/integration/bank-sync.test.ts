@@ -89,9 +89,10 @@ describe('bank sync across processes', () => {
       // Pending: exactly what the bank lists as pending now, whatever ids it gave them on the way.
       const expectedPending = toImportRows(account.pending, 'pending').map((r) => r.dedupeKey).sort();
       expect(mine.filter((r) => r.status === 'pending').map((r) => r.dedupe_key).sort()).toEqual(expectedPending);
-      // A removed row never has a booked twin: a pending that turned booked was settled, not duplicated.
-      const bookedAmounts = new Set(mine.filter((r) => r.status === 'booked').map((r) => r.amount_minor));
-      for (const removed of mine.filter((r) => r.status === 'removed')) expect(bookedAmounts.has(removed.amount_minor)).toBe(false);
+      // One row per real transaction over its whole life (every amount here is unique to one):
+      // re-issued under new ids, then booked or dropped, a pending transaction is still one row.
+      const amounts = mine.map((r) => r.amount_minor);
+      expect(amounts.length - new Set(amounts).size, 'rows sharing one transaction').toBe(0);
     }
     expect(rows.filter((r) => r.pending_of !== null).length).toBeGreaterThanOrEqual(4);
     expect(rows.filter((r) => r.status === 'removed').length).toBeGreaterThanOrEqual(4);
@@ -109,5 +110,5 @@ describe('bank sync across processes', () => {
     expect(events).toHaveLength(expectedEvents);
     const settledEvent = events.find((e) => e.type === 'bank.transaction.booked' && e.payload.data.pendingOf);
     expect(settledEvent?.payload.data).toMatchObject({ status: 'booked', reference: 'overlap-ref' });
-  });
+  }, 180_000); // OS processes boot slowly on a loaded machine; this is no timing claim
 });

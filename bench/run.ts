@@ -19,6 +19,9 @@
  * process, autocannon in this one. BENCH_SECONDS (default 10) sets each pass's length;
  * the whole run stops itself after BENCH_DEADLINE_SECONDS (default 540).
  * BENCH_PROFILE=1 runs the gateway under --cpu-prof (profiles in bench/profiles/).
+ *
+ * The bank-feed benchmark (bench/bank.ts) is its own scenario, run only when asked:
+ * `npm run bench -- bank` or BENCH_SCENARIOS=bank (alone, or beside others).
  */
 import autocannon, { type AutocannonRequest, type AutocannonResult } from 'autocannon';
 import { fork, spawn, type ChildProcess } from 'node:child_process';
@@ -38,7 +41,7 @@ import { cpuCores, loadAverage, sampleProcess, sampleSystem, systemBusyCores, wa
 // Configuration
 
 const env = process.env;
-const SCENARIOS = (env.BENCH_SCENARIOS ?? 'a,b,c,d').split(',').map((s) => s.trim()).filter(Boolean);
+const SCENARIOS = (process.argv.slice(2).join(',') || env.BENCH_SCENARIOS || 'a,b,c,d').split(',').map((s) => s.trim()).filter(Boolean);
 const SECONDS = Number(env.BENCH_SECONDS ?? 10);
 const WARMUP_SECONDS = Math.min(3, SECONDS);
 /** The evenly paced half-rate pass: longer, because its p99 is decided by rare stalls. */
@@ -1096,7 +1099,13 @@ async function writeReport(report: Report): Promise<void> {
 
 async function main(): Promise<void> {
   assertLoopback(ADMIN_URL, 'BENCH_DATABASE_ADMIN_URL');
-  for (const scenario of SCENARIOS) if (!ALL_SCENARIOS.includes(scenario)) throw new Error(`unknown scenario ${scenario} (a, b, c, d)`);
+  for (const scenario of SCENARIOS) if (!ALL_SCENARIOS.includes(scenario) && scenario !== 'bank') throw new Error(`unknown scenario ${scenario} (a, b, c, d, bank)`);
+  if (SCENARIOS.includes('bank')) {
+    const { runBankBench } = await import('./bank.js');
+    const bank = await runBankBench();
+    if (!Object.values(bank.met).every(Boolean)) process.exitCode = 1;
+    if (SCENARIOS.every((s) => s === 'bank')) return;
+  }
   const deadline = setTimeout(() => {
     say(`\nbenchmark exceeded BENCH_DEADLINE_SECONDS=${DEADLINE_SECONDS}; stopping`);
     void cleanUp().finally(() => process.exit(2));

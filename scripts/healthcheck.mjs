@@ -1,5 +1,4 @@
 #!/usr/bin/env node
-/* global process, fetch, AbortSignal */
 /**
  * The container health check (Dockerfile HEALTHCHECK, docker-compose.yml): the slim image has
  * no curl, and node is there anyway.

@@ -1,3 +1,4 @@
+import { runBankScheduler } from './bank/scheduler.js';
 import type { Deps } from './deps.js';
 import { runRelay } from './events/relay.js';
 import { runMollieSweeper } from './payments/mollie-sweep.js';
@@ -29,6 +30,7 @@ export function startBackgroundJobs(deps: Deps): BackgroundJobs {
     runGoCardlessEventRecovery(deps, { signal }),
     runMollieSweeper(deps, { signal }),
     runRetention(deps, { signal }),
+    runBankScheduler(deps, { signal }),
   ];
   return {
     async stop() {

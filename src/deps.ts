@@ -12,6 +12,7 @@ import { createRateLimitPauses, withRateLimitPauses, type RateLimitPauses } from
 import type { Providers } from './providers/types.js';
 import type { SyncDeps } from './payments/sync-payment.js';
 import { createRecentFetches } from './payments/recent-fetches.js';
+import { createBankFeed, type BankFeed } from './bank/feed.js';
 import { createSchedulePoll } from './poller/schedule.js';
 
 export interface Clock {
@@ -27,6 +28,8 @@ export interface Deps extends SyncDeps {
   rateLimitPauses: RateLimitPauses;
   /** Work a request started and does not wait for; drained before close. */
   background: BackgroundWork;
+  /** GoCardless Bank Account Data, when GOCARDLESS_BANK_SECRET_ID and _KEY are set. */
+  bank: BankFeed | null;
   /** Stops everything buildDeps started. */
   close(): Promise<void>;
 }
@@ -37,6 +40,8 @@ export interface BuildOverrides {
   locker?: Locker;
   lockKeyPrefix?: string;
   defaultMetrics?: boolean;
+  /** Replaces the bank feed's HTTP transport (tests count calls through it). */
+  bankFetch?: typeof fetch;
 }
 
 /** The composition root: the one place that creates the db, redis, locker, clients and logger. */
@@ -89,6 +94,7 @@ export function buildDeps(env: Env, overrides: BuildOverrides = {}): Deps {
     // Every write of a non-final payment schedules its next poll (src/poller/schedule.ts).
     schedulePoll: createSchedulePoll(),
     background,
+    bank: createBankFeed(env, database.db, { fetch: overrides.bankFetch, logger }),
     async close() {
       await background.drain();
       // Broker sinks hold connections (and reconnect timers) open until told otherwise.

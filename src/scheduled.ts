@@ -1,3 +1,4 @@
+import { bankSchedulerStep } from './bank/scheduler.js';
 import type { Deps } from './deps.js';
 import { relayOnce } from './events/relay.js';
 import { runDueMollieSweep } from './payments/mollie-sweep.js';
@@ -28,6 +29,7 @@ export async function runScheduledStep(deps: Deps): Promise<Record<string, unkno
     gocardlessEvents: () => recoverGoCardlessEventsStep(deps),
     // A short budget: the next due run continues where this one stopped.
     retention: () => (deps.env.RETENTION_INTERVAL_MS > 0 ? runDueRetention(deps, { budgetMs: 5000 }) : Promise.resolve(null)),
+    bank: () => (deps.bank ? bankSchedulerStep(deps, { limit: 20 }) : Promise.resolve(null)),
   };
   const results: Record<string, unknown> = {};
   for (const [name, step] of Object.entries(steps)) {

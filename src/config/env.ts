@@ -187,6 +187,28 @@ export const envSchema = z.object({
   OTEL_EXPORTER_OTLP_ENDPOINT: url('http://collector:4318').optional(),
   OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: url('http://collector:4318/v1/traces').optional(),
   OTEL_SERVICE_NAME: z.string().min(1).default('payment-webhook-gateway'),
+  /** GoCardless Bank Account Data (bank feeds): off unless both secrets are set. */
+  GOCARDLESS_BANK_SECRET_ID: z.string().min(1).optional(),
+  GOCARDLESS_BANK_SECRET_KEY: z.string().min(1).optional(),
+  GOCARDLESS_BANK_API_URL: url('https://bankaccountdata.gocardless.com').default('https://bankaccountdata.gocardless.com'),
+  /** How often each bank account is synced: four times a day keeps inside the banks' four calls and uses the access often enough that banks do not drop it. */
+  BANK_SYNC_INTERVAL_MS: z.coerce.number().int().min(100).default(21_600_000),
+  /** Successful calls per bank account and scope per day, fleet-wide. */
+  BANK_DAILY_CALLS: z.coerce.number().int().min(1).max(1000).default(4),
+  /** How far before the last booked date each sync fetches again (banks book late and back-date). */
+  BANK_OVERLAP_DAYS: z.coerce.number().int().min(0).max(730).default(7),
+  /** How long a pending transaction may be missing from the bank's answers before it is called removed. */
+  BANK_PENDING_GRACE_MS: z.coerce.number().int().min(0).default(259_200_000),
+  /** Days before the consent ends at which bank.connection.expiring is announced (decimals allowed). */
+  BANK_EXPIRY_WARNING_DAYS: z
+    .string()
+    .optional()
+    .transform((value) => (value ?? '7,1').split(',').map((item) => item.trim()).filter(Boolean).map(Number))
+    .refine((days) => days.every((day) => Number.isFinite(day) && day > 0), 'must be a comma-separated list of positive numbers of days'),
+  /** Bank accounts synced at once by one process. */
+  BANK_SYNC_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
+  /** How often the bank scheduler looks for due work when nothing was due. */
+  BANK_SCHEDULER_IDLE_MS: z.coerce.number().int().min(10).default(1000),
 });
 
 export type Env = z.infer<typeof envSchema>;

@@ -68,7 +68,7 @@ ul.plain li { margin:2px 0; }
 
 export const CONSOLE_CSS_HASH = `sha256-${createHash('sha256').update(CONSOLE_CSS).digest('base64')}`;
 
-export type NavKey = 'overview' | 'payments' | 'receipts' | 'pollers' | 'outbox' | 'audit';
+export type NavKey = 'overview' | 'payments' | 'receipts' | 'pollers' | 'outbox' | 'bank' | 'audit';
 
 const NAV: Array<[NavKey, string, string]> = [
   ['overview', 'Overview', '/console'],
@@ -76,6 +76,7 @@ const NAV: Array<[NavKey, string, string]> = [
   ['receipts', 'Receipts', '/console/receipts'],
   ['pollers', 'Pollers', '/console/pollers'],
   ['outbox', 'Outbox & sinks', '/console/outbox'],
+  ['bank', 'Bank feeds', '/console/bank'],
   ['audit', 'Audit', '/console/audit'],
 ];
 

@@ -18,6 +18,8 @@ import { sourceOf, type FailedAttempts } from '../http/failed-attempts.js';
 import type { AppEnv } from '../http/middleware.js';
 import { PAYMENT_STATUSES, PROVIDERS, isProviderName } from '../providers/types.js';
 import { CONSOLE_CSS_HASH } from './layout.js';
+import { readBankReadiness } from '../bank/readiness.js';
+import { BankPage } from './bank-page.js';
 import { OutboxPage, OverviewPage, PollersPage } from './operations-pages.js';
 import { PaymentNotFoundPage, PaymentPage, PaymentsPage } from './payment-pages.js';
 import {
@@ -300,6 +302,8 @@ export function consoleRoutes(deps: Deps, options: { failedAttempts?: FailedAtte
   });
 
   app.get('/pollers', requireSession, async (c) => c.html(<PollersPage pollers={await listPollerHealth(deps.db)} now={now()} />));
+
+  app.get('/bank', requireSession, async (c) => c.html(<BankPage bank={await readBankReadiness(deps)} now={now()} />));
 
   app.get('/outbox', requireSession, async (c) => {
     const after = positiveInt(c.req.query('after'));

@@ -136,6 +136,25 @@ export const sinkDisabledData = z.object({
   disabledAt: isoDate,
 });
 
+const bankConnectionBase = { connectionId: z.string(), reference: z.string() };
+
+/** What every bank connection event carries, plus its own fields (see the README's bank-feed section). */
+export const bankConnectionData = z.looseObject(bankConnectionBase);
+
+export const bankTransactionData = z.looseObject({
+  reference: z.string(),
+  id: z.string().meta({ description: 'The transaction (`btx_…`)' }),
+  connectionId: z.string(),
+  accountId: z.string(),
+  status: z.enum(['pending', 'booked', 'removed']),
+  transactionId: z.string().nullable(),
+  internalTransactionId: z.string().nullable(),
+  bookingDate: z.string().nullable(),
+  valueDate: z.string().nullable(),
+  amount: z.object({ value: z.string(), currency: z.string() }),
+  pendingOf: z.string().optional(),
+});
+
 export interface EventCatalogueEntry {
   /** The type, or for a family (`gocardless.<resource_type>.<action>`) its pattern. */
   type: string;
@@ -203,6 +222,70 @@ export const EVENT_CATALOGUE: readonly EventCatalogueEntry[] = [
     data: pollerStalledData,
     summary: 'No process has completed a poller pass while payments are due',
     description: 'Fleet-wide, once per episode, after `POLLER_STALLED_AFTER_MS` without a completed pass.',
+    versioned: false,
+  },
+  {
+    type: 'bank.connection.linked',
+    matches: (candidate) => candidate === 'bank.connection.linked',
+    data: bankConnectionData,
+    summary: 'The end user gave consent; the accounts are known',
+    description: 'Once per connection.',
+    versioned: false,
+  },
+  {
+    type: 'bank.connection.expiring',
+    matches: (candidate) => candidate === 'bank.connection.expiring',
+    data: bankConnectionData,
+    summary: 'The consent ends soon',
+    description: 'Once per `BANK_EXPIRY_WARNING_DAYS` entry.',
+    versioned: false,
+  },
+  {
+    type: 'bank.connection.expired',
+    matches: (candidate) => candidate === 'bank.connection.expired',
+    data: bankConnectionData,
+    summary: 'The consent ended; the connection is no longer synced',
+    description: 'Once per connection.',
+    versioned: false,
+  },
+  {
+    type: 'bank.connection.broken',
+    matches: (candidate) => candidate === 'bank.connection.broken',
+    data: bankConnectionData,
+    summary: 'A bank connection stopped working',
+    description: 'Rejected or suspended requisition, an account in ERROR, SUSPENDED or EXPIRED, or access refused; once per episode.',
+    versioned: false,
+  },
+  {
+    type: 'bank.connection.recovered',
+    matches: (candidate) => candidate === 'bank.connection.recovered',
+    data: bankConnectionData,
+    summary: 'A broken bank connection works again',
+    description: 'Once per broken episode.',
+    versioned: false,
+  },
+  {
+    type: 'bank.transaction.pending',
+    matches: (candidate) => candidate === 'bank.transaction.pending',
+    data: bankTransactionData,
+    summary: 'A bank transaction was first seen pending',
+    description: 'Once per pending transaction.',
+    versioned: false,
+  },
+  {
+    type: 'bank.transaction.booked',
+    matches: (candidate) => candidate === 'bank.transaction.booked',
+    data: bankTransactionData,
+    summary: 'A bank transaction was booked',
+    description: 'A new one, or the pending one it settles (`pendingOf`); once per transaction.',
+    versioned: false,
+  },
+  {
+    type: 'bank.transaction.removed',
+    matches: (candidate) => candidate === 'bank.transaction.removed',
+    data: bankTransactionData,
+    summary: 'A pending bank transaction vanished past the grace',
+    description: 'Once per transaction.',
     versioned: false,
   },
   {

@@ -5,6 +5,7 @@ import type { Deps } from '../deps.js';
 import { consoleRoutes } from '../console/routes.js';
 import { AppError, toErrorResponse } from './errors.js';
 import { annotateRequest, requestContext, requestMetrics, requestSpan, requireAdminToken, type AppEnv } from './middleware.js';
+import { bankConnectionRoutes, bankTransactionRoutes } from './routes/bank-connections.js';
 import { gocardlessWebhookRoutes } from './routes/gocardless-webhooks.js';
 import { outboundEventRoutes } from './routes/events.js';
 import { healthRoutes } from './routes/health.js';
@@ -118,6 +119,8 @@ export function createApp(deps: Deps, options: { surface?: AppSurface } = {}) {
   v1.route('/payments', paymentRoutes(deps));
   v1.route('/receipts', receiptRoutes(deps));
   v1.route('/webhook-requests', webhookRequestRoutes(deps));
+  v1.route('/bank-connections', bankConnectionRoutes(deps));
+  v1.route('/bank-transactions', bankTransactionRoutes(deps));
   v1.route('/', outboundEventRoutes(deps));
   app.route('/v1', v1);
   if (surface === 'all') app.route('/console', consoleRoutes(deps, { failedAttempts }));
@@ -152,3 +155,4 @@ const referenceRoute = createRoute({
   responses: { 200: { description: 'HTML', content: { 'text/html': { schema: { type: 'string' as const } } } } },
 });
 
+export type App = ReturnType<typeof createApp>;

@@ -66,6 +66,7 @@ const CONSOLE_PAGES: Array<{ method: 'get' | 'post'; path: string; summary: stri
   { method: 'post', path: '/console/payments/{provider}/{id}/sync', summary: 'Sync a payment now (form)' },
   { method: 'get', path: '/console/requests', summary: 'The inbound log: every request to a webhook route' },
   { method: 'get', path: '/console/audit', summary: 'The audit trail of operator actions' },
+  { method: 'get', path: '/console/bank', summary: 'Bank feeds: connections, accounts, syncs, calls left, broken and expiring ones' },
 ];
 
 export function registerConsolePaths(registry: OpenAPIRegistry): void {

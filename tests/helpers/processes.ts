@@ -81,3 +81,16 @@ export async function startRedisServer(): Promise<{ url: string; process: ChildP
       }),
   };
 }
+
+/** In a worker started by startTsWorker: waits for the go line on stdin. */
+export function readLine(): Promise<string> {
+  return new Promise((resolve) => {
+    let buffer = '';
+    process.stdin.setEncoding('utf8');
+    process.stdin.on('data', (chunk) => {
+      buffer += chunk;
+      const newline = buffer.indexOf('\n');
+      if (newline >= 0) resolve(buffer.slice(0, newline));
+    });
+  });
+}

@@ -206,6 +206,31 @@ function cases(eventId: string): Record<string, { valid: Call; invalid: Call | n
     },
     'get /console/requests': { valid: { path: '/console/requests' }, invalid: null },
     'get /console/audit': { valid: { path: '/console/audit' }, invalid: null },
+    'get /console/bank': { valid: { path: '/console/bank' }, invalid: null },
+    'post /v1/bank-connections': {
+      valid: { method: 'POST', path: '/v1/bank-connections', headers: json, body: JSON.stringify({ institutionId: 'SANDBOXFINANCE_SFIN0000', reference: 'openapi-1', redirectUrl: 'https://example.com/back' }), expect: 503 },
+      invalid: { method: 'POST', path: '/v1/bank-connections', headers: json, body: JSON.stringify({ institutionId: 'x', reference: '', redirectUrl: 'ftp://x' }) },
+    },
+    'get /v1/bank-connections': {
+      valid: { path: '/v1/bank-connections?limit=5', headers: auth },
+      invalid: { path: '/v1/bank-connections?status=lost', headers: auth },
+    },
+    'get /v1/bank-connections/{id}': {
+      valid: { path: '/v1/bank-connections/bcn_0000000000000', headers: auth, expect: 404 },
+      invalid: { path: '/v1/bank-connections/nope', headers: auth },
+    },
+    'delete /v1/bank-connections/{id}': {
+      valid: { method: 'DELETE', path: '/v1/bank-connections/bcn_0000000000000', headers: auth, expect: 404 },
+      invalid: { method: 'DELETE', path: '/v1/bank-connections/nope', headers: auth },
+    },
+    'post /v1/bank-connections/{id}/sync': {
+      valid: { method: 'POST', path: '/v1/bank-connections/bcn_0000000000000/sync', headers: auth, expect: 404 },
+      invalid: { method: 'POST', path: '/v1/bank-connections/nope/sync', headers: auth },
+    },
+    'get /v1/bank-transactions': {
+      valid: { path: '/v1/bank-transactions?status=booked&limit=5', headers: auth },
+      invalid: { path: '/v1/bank-transactions?status=lost', headers: auth },
+    },
     'get /v1/receipts': {
       valid: { path: '/v1/receipts?state=failed&limit=5', headers: auth },
       invalid: { path: '/v1/receipts?state=lost', headers: auth },

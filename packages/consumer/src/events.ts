@@ -66,10 +66,20 @@ interface Envelope<T extends string, D> {
 export type PaymentChangeEvent = Envelope<PaymentChangeType, PaymentChangeData>;
 export type PaymentStuckEvent = Envelope<'payment.stuck', { provider: string; account: string; paymentId: string; status: PaymentStatus; providerStatus: string; method: string | null; version: number; amount: Money; createdAt: string; expectedFinalBy: string; profile: string }>;
 export type GoCardlessForwardedEvent = Envelope<`gocardless.${string}`, { provider: 'gocardless'; account: string; eventId: string; resourceType: string; action: string; resourceId: string | null; event: Record<string, unknown> }>;
-export type PollerHealthEvent = Envelope<'gateway.poller.degraded' | 'gateway.poller.recovered', { provider: string; account: string; consecutiveFailures: number; lastSuccessAt: string | null; lastFailureAt: string | null } & Record<string, unknown>>;
+/** `data.scope` tells a provider account's polling (`account`) from the whole fleet's (`fleet`, stalled and recovered only). */
+export type PollerHealthEvent = Envelope<'gateway.poller.degraded' | 'gateway.poller.recovered' | 'gateway.poller.stalled', { scope: 'account' | 'fleet' } & Record<string, unknown>>;
+export type SinkDisabledEvent = Envelope<'gateway.sink.disabled', { sink: { id: string; kind: string; target: string }; status: number; reason: string; disabledAt: string }>;
+export type BankConnectionEvent = Envelope<
+  'bank.connection.linked' | 'bank.connection.expiring' | 'bank.connection.expired' | 'bank.connection.broken' | 'bank.connection.recovered',
+  { connectionId: string; reference: string } & Record<string, unknown>
+>;
+export type BankTransactionEvent = Envelope<
+  'bank.transaction.pending' | 'bank.transaction.booked' | 'bank.transaction.removed',
+  { id: string; connectionId: string; accountId: string; reference: string; status: 'pending' | 'booked' | 'removed'; amount: Money; pendingOf?: string } & Record<string, unknown>
+>;
 
 /** Every event type this package knows; narrow on `type`. */
-export type GatewayEvent = PaymentChangeEvent | PaymentStuckEvent | GoCardlessForwardedEvent | PollerHealthEvent;
+export type GatewayEvent = PaymentChangeEvent | PaymentStuckEvent | GoCardlessForwardedEvent | PollerHealthEvent | SinkDisabledEvent | BankConnectionEvent | BankTransactionEvent;
 
 export class EventParseError extends Error {
   override readonly name = 'EventParseError';

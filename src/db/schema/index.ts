@@ -8,3 +8,8 @@ export * from './event-deliveries.js';
 export * from './poller-fleet.js';
 export * from './audit-log.js';
 export * from './webhook-requests.js';
+export * from './bank-tokens.js';
+export * from './bank-connections.js';
+export * from './bank-accounts.js';
+export * from './bank-call-budgets.js';
+export * from './bank-transactions.js';

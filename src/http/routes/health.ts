@@ -2,6 +2,7 @@ import { sql } from 'drizzle-orm';
 import { createRoute } from '@hono/zod-openapi';
 import type { Context } from 'hono';
 import { z } from 'zod';
+import { readBankReadiness } from '../../bank/readiness.js';
 import type { Deps } from '../../deps.js';
 import { refreshOutboxLag, sinkReadiness } from '../../events/relay.js';
 import { refreshDatabaseGauges } from '../../observability/database-gauges.js';
@@ -69,6 +70,7 @@ const readiness = z.object({
   lock: z.string(),
   poller: z.unknown().meta({ description: 'Per provider account: polling health (informational)' }),
   sinks: z.unknown().optional().meta({ description: 'Sinks disabled by a 410 (informational)' }),
+  bank: z.unknown().optional().meta({ description: 'Bank feed connections: broken, expiring, last and next sync (informational; only when the bank feed is configured)' }),
 });
 
 const healthzRoute = createRoute({
@@ -115,8 +117,10 @@ export function healthRoutes(deps: Deps) {
     // Informational: a degraded provider account does not make the gateway unready.
     const poller = await pollerReadiness(deps, postgres.ok);
     const sinks = postgres.ok ? await sinkReadiness(deps) : undefined;
+    // Informational too: a broken or expiring bank connection is shown, not a reason to be unready.
+    const bank = postgres.ok ? await readBankReadiness(deps) : undefined;
     return c.json(
-      { status: ready ? (redis.ok ? 'ready' : 'degraded') : 'unavailable', checks: { postgres, redis }, lock: deps.locker.kind, poller, sinks },
+      { status: ready ? (redis.ok ? 'ready' : 'degraded') : 'unavailable', checks: { postgres, redis }, lock: deps.locker.kind, poller, sinks, bank },
       ready ? 200 : 503,
     );
   });

@@ -47,6 +47,10 @@ async function startStack(): Promise<Stack> {
       GOCARDLESS_ACCESS_TOKEN: gocardless.accessToken,
       GOCARDLESS_API_URL: gocardless.url,
       GOCARDLESS_WEBHOOK_SECRETS: gocardless.webhookSecret,
+      // Replays send one payment's webhooks moments apart: with the default windows (10 s, and
+      // 60 s after a 404) the later ones wait that long for their one fetch, past the settle time.
+      WEBHOOK_REFETCH_WINDOW_MS: '1000',
+      WEBHOOK_NOT_FOUND_WINDOW_MS: '2000',
       LOG_LEVEL: 'warn',
     },
     { timeoutMs: 60_000 },

@@ -28,7 +28,13 @@ export interface BankPassSummary {
   expired: number;
 }
 
-const processState = { running: false, owner: `bank-${randomBytes(6).toString('hex')}`, lastPassAt: null as string | null, lastPassError: null as string | null };
+const processState = { running: false, owner: '', lastPassAt: null as string | null, lastPassError: null as string | null };
+
+/** This process's lease owner, made on first use: Workers allow no random values at import time. */
+function processOwner(): string {
+  if (!processState.owner) processState.owner = `bank-${randomBytes(6).toString('hex')}`;
+  return processState.owner;
+}
 
 export function bankSchedulerStatus() {
   return { ...processState };
@@ -66,7 +72,7 @@ async function leaseDueAccounts(deps: BankDeps, owner: string, limit: number): P
 
 /** One pass: expiry, due requisitions, due accounts. Safe to run from any number of processes at once. */
 export async function bankSchedulerStep(deps: BankDeps, options: { owner?: string; limit?: number } = {}): Promise<BankPassSummary> {
-  const owner = options.owner ?? processState.owner;
+  const owner = options.owner ?? processOwner();
   const limit = options.limit ?? 50;
   const summary: BankPassSummary = { checked: 0, synced: 0, limited: 0, broken: 0, failed: 0, expiring: 0, expired: 0 };
   if (!deps.bank) return summary;

@@ -85,9 +85,17 @@ describe('embedded mode', () => {
       expect(res.status).toBe(200);
       return payment.id;
     };
+    let lastFeed = '';
     const paidEvents = async (url: string) => {
-      const feed = await (await fetch(`${url}/v1/events?limit=1000`, { headers: auth })).json();
-      return (feed.data as { type: string; data: { paymentId: string } }[]).filter((e) => e.type === 'payment.paid').map((e) => e.data.paymentId);
+      const res = await fetch(`${url}/v1/events?limit=1000`, { headers: auth });
+      const text = await res.text();
+      lastFeed = `${res.status} ${text.slice(0, 1500)}`;
+      const feed = JSON.parse(text);
+      // Only this test's payments: the Mollie sweep also imports the payments earlier tests left
+      // in the shared sandbox, each with its own payment.paid.
+      return (feed.data as { type: string; data: { paymentId: string } }[])
+        .filter((e) => e.type === 'payment.paid' && acknowledged.includes(e.data.paymentId))
+        .map((e) => e.data.paymentId);
     };
 
     const first = await startGatewayProcess(env, { timeoutMs: 120_000 });
@@ -109,7 +117,7 @@ describe('embedded mode', () => {
       // Slow on a loaded machine: PGlite serves one connection, shared by the requests and every loop.
       await eventually(async () => (await paidEvents(first.url)).length === acknowledged.length, { what: 'every acknowledged payment paid', timeoutMs: 180_000 }).catch(
         (error: Error) => {
-          throw new Error(`${error.message}\n${first.output().slice(-3000)}`);
+          throw new Error(`${error.message}\nlast feed: ${lastFeed}\n${first.output().slice(-3000)}`);
         },
       );
     } finally {

@@ -90,6 +90,7 @@ export function buildDeps(env: Env, overrides: BuildOverrides = {}): Deps {
       redis: redis[0],
       keyPrefix: overrides.lockKeyPrefix,
       windows: { foundMs: env.WEBHOOK_REFETCH_WINDOW_MS, notFoundMs: env.WEBHOOK_NOT_FOUND_WINDOW_MS },
+      onRedisError: (op) => metrics.recentFetchErrors.inc({ op }),
     }),
     // Every write of a non-final payment schedules its next poll (src/poller/schedule.ts).
     schedulePoll: createSchedulePoll(),

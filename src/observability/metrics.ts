@@ -94,6 +94,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       labelNames: ['outcome'] as const,
       registers: [registry],
     }),
+    recentFetchErrors: new Counter({
+      name: 'gateway_recent_fetch_errors_total',
+      help: 'Reads and writes of the shared recent-fetch record that Redis did not answer (op: get, record); each may cost one more provider call for an id another process fetched a moment ago',
+      labelNames: ['op'] as const,
+      registers: [registry],
+    }),
     lockWait: new Histogram({
       name: 'gateway_lock_wait_seconds',
       help: 'Time spent waiting for a payment lock',

@@ -51,7 +51,14 @@ const ANSWERS_FOR_MS = 120_000;
 /** At most this many ids are remembered in memory; the oldest are forgotten first. */
 const MEMORY_ENTRIES = 10_000;
 
-export function createRecentFetches(options: { redis?: Redis; keyPrefix?: string; windows: RecentFetchWindows; redisTimeoutMs?: number }): RecentFetches {
+export function createRecentFetches(options: {
+  redis?: Redis;
+  keyPrefix?: string;
+  windows: RecentFetchWindows;
+  redisTimeoutMs?: number;
+  /** Told of every Redis failure; the record then falls back to this process's memory. */
+  onRedisError?: (op: 'get' | 'record', error: unknown) => void;
+}): RecentFetches {
   const memory = new Map<string, { record: FetchRecord; expiresAt: number }>();
   const prefix = `${options.keyPrefix ?? ''}fetched:`;
   // Kept past its window: a record also answers the triggers that came before it, and
@@ -73,15 +80,17 @@ export function createRecentFetches(options: { redis?: Redis; keyPrefix?: string
     inFlight: new Map(),
     async get(key) {
       const local = fromMemory(key);
-      if (options.redis && options.redis.status === 'ready') {
+      if (options.redis && options.redis.status !== 'ready') options.onRedisError?.('get', new Error(`Redis is ${options.redis.status}`));
+      else if (options.redis) {
         try {
           const value = await options.redis.get(prefix + key);
           if (value) {
             const shared = JSON.parse(value) as FetchRecord;
             return !local || shared.startedAt > local.startedAt ? shared : local;
           }
-        } catch {
+        } catch (error) {
           // Redis unreachable: what this process remembers still helps.
+          options.onRedisError?.('get', error);
         }
       }
       return local;
@@ -91,7 +100,8 @@ export function createRecentFetches(options: { redis?: Redis; keyPrefix?: string
       memory.delete(key);
       memory.set(key, { record, expiresAt: Date.now() + ms });
       if (memory.size > MEMORY_ENTRIES) memory.delete(memory.keys().next().value!);
-      if (options.redis && options.redis.status === 'ready') {
+      if (options.redis && options.redis.status !== 'ready') options.onRedisError?.('record', new Error(`Redis is ${options.redis.status}`));
+      else if (options.redis) {
         // Never replace a record of a later fetch with an earlier one's.
         await options.redis
           .eval(
@@ -105,7 +115,7 @@ export function createRecentFetches(options: { redis?: Redis; keyPrefix?: string
             String(record.startedAt),
             String(ms),
           )
-          .catch(() => {});
+          .catch((error: unknown) => options.onRedisError?.('record', error));
       }
     },
   };

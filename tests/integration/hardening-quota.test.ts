@@ -63,6 +63,16 @@ async function inParallel<T>(items: T[], concurrency: number, work: (item: T) =>
   );
 }
 
+/** Lock calls that ran without the lock, and shared fetch records not read or not written. */
+async function degradedRedisCalls(deps: Deps): Promise<number> {
+  const lock = await deps.metrics.lockOutcomes.get();
+  const record = await deps.metrics.recentFetchErrors.get();
+  return (
+    lock.values.filter((v) => v.labels.outcome === 'unavailable' || v.labels.outcome === 'lost').reduce((sum, v) => sum + v.value, 0) +
+    record.values.reduce((sum, v) => sum + v.value, 0)
+  );
+}
+
 beforeAll(async () => {
   database = await createTestDatabase();
   mollie = await startMollieSandbox();
@@ -105,12 +115,14 @@ describe('anonymous webhooks and the provider quota', () => {
 
     expect(elapsed, 'the burst must fit in one window for the bound below').toBeLessThan(60_000);
     expect(new Set(statuses)).toEqual(new Set([200]));
-    // The aim is one call per id per window. Across two instances one id is sometimes fetched
-    // twice (seen in about one run in three, cause not yet found: an open gap of #17), so this
-    // holds the bound that is met today: at most two per id, against one per webhook before.
-    for (const id of ids) expect(mollie.requestCount(id), id).toBeLessThanOrEqual(2);
+    // One call per id per window across the fleet, while Redis answers within REDIS_TIMEOUT_MS.
+    // A Redis call that times out (seen on a machine at load 20: the lock unavailable or lost,
+    // the shared fetch record unread or unwritten) leaves only this process's memory, so then
+    // each process may fetch an id once: every such miss is counted, and the bound is exact.
+    const misses = (await degradedRedisCalls(a.deps)) + (await degradedRedisCalls(b.deps));
     const calls = ids.reduce((sum, id) => sum + mollie.requestCount(id), 0);
-    expect(calls).toBeLessThanOrEqual(2 * ids.length);
+    for (const id of ids) expect(mollie.requestCount(id), id).toBeLessThanOrEqual(misses === 0 ? 1 : 2);
+    expect(calls).toBeLessThanOrEqual(ids.length + misses);
 
     // Nothing acknowledged is dropped: every receipt is settled, or pending until the window ends.
     const receipts = await sql<{ state: string; n: number; due_in_s: number | null }[]>`
@@ -122,7 +134,7 @@ describe('anonymous webhooks and the provider quota', () => {
     expect(ord!.n).toBe(0);
     const rows = await sql<{ status: string }[]>`select status from payments where provider_payment_id in ${sql(known)}`;
     expect(rows.map((r) => r.status)).toEqual(known.map(() => 'paid'));
-    process.stdout.write(`quota flood: 2000 webhooks for 20 ids in ${elapsed} ms → ${calls} Mollie calls; receipts ${JSON.stringify(receipts)}\n`);
+    process.stdout.write(`quota flood: 2000 webhooks for 20 ids in ${elapsed} ms → ${calls} Mollie calls (${misses} Redis calls missed); receipts ${JSON.stringify(receipts)}\n`);
   }, 120_000);
 
   it('refund and chargeback ids are looked up once per window too', async () => {

@@ -38,6 +38,7 @@ async function handle(paymentId: string): Promise<number> {
     const response = await fetch(`${env.MOLLIE_API_URL}/v2/payments/${encodeURIComponent(paymentId)}`, {
       headers: { authorization: `Bearer ${env.MOLLIE_API_KEY}` },
     });
+    if (!response.ok) await response.arrayBuffer(); // frees the connection for the next fetch
     if (!response.ok && response.status !== 404) return 503;
     if (response.ok) {
       const payment = (await response.json()) as { status: string; amount: { value: string; currency: string } };

@@ -8,7 +8,7 @@ import type { Deps } from '../deps.js';
 import { enqueueEvents } from '../events/outbox.js';
 import { BankApiError } from '../providers/gocardless-bank/client.js';
 import { connectionStatusOf } from '../providers/gocardless-bank/mapping.js';
-import { REQUISITION_STATUSES, type RequisitionStatus } from '../providers/gocardless-bank/schemas.js';
+import { REQUISITION_STATUSES, type Requisition, type RequisitionStatus } from '../providers/gocardless-bank/schemas.js';
 import { markConnectionBroken } from './connection-health.js';
 import { newBankId } from './ids.js';
 import { getConnection, getLiveConnectionByReference, type ConnectionRow } from './queries.js';
@@ -82,24 +82,28 @@ export async function createBankConnection(deps: BankDeps, input: CreateConnecti
       update bank_connections set creating_owner = ${owner}, creating_until = now() + ${CREATE_LEASE_MS} * interval '1 millisecond'
       where id = ${existing.id} and status = 'creating' and creating_until < now()
       returning *`);
-    if (taken) return { connection: await createRequisitionFor(deps, client, taken, owner), created: false };
+    if (taken) return { connection: await createRequisitionFor(deps, client, taken, owner, { takeover: true }), created: false };
     if (Date.now() > deadline) throw new BankFeedError('creation_in_progress', `connection ${existing.id} is still being created; retry shortly`, 1000);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }
 
-async function createRequisitionFor(deps: BankDeps, client: ReturnType<typeof requireBank>, row: ConnectionRow, owner: string): Promise<ConnectionRow> {
+/** How many pages of requisitions (100 each) a takeover reads looking for its creator's. */
+const TAKEOVER_SEARCH_PAGES = 50;
+
+async function createRequisitionFor(
+  deps: BankDeps,
+  client: ReturnType<typeof requireBank>,
+  row: ConnectionRow,
+  owner: string,
+  options: { takeover?: boolean } = {},
+): Promise<ConnectionRow> {
   try {
-    const agreement = await client.createAgreement({
-      institutionId: row.institution_id,
-      maxHistoricalDays: row.max_historical_days,
-      accessValidForDays: row.access_valid_for_days,
-    });
-    // GoCardless's reference is our connection id: unique by construction, and a
-    // takeover after a crash cannot create a second requisition under it.
-    const requisition = await client.createRequisition({ institutionId: row.institution_id, redirect: row.redirect_url, reference: row.id, agreement: agreement.id });
+    // A creator that died after GoCardless made the requisition (and before it was stored)
+    // left it under our connection id: the takeover adopts it instead of losing it.
+    const requisition = (options.takeover ? await findRequisitionByReference(client, row.id) : null) ?? (await newRequisition(client, row));
     const [updated] = await deps.db.execute<ConnectionRow>(sql`
-      update bank_connections set status = 'awaiting_consent', agreement_id = ${agreement.id}, requisition_id = ${requisition.id},
+      update bank_connections set status = 'awaiting_consent', agreement_id = ${requisition.agreement ?? null}, requisition_id = ${requisition.id},
         requisition_status = ${requisition.status}, link = ${requisition.link}, creating_owner = null, creating_until = null,
         next_check_at = now() + ${CONSENT_CHECK_DELAYS_MS[0]!} * interval '1 millisecond', updated_at = now()
       where id = ${row.id} and creating_owner = ${owner}
@@ -113,6 +117,28 @@ async function createRequisitionFor(deps: BankDeps, client: ReturnType<typeof re
     }
     throw error;
   }
+}
+
+async function newRequisition(client: ReturnType<typeof requireBank>, row: ConnectionRow): Promise<Requisition> {
+  const agreement = await client.createAgreement({
+    institutionId: row.institution_id,
+    maxHistoricalDays: row.max_historical_days,
+    accessValidForDays: row.access_valid_for_days,
+  });
+  // GoCardless's reference is our connection id: unique by construction, and GoCardless
+  // refuses a second requisition under it, so a takeover can never make two.
+  const requisition = await client.createRequisition({ institutionId: row.institution_id, redirect: row.redirect_url, reference: row.id, agreement: agreement.id });
+  return { ...requisition, agreement: requisition.agreement ?? agreement.id };
+}
+
+async function findRequisitionByReference(client: ReturnType<typeof requireBank>, reference: string): Promise<Requisition | null> {
+  for (let page = 0; page < TAKEOVER_SEARCH_PAGES; page++) {
+    const { results, next } = await client.listRequisitions({ limit: 100, offset: page * 100 });
+    const found = results.find((requisition) => requisition.reference === reference);
+    if (found) return found;
+    if (!next || results.length === 0) return null;
+  }
+  return null;
 }
 
 /** Stops a connection: it is no longer synced, its requisition is deleted at GoCardless, and its reference is free again. */

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { newBankId } from '../../src/bank/ids.js';
 import { api, createLinkedConnection, outboxEvents, runBankWorker, SANDBOX_INSTITUTION_ID, startBankHarness, type BankHarness } from '../helpers/bank.js';
 
 /**
@@ -138,6 +139,35 @@ describe('bank connections', () => {
     const rows = await h.sql<{ count: number }[]>`select count(*)::int as count from bank_connections where reference = 'race-ref'`;
     expect(rows[0]!.count).toBe(1);
   }, 180_000); // OS processes boot slowly on a loaded machine; this is no timing claim
+
+  it('a creator that died after GoCardless made its requisition: the takeover adopts that requisition, and one that died before makes one', async () => {
+    // Other requisitions first, so the one left behind is on a later page of GoCardless's list.
+    for (let i = 0; i < 130; i++) h.sandbox.state.createRequisition({ institution_id: SANDBOX_INSTITUTION_ID, redirect: 'https://example.test/other', reference: `other-${i}` });
+    const orphaned = async (reference: string) => {
+      const id = newBankId('bcn');
+      await h.sql`insert into bank_connections (id, reference, institution_id, redirect_url, max_historical_days, access_valid_for_days, status, creating_owner, creating_until)
+        values (${id}, ${reference}, ${SANDBOX_INSTITUTION_ID}, 'https://example.test/return', 90, 90, 'creating', 'dead-creator', now() - interval '1 second')`;
+      return id;
+    };
+    const body = (reference: string) => ({ institutionId: SANDBOX_INSTITUTION_ID, reference, redirectUrl: 'https://example.test/return' });
+
+    const afterRequisition = await orphaned('died-after-requisition');
+    const left = h.sandbox.state.createRequisition({ institution_id: SANDBOX_INSTITUTION_ID, redirect: 'https://example.test/return', reference: afterRequisition });
+    if (left === 'reference_taken') throw new Error('unexpected');
+    const before = h.sandbox.state.stats.requisitionsCreated;
+    const adopted = await api(h.app, 'POST', '/v1/bank-connections', body('died-after-requisition'));
+    expect(adopted.status).toBe(200);
+    expect(adopted.body).toMatchObject({ id: afterRequisition, status: 'awaiting_consent', link: left.link });
+    expect(h.sandbox.state.stats.requisitionsCreated).toBe(before);
+
+    const beforeRequisition = await orphaned('died-before-requisition');
+    const made = await api(h.app, 'POST', '/v1/bank-connections', body('died-before-requisition'));
+    expect(made.status).toBe(200);
+    expect(made.body).toMatchObject({ id: beforeRequisition, status: 'awaiting_consent' });
+    expect(h.sandbox.state.stats.requisitionsCreated).toBe(before + 1);
+    const mine = [...h.sandbox.state.requisitions.values()].filter((r) => r.reference === beforeRequisition);
+    expect(mine.map((r) => r.link)).toEqual([made.body.link]);
+  });
 
   it('links through the helper and reports the linked event once', async () => {
     const { id, synced } = await createLinkedConnection(h, 'helper-ref');

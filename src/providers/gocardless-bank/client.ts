@@ -12,6 +12,7 @@ import {
   agreementSchema,
   errorBodySchema,
   institutionSchema,
+  requisitionPageSchema,
   requisitionSchema,
   tokenNewSchema,
   tokenRefreshSchema,
@@ -21,6 +22,7 @@ import {
   type Agreement,
   type Institution,
   type Requisition,
+  type RequisitionPage,
   type TokenNew,
   type TransactionsResponse,
 } from './schemas.js';
@@ -199,6 +201,7 @@ export interface BankClient {
   getAgreement(id: string): Promise<Agreement>;
   createRequisition(input: CreateRequisitionInput): Promise<Requisition>;
   getRequisition(id: string): Promise<Requisition>;
+  listRequisitions(page: { limit: number; offset: number }): Promise<RequisitionPage>;
   deleteRequisition(id: string): Promise<void>;
   getAccount(id: string): Promise<Account>;
   getTransactions(accountId: string, query?: TransactionsQuery): Promise<{ data: TransactionsResponse; rateLimit: RateLimitInfo }>;
@@ -243,6 +246,7 @@ export function createBankClient(transport: BankTransport, tokens: TokenSource):
         })
       ).data,
     getRequisition: async (id) => (await authed('GET', `/requisitions/${encodeURIComponent(id)}/`, requisitionSchema)).data,
+    listRequisitions: async ({ limit, offset }) => (await authed('GET', `/requisitions/?limit=${limit}&offset=${offset}`, requisitionPageSchema)).data,
     deleteRequisition: async (id) => {
       await authed('DELETE', `/requisitions/${encodeURIComponent(id)}/`, anything);
     },

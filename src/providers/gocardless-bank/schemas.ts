@@ -63,6 +63,14 @@ export const requisitionSchema = z.looseObject({
 });
 export type Requisition = z.infer<typeof requisitionSchema>;
 
+/** `GET /requisitions/?limit=&offset=`: one page of the caller's requisitions. */
+export const requisitionPageSchema = z.looseObject({
+  count: z.number().int().nonnegative(),
+  next: z.string().nullable().optional(),
+  results: z.array(requisitionSchema),
+});
+export type RequisitionPage = z.infer<typeof requisitionPageSchema>;
+
 export const accountSchema = z.looseObject({
   id: z.string(),
   created: z.string().optional(),

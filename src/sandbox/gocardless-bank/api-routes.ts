@@ -76,6 +76,24 @@ export function bankApiRoutes(state: BankSandboxState) {
     return c.json(created, 201);
   });
 
+  app.get('/api/v2/requisitions/', (c) => {
+    const limit = Math.min(Math.max(Number(c.req.query('limit') ?? 100) || 100, 1), 100);
+    const offset = Math.max(Number(c.req.query('offset') ?? 0) || 0, 0);
+    const all = [...state.requisitions.keys()].map((id) => state.getRequisition(id)!);
+    const url = new URL(c.req.url);
+    const at = (value: number) => {
+      url.searchParams.set('limit', String(limit));
+      url.searchParams.set('offset', String(value));
+      return url.toString();
+    };
+    return c.json({
+      count: all.length,
+      next: offset + limit < all.length ? at(offset + limit) : null,
+      previous: offset > 0 ? at(Math.max(0, offset - limit)) : null,
+      results: all.slice(offset, offset + limit),
+    });
+  });
+
   app.get('/api/v2/requisitions/:id/', (c) => {
     const requisition = state.getRequisition(c.req.param('id'));
     return requisition ? c.json(requisition) : error(c, 404, 'Not found.', 'Not found.');

@@ -7,6 +7,7 @@
  *
  * Exit status: 0 every invariant held, 1 one broke, 2 bad usage or the run could not start.
  */
+import { BankReplaySetupError, formatBankSummary, runBankReplay } from './replay/bank.js';
 import { parseReplayArgs, USAGE, UsageError } from './replay/options.js';
 import { createProgress } from './replay/progress.js';
 import { loadReplay, ReplayInputError } from './replay/records.js';
@@ -33,6 +34,17 @@ async function main(): Promise<void> {
   if (options.help) return finish(0, `${USAGE}\n`);
 
   const say = (line: string) => process.stderr.write(`replay: ${line}\n`);
+  if (options.scenarios.has('bank')) {
+    try {
+      const bank = { gatewayUrl: options.gatewayUrl, adminToken: options.adminToken!, bankSandbox: options.bankSandbox!, connections: options.bankConnections, rounds: options.bankRounds, graceMs: options.bankGraceMs };
+      const report = await runBankReplay(bank, { note: say });
+      return finish(report.ok ? 0 : 1, options.json ? `${JSON.stringify(report, null, 2)}\n` : formatBankSummary(report));
+    } catch (error) {
+      if (!(error instanceof BankReplaySetupError)) throw error;
+      say(error.message);
+      return finish(2);
+    }
+  }
   try {
     const loaded = await loadReplay(options.files, { ids: options.ids, account: options.account });
     const progress = createProgress(process.stderr, { enabled: options.progress });

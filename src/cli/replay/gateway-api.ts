@@ -42,6 +42,8 @@ export interface GatewayApi {
   paymentEvents(provider: string, id: string): Promise<FeedEvent[]>;
   /** Every event of a provider, in feed order (GoCardless forwarded events carry no payment id). */
   providerEvents(provider: string): Promise<FeedEvent[]>;
+  /** Every event of one type, in feed order. */
+  typeEvents(type: string): Promise<FeedEvent[]>;
   /** POST /v1/payments/:provider/:id/sync URL (the return page). */
   syncUrl(provider: string, id: string, account: string): string;
   authHeaders: Record<string, string>;
@@ -97,6 +99,7 @@ export function createGatewayApi(baseUrl: string, adminToken: string): GatewayAp
     },
     paymentEvents: (provider, id) => feed(new URLSearchParams({ provider, paymentId: id })),
     providerEvents: (provider) => feed(new URLSearchParams({ provider })),
+    typeEvents: (type) => feed(new URLSearchParams({ type })),
     syncUrl: (provider, id, account) =>
       `${base}/v1/payments/${encodeURIComponent(provider)}/${encodeURIComponent(id)}/sync${account === 'default' ? '' : `?account=${encodeURIComponent(account)}`}`,
   };

@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import type { OutageMode } from './sandbox-control.js';
 
-export const SCENARIOS = ['storm', 'out-of-order', 'race', 'outage'] as const;
+export const SCENARIOS = ['storm', 'out-of-order', 'race', 'outage', 'bank'] as const;
 export type Scenario = (typeof SCENARIOS)[number];
 
 export interface ReplayOptions {
@@ -17,6 +17,10 @@ export interface ReplayOptions {
   outageMode: OutageMode;
   mollieSandbox: string | null;
   gocardlessSandbox: string | null;
+  bankSandbox: string | null;
+  bankConnections: number;
+  bankRounds: number;
+  bankGraceMs: number;
   mollieSecret: string | null;
   gocardlessSecret: string | null;
   concurrency: number;
@@ -39,6 +43,7 @@ export const USAGE = `Replays provider webhooks against a gateway and checks wha
 
 usage: npm run replay -- [options] <file.jsonl>...
        (files: fixtures/replay/*.jsonl, or the output of npm run export-receipts)
+       npm run replay -- --scenario bank --bank-sandbox URL --admin-token T [options]
 
 scenarios (--scenario a,b or repeated; none = one in-order pass):
   storm          every webhook sent --copies times at once
@@ -48,6 +53,12 @@ scenarios (--scenario a,b or repeated; none = one in-order pass):
                  (the customer's return page); needs --admin-token
   outage         the sandbox providers go down for --outage-ms once --outage-at of the
                  webhooks are sent, then heal; the gateway's retry worker must catch up
+  bank           the bank feed, alone and without files: connections created twice at
+                 once, consent given, then --bank-rounds rounds of two syncs at once while
+                 the bank re-issues, books, drops and adds transactions; checks every
+                 booked transaction is one row and every change one event. The gateway
+                 needs BANK_PENDING_GRACE_MS <= --bank-grace-ms and BANK_DAILY_CALLS of at
+                 least 2 x rounds + 3
 
 options:
   --gateway URL              gateway origin (env GATEWAY_URL; default http://127.0.0.1:8787)
@@ -55,6 +66,10 @@ options:
                              through GET /v1/payments and GET /v1/events
   --mollie-sandbox URL       create the fixtures' payments in this Mollie sandbox first
   --gocardless-sandbox URL   ... and in this GoCardless sandbox
+  --bank-sandbox URL         bank: the GoCardless Bank Account Data sandbox the gateway uses
+  --bank-connections N       bank: connections to create (default 3)
+  --bank-rounds N            bank: rounds of syncs and bank changes (default 3)
+  --bank-grace-ms MS         bank: the gateway's BANK_PENDING_GRACE_MS (default 0)
   --mollie-secret S          signs Mollie next-gen events (env MOLLIE_WEBHOOK_SECRETS, first entry)
   --gocardless-secret S      signs GoCardless batches (env GOCARDLESS_WEBHOOK_SECRETS, first entry)
   --copies N                 storm: copies of each webhook (default 5)
@@ -118,6 +133,10 @@ export function parseReplayArgs(argv: string[], env: Record<string, string | und
         'outage-mode': { type: 'string' },
         'mollie-sandbox': { type: 'string' },
         'gocardless-sandbox': { type: 'string' },
+        'bank-sandbox': { type: 'string' },
+        'bank-connections': { type: 'string' },
+        'bank-rounds': { type: 'string' },
+        'bank-grace-ms': { type: 'string' },
         'mollie-secret': { type: 'string' },
         'gocardless-secret': { type: 'string' },
         concurrency: { type: 'string' },
@@ -175,6 +194,10 @@ export function parseReplayArgs(argv: string[], env: Record<string, string | und
     outageMode,
     mollieSandbox: url('mollie-sandbox', values['mollie-sandbox']),
     gocardlessSandbox: url('gocardless-sandbox', values['gocardless-sandbox']),
+    bankSandbox: url('bank-sandbox', values['bank-sandbox']),
+    bankConnections: positiveInt('bank-connections', values['bank-connections'], 3),
+    bankRounds: positiveInt('bank-rounds', values['bank-rounds'], 3),
+    bankGraceMs: positiveInt('bank-grace-ms', values['bank-grace-ms'], 0, 0),
     mollieSecret: values['mollie-secret'] ?? firstEntry(env.MOLLIE_WEBHOOK_SECRETS),
     gocardlessSecret: values['gocardless-secret'] ?? firstEntry(env.GOCARDLESS_WEBHOOK_SECRETS),
     concurrency: positiveInt('concurrency', values.concurrency, 8),
@@ -189,6 +212,12 @@ export function parseReplayArgs(argv: string[], env: Record<string, string | und
     help,
   };
   if (help) return options;
+  if (scenarios.has('bank')) {
+    if (scenarios.size > 1 || options.files.length > 0) throw new UsageError('--scenario bank runs alone, without files (the bank feed has no webhooks to replay)');
+    if (!options.bankSandbox) throw new UsageError('--scenario bank scripts the bank: pass --bank-sandbox (the sandbox the gateway\'s GOCARDLESS_BANK_API_URL points at)');
+    if (!options.adminToken) throw new UsageError('--scenario bank creates connections through /v1/bank-connections: pass --admin-token (or ADMIN_TOKEN)');
+    return options;
+  }
   if (options.files.length === 0) throw new UsageError('give at least one JSONL file to replay (e.g. fixtures/replay/mollie-race.jsonl)');
   if (scenarios.has('race') && !options.adminToken) throw new UsageError('--scenario race syncs through POST /v1/payments/:provider/:id/sync: pass --admin-token (or ADMIN_TOKEN)');
   if (scenarios.has('outage') && !options.mollieSandbox && !options.gocardlessSandbox) {

@@ -46,6 +46,10 @@ export function bankControlRoutes(state: BankSandboxState) {
     requisition.status = status;
     return c.json(requisition);
   });
+  app.get('/accounts/:id/transactions', (c) => {
+    const target = account(c);
+    return c.json({ booked: target.booked, pending: target.pending });
+  });
   app.post('/accounts/:id/status', async (c) => {
     const { status } = await body(c, z.object({ status: z.enum(ACCOUNT_STATUSES) }));
     account(c).status = status;

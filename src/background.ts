@@ -1,11 +1,11 @@
 import { runBankScheduler } from './bank/scheduler.js';
 import type { Deps } from './deps.js';
 import { runRelay } from './events/relay.js';
-import { runMollieSweeper } from './payments/mollie-sweep.js';
+import { runMollieSweeper } from './reconciliation/mollie-sweep.js';
 import { runPollerWatch } from './poller/fleet.js';
 import { runPoller } from './poller/poller.js';
 import { runRetention } from './retention/retention.js';
-import { runGoCardlessEventRecovery } from './webhooks/gocardless-recovery.js';
+import { runGoCardlessEventRecovery } from './reconciliation/gocardless-recovery.js';
 import { receiptHandlers } from './webhooks/handlers.js';
 import { runReceiptWorker } from './webhooks/receipt-worker.js';
 

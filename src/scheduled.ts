@@ -1,11 +1,11 @@
 import { bankSchedulerStep } from './bank/scheduler.js';
 import type { Deps } from './deps.js';
 import { relayOnce } from './events/relay.js';
-import { runDueMollieSweep } from './payments/mollie-sweep.js';
+import { runDueMollieSweep } from './reconciliation/mollie-sweep.js';
 import { checkPollerFleet } from './poller/fleet.js';
 import { pollOnce } from './poller/poller.js';
 import { runDueRetention } from './retention/retention.js';
-import { recoverGoCardlessEventsStep } from './webhooks/gocardless-recovery.js';
+import { recoverGoCardlessEventsStep } from './reconciliation/gocardless-recovery.js';
 import { receiptHandlers } from './webhooks/handlers.js';
 import { retryDueReceipts } from './webhooks/receipt-worker.js';
 

@@ -21,7 +21,7 @@ import type { Deps } from '../deps.js';
 import { LockBusyError, LockUnavailableError } from '../lock/locker.js';
 import type { GoCardlessProvider } from '../providers/gocardless/client.js';
 import { ProviderError } from '../providers/types.js';
-import { processGoCardlessReceipts, storeGoCardlessEvents } from './gocardless-receipts.js';
+import { processGoCardlessReceipts, storeGoCardlessEvents } from '../webhooks/gocardless-receipts.js';
 import { sleep } from '../abortable-sleep.js';
 
 const CURSOR_NAME = 'events';

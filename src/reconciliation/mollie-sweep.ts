@@ -11,8 +11,8 @@ import type { TrackedState } from '../events/payment-events.js';
 import { LockBusyError } from '../lock/locker.js';
 import { isMollieProvider } from '../providers/mollie/client.js';
 import { ProviderError, type PaymentSnapshot } from '../providers/types.js';
-import { forEachLimited } from './for-each-limited.js';
-import { syncPayment, UnknownProviderError, type SyncDeps } from './sync-payment.js';
+import { forEachLimited } from '../payments/for-each-limited.js';
+import { syncPayment, UnknownProviderError, type SyncDeps } from '../payments/sync-payment.js';
 import { sleep } from '../abortable-sleep.js';
 
 const PAGE = 250;

@@ -162,7 +162,7 @@ export function sweepCutoff(now: Date, windowMs: number, watermark: Date | null)
  * summary, or null when another process has the current interval.
  */
 export async function runDueMollieSweep(
-  deps: Deps,
+  deps: SyncDeps,
   input: { account: string; intervalMs: number; windowMs: number; signal?: AbortSignal },
 ): Promise<SweepSummary | null> {
   const key = { provider: 'mollie', account: input.account, name: 'sweep' };
@@ -183,7 +183,7 @@ export async function runDueMollieSweep(
  * due; the claim in the database makes the fleet run it once per MOLLIE_SWEEP_INTERVAL_MS.
  * Returns at once when Mollie is not configured or the interval is 0.
  */
-export async function runMollieSweeper(deps: Deps, options: { signal: AbortSignal; account?: string }): Promise<void> {
+export async function runMollieSweeper(deps: SyncDeps & Pick<Deps, 'env'>, options: { signal: AbortSignal; account?: string }): Promise<void> {
   const intervalMs = deps.env.MOLLIE_SWEEP_INTERVAL_MS;
   const account = options.account ?? 'default';
   const provider = deps.providers.mollie;

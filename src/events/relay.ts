@@ -20,6 +20,9 @@ import {
 import { configuredSinks, type DeliveryOutcome, type EventSink } from './sinks.js';
 import { sleep } from '../abortable-sleep.js';
 
+/** What the relay uses: the database, its sinks and its own state, and where it reports. */
+export type RelayDeps = Pick<Deps, 'db' | 'env' | 'logger' | 'metrics' | 'relayState' | 'eventSinks'>;
+
 /**
  * The outbox relay: hands committed events to every configured sink, at least once,
  * per payment in version order, retrying on a schedule and parking what never gets
@@ -33,9 +36,6 @@ import { sleep } from '../abortable-sleep.js';
  * pulls every waiting retry of that sink forward, so a backlog drains within seconds of
  * the sink's recovery instead of at the next step of a schedule that grows to hours.
  */
-/** What the relay uses: the database, its sinks and its own state, and where it reports. */
-export type RelayDeps = Pick<Deps, 'db' | 'env' | 'logger' | 'metrics' | 'relayState' | 'eventSinks'>;
-
 export interface RelayOptions {
   /** Defaults to the sinks the environment configures. */
   sinks?: EventSink[];

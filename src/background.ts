@@ -1,18 +1,10 @@
-import { runBankScheduler } from './bank/scheduler.js';
 import type { Deps } from './deps.js';
-import { runRelay } from './events/relay.js';
-import { runMollieSweeper } from './payments/mollie-sweep.js';
-import { runPollerWatch } from './poller/fleet.js';
-import { runPoller } from './poller/poller.js';
-import { runRetention } from './retention/retention.js';
-import { runGoCardlessEventRecovery } from './webhooks/gocardless-recovery.js';
-import { receiptHandlers } from './webhooks/handlers.js';
-import { runReceiptWorker } from './webhooks/receipt-worker.js';
+import { BACKGROUND_JOBS } from './jobs.js';
 
 /**
- * The long-running loops of a Node gateway process. Each takes the shared abort
- * signal and returns when it fires; `stopBackgroundJobs` waits for all of them,
- * so SIGTERM finishes in-flight work instead of cutting it.
+ * The long-running loops of a Node gateway process, one per enabled job (src/jobs.ts).
+ * Each takes the shared abort signal and returns when it fires; `stop` waits for all of
+ * them, so SIGTERM finishes in-flight work instead of cutting it.
  */
 export interface BackgroundJobs {
   stop(): Promise<void>;
@@ -21,21 +13,11 @@ export interface BackgroundJobs {
 export function startBackgroundJobs(deps: Deps): BackgroundJobs {
   const controller = new AbortController();
   const { signal } = controller;
-  const jobs: Promise<void>[] = [
-    runReceiptWorker(deps, receiptHandlers, { signal }),
-    runPoller(deps, { signal }),
-    // Watches the whole fleet's polling, which this process's poller cannot vouch for.
-    runPollerWatch(deps, { signal }),
-    runRelay(deps, { signal }),
-    runGoCardlessEventRecovery(deps, { signal }),
-    runMollieSweeper(deps, { signal }),
-    runRetention(deps, { signal }),
-    runBankScheduler(deps, { signal }),
-  ];
+  const loops: Promise<void>[] = BACKGROUND_JOBS.filter((job) => job.enabled(deps)).map((job) => job.loop(deps, signal));
   return {
     async stop() {
       controller.abort();
-      await Promise.allSettled(jobs);
+      await Promise.allSettled(loops);
     },
   };
 }

@@ -14,12 +14,13 @@ import type { SyncDeps } from './payments/sync-payment.js';
 import { createRecentFetches } from './payments/recent-fetches.js';
 import { createBankFeed, type BankFeed } from './bank/feed.js';
 import { createSchedulePoll } from './poller/schedule.js';
+import { createJobState, type JobState } from './job-state.js';
 
 export interface Clock {
   now(): Date;
 }
 
-export interface Deps extends SyncDeps {
+export interface Deps extends SyncDeps, JobState {
   env: Env;
   database: Database;
   redis: Redis[];
@@ -85,6 +86,7 @@ export function buildDeps(env: Env, overrides: BuildOverrides = {}): Deps {
     rateLimitPauses,
     logger,
     metrics,
+    ...createJobState({ env, redis, logger }),
     clock: { now: () => new Date() },
     recentFetches: createRecentFetches({
       redis: redis[0],

@@ -1,43 +1,20 @@
-import { bankSchedulerStep } from './bank/scheduler.js';
 import type { Deps } from './deps.js';
-import { relayOnce } from './events/relay.js';
-import { runDueMollieSweep } from './payments/mollie-sweep.js';
-import { checkPollerFleet } from './poller/fleet.js';
-import { pollOnce } from './poller/poller.js';
-import { runDueRetention } from './retention/retention.js';
-import { recoverGoCardlessEventsStep } from './webhooks/gocardless-recovery.js';
-import { receiptHandlers } from './webhooks/handlers.js';
-import { retryDueReceipts } from './webhooks/receipt-worker.js';
+import { BACKGROUND_JOBS } from './jobs.js';
 
 /**
- * One bounded step of every background job, for runtimes without long-running loops
- * (a Workers Cron Trigger). Each step is small enough to fit a Worker's limits; steps
- * that fail are logged and the others still run.
+ * One bounded step of every background job (src/jobs.ts), for runtimes without
+ * long-running loops (a Workers Cron Trigger). Each step is small enough to fit a
+ * Worker's limits; steps that fail are logged and the others still run. A job the
+ * configuration turns off reports null.
  */
 export async function runScheduledStep(deps: Deps): Promise<Record<string, unknown>> {
-  const steps: Record<string, () => Promise<unknown>> = {
-    // Bounded so the whole run fits a Worker invocation; the next cron run continues.
-    poll: () => pollOnce(deps, { limit: 25 }),
-    // A cron run that polls also watches: a Worker beside Node processes whose pollers died still says so.
-    pollerWatch: () => checkPollerFleet(deps, deps.env.POLLER_STALLED_AFTER_MS),
-    relay: () => relayOnce(deps),
-    receipts: () => retryDueReceipts(deps, receiptHandlers, { batchSize: 50 }),
-    mollieSweep: () =>
-      deps.providers.mollie && deps.env.MOLLIE_SWEEP_INTERVAL_MS > 0
-        ? runDueMollieSweep(deps, { account: 'default', intervalMs: deps.env.MOLLIE_SWEEP_INTERVAL_MS, windowMs: deps.env.MOLLIE_SWEEP_WINDOW_MS })
-        : Promise.resolve(null),
-    gocardlessEvents: () => recoverGoCardlessEventsStep(deps),
-    // A short budget: the next due run continues where this one stopped.
-    retention: () => (deps.env.RETENTION_INTERVAL_MS > 0 ? runDueRetention(deps, { budgetMs: 5000 }) : Promise.resolve(null)),
-    bank: () => (deps.bank ? bankSchedulerStep(deps, { limit: 20 }) : Promise.resolve(null)),
-  };
   const results: Record<string, unknown> = {};
-  for (const [name, step] of Object.entries(steps)) {
+  for (const job of BACKGROUND_JOBS) {
     try {
-      results[name] = await step();
+      results[job.name] = job.enabled(deps) ? await job.step(deps) : null;
     } catch (error) {
-      results[name] = { error: error instanceof Error ? error.message : String(error) };
-      deps.logger.error({ job: `scheduled:${name}`, err: results[name] }, 'scheduled step failed');
+      results[job.name] = { error: error instanceof Error ? error.message : String(error) };
+      deps.logger.error({ job: `scheduled:${job.name}`, err: results[job.name] }, 'scheduled step failed');
     }
   }
   deps.logger.info({ job: 'scheduled', results }, 'scheduled run');

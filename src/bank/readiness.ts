@@ -7,7 +7,7 @@
 import { sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import type { Env } from '../config/env.js';
-import { bankSchedulerStatus } from './scheduler.js';
+import { bankSchedulerStatus, type BankSchedulerState } from './scheduler.js';
 
 export interface BankReadiness {
   status: 'ok' | 'attention' | 'off' | 'unknown';
@@ -23,8 +23,8 @@ const iso = (value: Date | string | null) => (value === null ? null : new Date(v
 /** Enough for a dashboard; the API lists everything. */
 const MAX_LISTED = 50;
 
-export async function readBankReadiness(deps: { db: Db; env: Env; bank: unknown }): Promise<BankReadiness> {
-  const scheduler = bankSchedulerStatus();
+export async function readBankReadiness(deps: { db: Db; env: Env; bank: unknown; bankSchedulerState: BankSchedulerState }): Promise<BankReadiness> {
+  const scheduler = bankSchedulerStatus(deps);
   const empty = { scheduler, connections: {}, broken: [], expiring: [], accounts: [] };
   if (!deps.bank) return { status: 'off', ...empty };
   try {

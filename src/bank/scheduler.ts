@@ -28,16 +28,33 @@ export interface BankPassSummary {
   expired: number;
 }
 
-const processState = { running: false, owner: '', lastPassAt: null as string | null, lastPassError: null as string | null };
-
-/** This process's lease owner, made on first use: Workers allow no random values at import time. */
-function processOwner(): string {
-  if (!processState.owner) processState.owner = `bank-${randomBytes(6).toString('hex')}`;
-  return processState.owner;
+/**
+ * What one process's bank scheduler remembers: its lease owner and its liveness. The
+ * composition root creates it (src/job-state.ts), so two gateways in one process (tests)
+ * never share it.
+ */
+export interface BankSchedulerState {
+  running: boolean;
+  /** Made on first use: '' until the first pass. */
+  owner: string;
+  lastPassAt: string | null;
+  lastPassError: string | null;
 }
 
-export function bankSchedulerStatus() {
-  return { ...processState };
+export function createBankSchedulerState(): BankSchedulerState {
+  return { running: false, owner: '', lastPassAt: null, lastPassError: null };
+}
+
+export type BankSchedulerDeps = BankDeps & { bankSchedulerState: BankSchedulerState };
+
+/** This process's lease owner, made on first use. */
+function processOwner(state: BankSchedulerState): string {
+  if (!state.owner) state.owner = `bank-${randomBytes(6).toString('hex')}`;
+  return state.owner;
+}
+
+export function bankSchedulerStatus(deps: Pick<BankSchedulerDeps, 'bankSchedulerState'>): BankSchedulerState {
+  return { ...deps.bankSchedulerState };
 }
 
 async function leaseDueConnections(deps: BankDeps, owner: string, limit: number): Promise<ConnectionRow[]> {
@@ -71,8 +88,8 @@ async function leaseDueAccounts(deps: BankDeps, owner: string, limit: number): P
 }
 
 /** One pass: expiry, due requisitions, due accounts. Safe to run from any number of processes at once. */
-export async function bankSchedulerStep(deps: BankDeps, options: { owner?: string; limit?: number } = {}): Promise<BankPassSummary> {
-  const owner = options.owner ?? processOwner();
+export async function bankSchedulerStep(deps: BankSchedulerDeps, options: { owner?: string; limit?: number } = {}): Promise<BankPassSummary> {
+  const owner = options.owner ?? processOwner(deps.bankSchedulerState);
   const limit = options.limit ?? 50;
   const summary: BankPassSummary = { checked: 0, synced: 0, limited: 0, broken: 0, failed: 0, expiring: 0, expired: 0 };
   if (!deps.bank) return summary;
@@ -115,8 +132,9 @@ export async function bankSchedulerStep(deps: BankDeps, options: { owner?: strin
   return summary;
 }
 
-export async function runBankScheduler(deps: BankDeps, options: { signal: AbortSignal }): Promise<void> {
+export async function runBankScheduler(deps: BankSchedulerDeps, options: { signal: AbortSignal }): Promise<void> {
   if (!deps.bank) return;
+  const processState = deps.bankSchedulerState;
   processState.running = true;
   try {
     while (!options.signal.aborted) {

@@ -9,7 +9,7 @@ import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
 import { consoleActor, listAuditEntries, recordAuditEntry, requestOrigin, AUDIT_ACTIONS, type AuditAction, type AuditEntry } from '../audit/audit-log.js';
 import type { Deps } from '../deps.js';
 import { readPollerFleet } from '../poller/fleet.js';
-import { syncPayment } from '../payments/sync-payment.js';
+import { syncPayment, type SyncDeps } from '../payments/sync-payment.js';
 import { listReceipts, reopenFailedReceipt, RECEIPT_STATES } from '../webhooks/receipts.js';
 import { listWebhookRequests } from '../webhooks/inbound-log.js';
 import { AuditPage, ReceiptsPage, RequestsPage, type ReceiptSearch } from './activity-pages.js';
@@ -71,7 +71,10 @@ const positiveInt = (value: string | undefined): number | undefined => {
   return number > 0 ? number : undefined;
 };
 
-export function consoleRoutes(deps: Deps, options: { failedAttempts?: FailedAttempts } = {}) {
+/** What the console reads and does: the database, a manual sync, the bank feed's readiness. */
+type ConsoleDeps = SyncDeps & Pick<Deps, 'env' | 'clock' | 'bank' | 'bankSchedulerState'>;
+
+export function consoleRoutes(deps: ConsoleDeps, options: { failedAttempts?: FailedAttempts } = {}) {
   const app = new Hono<AppEnv>();
   const token = deps.env.ADMIN_TOKEN;
   const now = () => deps.clock.now();

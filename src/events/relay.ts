@@ -20,6 +20,9 @@ import {
 import { configuredSinks, type DeliveryOutcome, type EventSink } from './sinks.js';
 import { sleep } from '../abortable-sleep.js';
 
+/** What the relay uses: the database, its sinks and its own state, and where it reports. */
+export type RelayDeps = Pick<Deps, 'db' | 'env' | 'logger' | 'metrics' | 'relayState' | 'eventSinks'>;
+
 /**
  * The outbox relay: hands committed events to every configured sink, at least once,
  * per payment in version order, retrying on a schedule and parking what never gets
@@ -71,19 +74,27 @@ export interface RelayStep {
 
 const emptyStep = (): RelayStep => ({ relayed: 0, attempted: 0, delivered: 0, retried: 0, dead: 0, gone: 0, superseded: 0, probed: 0, probeFailed: 0, pulledForward: 0 });
 
-const registered = new WeakMap<object, Set<string>>();
+/**
+ * What one process's relay remembers between steps: the sinks it has registered and when
+ * it last probed each. The composition root creates it (src/job-state.ts), so two
+ * gateways in one process (tests) never share it.
+ */
+export interface RelayState {
+  registered: Set<string>;
+  lastProbe: Map<string, number>;
+}
 
-async function ensureRegistered(deps: Deps, sinks: EventSink[]): Promise<void> {
-  const known = registered.get(deps) ?? new Set<string>();
+export function createRelayState(): RelayState {
+  return { registered: new Set(), lastProbe: new Map() };
+}
+
+async function ensureRegistered(deps: RelayDeps, sinks: EventSink[]): Promise<void> {
+  const known = deps.relayState.registered;
   const missing = sinks.filter((sink) => !known.has(sink.id));
   if (missing.length === 0) return;
   await registerSinks(deps.db, missing);
   for (const sink of missing) known.add(sink.id);
-  registered.set(deps, known);
 }
-
-/** When this process last probed each sink (per deps, so test processes do not share it). */
-const lastProbe = new WeakMap<object, Map<string, number>>();
 
 /**
  * One bounded step: fan out up to a batch of committed outbox events, then attempt up
@@ -91,7 +102,7 @@ const lastProbe = new WeakMap<object, Map<string, number>>();
  * nothing due but retries waiting is probed when its probe interval has passed. Safe
  * to call from anywhere at any time (a loop, a cron).
  */
-export async function relayOnce(deps: Deps, options: RelayOptions = {}): Promise<RelayStep> {
+export async function relayOnce(deps: RelayDeps, options: RelayOptions = {}): Promise<RelayStep> {
   const sinks = options.sinks ?? configuredSinks(deps);
   const step = emptyStep();
   // A process without sinks (a console, a cron without the config) must not mark events
@@ -102,7 +113,7 @@ export async function relayOnce(deps: Deps, options: RelayOptions = {}): Promise
   return step;
 }
 
-async function fanOutStep(deps: Deps, sinks: EventSink[], options: RelayOptions, step: RelayStep): Promise<void> {
+async function fanOutStep(deps: RelayDeps, sinks: EventSink[], options: RelayOptions, step: RelayStep): Promise<void> {
   await ensureRegistered(deps, sinks);
   const fanned = await fanOutOutbox(deps.db, { sinkIds: sinks.map((sink) => sink.id), limit: options.fanOutBatch ?? 500 });
   step.relayed += fanned.relayed;
@@ -110,7 +121,7 @@ async function fanOutStep(deps: Deps, sinks: EventSink[], options: RelayOptions,
 }
 
 /** Attempts one sink's due deliveries; with none due, maybe probes it. */
-async function deliverStep(deps: Deps, sink: EventSink, options: RelayOptions, step: RelayStep): Promise<void> {
+async function deliverStep(deps: RelayDeps, sink: EventSink, options: RelayOptions, step: RelayStep): Promise<void> {
   const leaseMs = options.leaseMs ?? deps.env.EVENT_SINK_TIMEOUT_MS + 30_000;
   const leased = await leaseDueDeliveries(deps.db, { sinkIds: [sink.id], limit: options.deliveryBatch ?? 100, leaseMs });
   step.attempted += leased.length;
@@ -127,10 +138,9 @@ async function deliverStep(deps: Deps, sink: EventSink, options: RelayOptions, s
   if (answered) await pullForward(deps, sink, step);
 }
 
-async function maybeProbe(deps: Deps, sink: EventSink, options: RelayOptions, step: RelayStep, leaseMs: number): Promise<void> {
+async function maybeProbe(deps: RelayDeps, sink: EventSink, options: RelayOptions, step: RelayStep, leaseMs: number): Promise<void> {
   const intervalMs = options.probeIntervalMs ?? deps.env.EVENT_SINK_PROBE_INTERVAL_MS;
-  const probes = lastProbe.get(deps) ?? new Map<string, number>();
-  lastProbe.set(deps, probes);
+  const probes = deps.relayState.lastProbe;
   const now = Date.now();
   if (now - (probes.get(sink.id) ?? 0) < intervalMs) return;
   probes.set(sink.id, now);
@@ -140,14 +150,14 @@ async function maybeProbe(deps: Deps, sink: EventSink, options: RelayOptions, st
   if (await attemptSafely(deps, sink, probe, options, step, probe)) await pullForward(deps, sink, step);
 }
 
-async function pullForward(deps: Deps, sink: EventSink, step: RelayStep): Promise<void> {
+async function pullForward(deps: RelayDeps, sink: EventSink, step: RelayStep): Promise<void> {
   const moved = await pullForwardRetries(deps.db, sink.id);
   step.pulledForward += moved;
   if (moved > 0) deps.logger.info({ job: 'event-relay', sink: sink.id, kind: sink.kind, retries: moved }, 'event sink answers again: its waiting retries are due now');
 }
 
 /** Returns whether the sink took the event. */
-async function attemptSafely(deps: Deps, sink: EventSink, delivery: LeasedDelivery, options: RelayOptions, step: RelayStep, probe?: LeasedProbe): Promise<boolean> {
+async function attemptSafely(deps: RelayDeps, sink: EventSink, delivery: LeasedDelivery, options: RelayOptions, step: RelayStep, probe?: LeasedProbe): Promise<boolean> {
   try {
     return await attempt(deps, sink, delivery, options, step, probe);
   } catch (error) {
@@ -157,7 +167,7 @@ async function attemptSafely(deps: Deps, sink: EventSink, delivery: LeasedDelive
   }
 }
 
-async function attempt(deps: Deps, sink: EventSink, delivery: LeasedDelivery, options: RelayOptions, step: RelayStep, probe?: LeasedProbe): Promise<boolean> {
+async function attempt(deps: RelayDeps, sink: EventSink, delivery: LeasedDelivery, options: RelayOptions, step: RelayStep, probe?: LeasedProbe): Promise<boolean> {
   const started = performance.now();
   let outcome: DeliveryOutcome;
   try {
@@ -224,7 +234,7 @@ async function attempt(deps: Deps, sink: EventSink, delivery: LeasedDelivery, op
  * outbox is served by the pull API alone and nothing is ever "handed to the sinks".
  * Never fails the scrape.
  */
-export async function refreshOutboxLag(deps: Deps, timeoutMs = 1500): Promise<void> {
+export async function refreshOutboxLag(deps: Pick<RelayDeps, 'db' | 'metrics' | 'eventSinks'>, timeoutMs = 1500): Promise<void> {
   if (configuredSinks(deps).length === 0) return;
   let timer: NodeJS.Timeout | undefined;
   try {
@@ -245,7 +255,7 @@ export async function refreshOutboxLag(deps: Deps, timeoutMs = 1500): Promise<vo
  * does not make the gateway unready (events wait for it in the database), but an
  * orchestrator's or an operator's probe should see it.
  */
-export async function sinkReadiness(deps: Deps): Promise<{ configured: number; disabled: Awaited<ReturnType<typeof listDisabledSinks>> } | { error: string }> {
+export async function sinkReadiness(deps: Pick<RelayDeps, 'db' | 'eventSinks'>): Promise<{ configured: number; disabled: Awaited<ReturnType<typeof listDisabledSinks>> } | { error: string }> {
   const sinks = configuredSinks(deps);
   try {
     return { configured: sinks.length, disabled: await listDisabledSinks(deps.db, sinks.map((sink) => sink.id)) };
@@ -267,7 +277,7 @@ export interface RunRelayOptions extends RelayOptions {
  * sink that hangs until its timeout slows its own lane alone. In-flight attempts finish
  * before it returns.
  */
-export async function runRelay(deps: Deps, options: RunRelayOptions): Promise<void> {
+export async function runRelay(deps: RelayDeps, options: RunRelayOptions): Promise<void> {
   const sinks = options.sinks ?? configuredSinks(deps);
   const idleMs = options.idleMs ?? 500;
   const { signal } = options;

@@ -37,17 +37,37 @@ export function eventBody(event: OutboundEvent): string {
   return JSON.stringify({ id: event.id, type: event.type, timestamp: event.timestamp, data: event.data });
 }
 
-const built = new WeakMap<object, EventSink[]>();
+/**
+ * The sinks the environment configures, built on first use and closed by deps.close().
+ * The composition root creates one per deps (src/job-state.ts).
+ */
+export interface ConfiguredSinks {
+  list(): EventSink[];
+  /** Closes the connections of the sinks, if they were built. */
+  close(): Promise<void>;
+}
 
 /**
- * The sinks the environment configures: one HTTP sink per EVENT_SINK_URLS entry, the
- * Redis Stream when EVENT_STREAM is set and the gateway has a Redis, NATS JetStream
- * (EVENT_NATS_URL) and RabbitMQ (EVENT_AMQP_URL). Built once per deps, so the "stream
- * sink is off" notice is said once and each broker sink keeps one connection.
+ * One HTTP sink per EVENT_SINK_URLS entry, the Redis Stream when EVENT_STREAM is set and
+ * the gateway has a Redis, NATS JetStream (EVENT_NATS_URL) and RabbitMQ (EVENT_AMQP_URL).
+ * Built once, on first use, so the "stream sink is off" notice is said once, each broker
+ * sink keeps one connection, and a deps object that never relays opens none.
  */
-export function configuredSinks(deps: Pick<Deps, 'env' | 'redis' | 'logger'>): EventSink[] {
-  const cached = built.get(deps);
-  if (cached) return cached;
+export function createConfiguredSinks(deps: Pick<Deps, 'env' | 'redis' | 'logger'>): ConfiguredSinks {
+  let built: EventSink[] | null = null;
+  return {
+    list() {
+      built ??= buildSinks(deps);
+      return built;
+    },
+    async close() {
+      if (!built) return;
+      await Promise.all(built.map((sink) => sink.close?.().catch(() => {})));
+    },
+  };
+}
+
+function buildSinks(deps: Pick<Deps, 'env' | 'redis' | 'logger'>): EventSink[] {
   const { env } = deps;
   const sinks: EventSink[] = [];
   if (env.EVENT_SINK_URLS.length > 0 && env.EVENT_SINK_SECRET) {
@@ -65,13 +85,15 @@ export function configuredSinks(deps: Pick<Deps, 'env' | 'redis' | 'logger'>): E
     if (env.EVENT_NATS_URL.length > 0) sinks.push(createNatsSink({ servers: env.EVENT_NATS_URL, subjectPrefix: env.EVENT_NATS_SUBJECT, secrets, timeoutMs }));
     if (env.EVENT_AMQP_URL) sinks.push(createAmqpSink({ url: env.EVENT_AMQP_URL, exchange: env.EVENT_AMQP_EXCHANGE, secrets, timeoutMs }));
   }
-  built.set(deps, sinks);
   return sinks;
 }
 
+/** The sinks the environment configures for these deps (built on first use). */
+export function configuredSinks(deps: { eventSinks: ConfiguredSinks }): EventSink[] {
+  return deps.eventSinks.list();
+}
+
 /** Closes the connections of the sinks built for these deps, if any were. */
-export async function closeConfiguredSinks(deps: object): Promise<void> {
-  const sinks = built.get(deps);
-  if (!sinks) return;
-  await Promise.all(sinks.map((sink) => sink.close?.().catch(() => {})));
+export async function closeConfiguredSinks(deps: { eventSinks: ConfiguredSinks }): Promise<void> {
+  await deps.eventSinks.close();
 }

@@ -154,5 +154,3 @@ const referenceRoute = createRoute({
   summary: 'The API reference as a readable page (generated from this document)',
   responses: { 200: { description: 'HTML', content: { 'text/html': { schema: { type: 'string' as const } } } } },
 });
-
-export type App = ReturnType<typeof createApp>;

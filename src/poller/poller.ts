@@ -34,7 +34,7 @@ import { sleep } from '../abortable-sleep.js';
 import { createTokenBucket, type RateLimiter } from './rate-limiter.js';
 import { POLL_SCHEDULE, expectedFinalBy, isStuck, nextPollAt, profileFor, timingFromSnapshot, type PollSchedule } from './schedule.js';
 
-export type PollerDeps = SyncDeps & { env: Env };
+export type PollerDeps = SyncDeps & { env: Env; pollerState: PollerProcessState };
 
 export interface PollOnceOptions {
   /** At most this many payments are leased (default POLLER_BATCH_SIZE). */
@@ -46,7 +46,7 @@ export interface PollOnceOptions {
   schedule?: PollSchedule;
   limiter?: RateLimiter;
   thresholds?: Partial<HealthThresholds>;
-  /** Identifies this process's leases; default one per deps object. */
+  /** Identifies this process's leases; default the owner in deps.pollerState. */
   owner?: string;
   /** When it aborts, polls not started yet are released instead of run. */
   signal?: AbortSignal;
@@ -83,8 +83,12 @@ const DEFAULT_RATE_LIMIT_PAUSE_MS = 30_000;
 const MAX_RATE_LIMIT_PAUSE_MS = 60 * 60_000;
 const DEFAULT_LOCK_WAIT_MS = 250;
 
-/** Per deps object (one per process, one per test gateway): lease owner, rate limiter, liveness. */
-interface PollerProcessState {
+/**
+ * What one process's poller remembers between passes: its lease owner, its rate limiter
+ * and its liveness. The composition root creates it (src/job-state.ts), so two gateways
+ * in one process (tests) never share it.
+ */
+export interface PollerProcessState {
   owner: string;
   limiter: RateLimiter | null;
   running: boolean;
@@ -92,25 +96,19 @@ interface PollerProcessState {
   lastPassError: string | null;
 }
 
-const processStates = new WeakMap<object, PollerProcessState>();
-
-function stateFor(deps: object): PollerProcessState {
-  let state = processStates.get(deps);
-  if (!state) {
-    const pid = typeof process !== 'undefined' ? process.pid : 0;
-    state = { owner: `poller:${pid}:${randomUUID().slice(0, 8)}`, limiter: null, running: false, lastPassAt: null, lastPassError: null };
-    processStates.set(deps, state);
-  }
-  return state;
+export function createPollerProcessState(): PollerProcessState {
+  const pid = typeof process !== 'undefined' ? process.pid : 0;
+  return { owner: `poller:${pid}:${randomUUID().slice(0, 8)}`, limiter: null, running: false, lastPassAt: null, lastPassError: null };
 }
 
 /** This process's poller, for /readyz: is the loop running, and when did it last finish a pass? */
-export function pollerProcessStatus(deps: object): { running: boolean; owner: string; lastPassAt: string | null; lastPassError: string | null } {
-  const state = stateFor(deps);
+export function pollerProcessStatus(deps: Pick<PollerDeps, 'pollerState'>): { running: boolean; owner: string; lastPassAt: string | null; lastPassError: string | null } {
+  const state = deps.pollerState;
   return { running: state.running, owner: state.owner, lastPassAt: state.lastPassAt?.toISOString() ?? null, lastPassError: state.lastPassError };
 }
 
-function limiterFor(deps: PollerDeps, state: PollerProcessState): RateLimiter {
+function limiterFor(deps: PollerDeps): RateLimiter {
+  const state = deps.pollerState;
   state.limiter ??= createTokenBucket({ ratePerSecond: deps.env.POLLER_RATE_PER_SECOND, burst: deps.env.POLLER_RATE_BURST });
   return state.limiter;
 }
@@ -120,11 +118,10 @@ function limiterFor(deps: PollerDeps, state: PollerProcessState): RateLimiter {
  * Safe to call from several processes at once (and from a cron trigger).
  */
 export async function pollOnce(deps: PollerDeps, options: PollOnceOptions = {}): Promise<PollPassSummary> {
-  const state = stateFor(deps);
-  const owner = options.owner ?? state.owner;
+  const owner = options.owner ?? deps.pollerState.owner;
   const schedule = options.schedule ?? POLL_SCHEDULE;
   const random = options.random ?? Math.random;
-  const limiter = options.limiter ?? limiterFor(deps, state);
+  const limiter = options.limiter ?? limiterFor(deps);
   const thresholds: HealthThresholds = {
     degradeAfterFailures: options.thresholds?.degradeAfterFailures ?? deps.env.POLLER_DEGRADED_AFTER_FAILURES,
     degradeAfterMs: options.thresholds?.degradeAfterMs ?? deps.env.POLLER_DEGRADED_AFTER_MS,
@@ -208,7 +205,7 @@ async function stampFleet(deps: PollerDeps): Promise<void> {
 
 /** Repeats passes until the signal aborts; then finishes what is in flight and releases the rest. */
 export async function runPoller(deps: PollerDeps, options: RunPollerOptions): Promise<void> {
-  const state = stateFor(deps);
+  const state = deps.pollerState;
   const idleMs = options.idleMs ?? deps.env.POLLER_IDLE_MS;
   const limit = passLimit(deps, options);
   state.running = true;

@@ -9,7 +9,7 @@ import type { Db } from '../db/client.js';
 import type { Metrics } from '../observability/metrics.js';
 import { readPollerFleet, type FleetStatus } from './fleet.js';
 import { readPollerHealth, type PollerAccountStatus } from './health.js';
-import { pollerProcessStatus } from './poller.js';
+import { pollerProcessStatus, type PollerProcessState } from './poller.js';
 
 const READ_TIMEOUT_MS = 1500;
 
@@ -27,7 +27,9 @@ export interface PollerReadiness {
   error?: string;
 }
 
-export async function pollerReadiness(deps: { db: Db; metrics: Metrics; env: Pick<Env, 'POLLER_STALLED_AFTER_MS'> }, databaseUp = true): Promise<PollerReadiness> {
+export async function pollerReadiness(
+  deps: { db: Db; metrics: Metrics; env: Pick<Env, 'POLLER_STALLED_AFTER_MS'>; pollerState: PollerProcessState },
+  databaseUp = true): Promise<PollerReadiness> {
   const thisProcess = pollerProcessStatus(deps);
   if (!databaseUp) return { status: 'unknown', thisProcess, fleet: null, accounts: [], error: 'database unreachable' };
   try {

@@ -31,6 +31,9 @@ export type RetentionSummary = Record<Counted, number> & { complete: boolean; du
 
 const SUMMARY_KEY: Record<Rule, Counted> = { receiptsDays: 'receipts', deliveriesDays: 'deliveries', outboxDays: 'outbox', auditDays: 'audit', requestsDays: 'requests' };
 
+/** What a retention run uses. */
+export type RetentionDeps = Pick<Deps, 'db' | 'env' | 'clock' | 'metrics' | 'logger'>;
+
 export function retentionPolicy(env: Deps['env']): RetentionPolicy {
   return {
     receiptsDays: env.RETENTION_RECEIPTS_DAYS,
@@ -79,7 +82,7 @@ const CLAIM = { provider: 'gateway', account: 'fleet', name: 'retention' };
  * Mollie sweep uses) lets one process per RETENTION_INTERVAL_MS through, however many run.
  * Returns null when another process has the current interval.
  */
-export async function runDueRetention(deps: Deps, options: { signal?: AbortSignal; budgetMs?: number } = {}): Promise<RetentionSummary | null> {
+export async function runDueRetention(deps: RetentionDeps, options: { signal?: AbortSignal; budgetMs?: number } = {}): Promise<RetentionSummary | null> {
   const claim = await claimSweepRun(deps.db, { ...CLAIM, intervalMs: deps.env.RETENTION_INTERVAL_MS });
   if (!claim) return null;
   const summary = await pruneExpiredRows(deps, {
@@ -99,7 +102,7 @@ export async function runDueRetention(deps: Deps, options: { signal?: AbortSigna
 }
 
 /** The Node loop: checks once a minute (at most) whether a fleet-wide run is due. */
-export async function runRetention(deps: Deps, options: { signal: AbortSignal }): Promise<void> {
+export async function runRetention(deps: RetentionDeps, options: { signal: AbortSignal }): Promise<void> {
   const intervalMs = deps.env.RETENTION_INTERVAL_MS;
   if (intervalMs <= 0) return;
   while (!options.signal.aborted) {

@@ -1,6 +1,6 @@
 import postgres from 'postgres';
 import { runBankScheduler } from '../../src/bank/scheduler.js';
-import { createApp, type App } from '../../src/http/app.js';
+import { createApp } from '../../src/http/app.js';
 import type { Deps } from '../../src/deps.js';
 import { SANDBOX_BANK_SECRET_ID, SANDBOX_BANK_SECRET_KEY, SANDBOX_INSTITUTION_ID, startBankSandbox, type BankSandbox } from '../../src/sandbox/gocardless-bank/server.js';
 import type { BankSandboxOptions } from '../../src/sandbox/gocardless-bank/state.js';
@@ -10,6 +10,8 @@ import { startTsWorker } from './processes.js';
 import type { BankWorkerConfig } from './bank-worker.js';
 
 export { SANDBOX_INSTITUTION_ID };
+
+type App = ReturnType<typeof createApp>;
 
 export interface BankHarness {
   database: TestDatabase;

@@ -1,9 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { sql } from 'drizzle-orm';
 import type { Db } from '../../src/db/client.js';
-import type { Deps } from '../../src/deps.js';
 import { enqueueEvents } from '../../src/events/outbox.js';
-import { relayOnce, type RelayOptions } from '../../src/events/relay.js';
+import { relayOnce, type RelayDeps, type RelayOptions } from '../../src/events/relay.js';
 import { configuredSinks } from '../../src/events/sinks.js';
 import { eventually } from './deps.js';
 import { applySnapshot, takeFetchFence } from '../../src/payments/apply-snapshot.js';
@@ -73,7 +72,7 @@ export function writeGatewayEvents(db: Db, label: string, count: number): Promis
  * the relay themselves. Waits out transactions elsewhere on the server that hold the
  * commit horizon back.
  */
-export async function drainRelay(deps: Deps, options: RelayOptions = {}): Promise<void> {
+export async function drainRelay(deps: RelayDeps, options: RelayOptions = {}): Promise<void> {
   const sinkIds = (options.sinks ?? configuredSinks(deps)).map((sink) => sink.id);
   await eventually(
     async () => {

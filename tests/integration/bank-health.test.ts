@@ -98,9 +98,9 @@ describe('bank connection health', () => {
     expect(refused.status).toBe(409);
     // Two full scheduler passes after the expiry, in which nothing may be called.
     let passes = 0;
-    let seen = bankSchedulerStatus().lastPassAt;
+    let seen = bankSchedulerStatus(h.deps).lastPassAt;
     await eventually(async () => {
-      const now = bankSchedulerStatus().lastPassAt;
+      const now = bankSchedulerStatus(h.deps).lastPassAt;
       if (now !== seen) [passes, seen] = [passes + 1, now];
       return passes >= 2;
     }, { what: 'two scheduler passes' });

@@ -10,7 +10,7 @@ import { createApp } from '../../src/http/app.js';
 import { createGoCardlessProvider } from '../../src/providers/gocardless/client.js';
 import { startGoCardlessSandbox, type GoCardlessSandbox } from '../../src/sandbox/gocardless-api.js';
 import { buildGoCardlessWebhook } from '../../src/sandbox/gocardless-webhook-sender.js';
-import { recoverGoCardlessEvents, runGoCardlessEventRecovery } from '../../src/webhooks/gocardless-recovery.js';
+import { recoverGoCardlessEvents, runGoCardlessEventRecovery } from '../../src/reconciliation/gocardless-recovery.js';
 import { expectOutboxMatchesSchemas } from '../helpers/event-contract.js';
 import { createTestDatabase, redisPrefix, TEST_REDIS_URL, type TestDatabase } from '../helpers/database.js';
 import { buildTestDeps, eventually } from '../helpers/deps.js';

@@ -13,7 +13,7 @@ import type { GoCardlessEvent } from '../../src/providers/gocardless/webhook.js'
 import { startGoCardlessSandbox, type GoCardlessSandbox } from '../../src/sandbox/gocardless-api.js';
 import { buildGoCardlessWebhook, seededRandom } from '../../src/sandbox/gocardless-webhook-sender.js';
 import { gocardlessReceiptHandler } from '../../src/webhooks/gocardless-receipts.js';
-import { recoverGoCardlessEvents } from '../../src/webhooks/gocardless-recovery.js';
+import { recoverGoCardlessEvents } from '../../src/reconciliation/gocardless-recovery.js';
 import { getReceipts } from '../../src/webhooks/receipts.js';
 import { expectOutboxMatchesSchemas } from '../helpers/event-contract.js';
 import { createTestDatabase, redisPrefix, TEST_REDIS_URL, type TestDatabase } from '../helpers/database.js';

@@ -6,7 +6,7 @@ import postgres from 'postgres';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Deps } from '../../src/deps.js';
 import { paymentLockKey } from '../../src/lock/locker.js';
-import { runDueMollieSweep, runMollieSweeper, sweepMollie } from '../../src/payments/mollie-sweep.js';
+import { runDueMollieSweep, runMollieSweeper, sweepMollie } from '../../src/reconciliation/mollie-sweep.js';
 import { syncPayment } from '../../src/payments/sync-payment.js';
 import { createMollieProvider, type MollieProvider } from '../../src/providers/mollie/client.js';
 import { SANDBOX_DEFAULT_API_KEY, startMollieSandbox, type MollieSandbox } from '../../src/sandbox/mollie-api.js';

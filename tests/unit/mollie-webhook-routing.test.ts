@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { forEachLimited } from '../../src/payments/for-each-limited.js';
-import { SWEEP_MAX_LOOKBACK_MS, sweepCutoff } from '../../src/payments/mollie-sweep.js';
+import { SWEEP_MAX_LOOKBACK_MS, sweepCutoff } from '../../src/reconciliation/mollie-sweep.js';
 import { parseMollieWebhook } from '../../src/providers/mollie/webhook.js';
 import { buildMollieEvent } from '../../src/sandbox/mollie-webhook-sender.js';
 import { mollieReceiptTarget, mollieWebhookTarget } from '../../src/webhooks/mollie-receipts.js';

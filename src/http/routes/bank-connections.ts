@@ -1,11 +1,10 @@
 import { createRoute, type OpenAPIHono } from '@hono/zod-openapi';
 import type { Context } from 'hono';
 import { z } from 'zod';
-import { BankFeedError, checkRequisition, createBankConnection, deleteBankConnection } from '../../bank/connections.js';
+import { BankFeedError, checkRequisition, createBankConnection, deleteBankConnection, type BankDeps } from '../../bank/connections.js';
 import { getConnection, listAccounts, listConnections, listTransactions, type ConnectionRow } from '../../bank/queries.js';
 import { syncBankAccount } from '../../bank/sync-account.js';
 import { toBankConnectionJson, toBankTransactionJson } from '../../bank/view.js';
-import type { Deps } from '../../deps.js';
 import { BankApiError } from '../../providers/gocardless-bank/client.js';
 import { pageOf } from '../api-schemas.js';
 import { decodeCursor, encodeCursor, pageLimit } from '../cursor.js';
@@ -197,13 +196,13 @@ function toAppError(error: unknown, c: Context): unknown {
   }
 }
 
-async function connectionJson(deps: Deps, rows: ConnectionRow[]) {
+async function connectionJson(deps: BankDeps, rows: ConnectionRow[]) {
   const accounts = await listAccounts(deps.db, rows.map((row) => row.id), deps.env.BANK_DAILY_CALLS);
   return rows.map((row) => toBankConnectionJson(row, accounts));
 }
 
 /** POST/GET /v1/bank-connections, GET /:id, POST /:id/sync, DELETE /:id. */
-export function bankConnectionRoutes(deps: Deps) {
+export function bankConnectionRoutes(deps: BankDeps) {
   const app: OpenAPIHono<AppEnv> = newApiRouter();
   // Bank errors become HTTP errors here; anything else goes on to the app's one error mapping.
   app.onError((error, c) => toErrorResponse(toAppError(error, c), c));
@@ -270,7 +269,7 @@ export function bankConnectionRoutes(deps: Deps) {
 }
 
 /** GET /v1/bank-transactions: ascending by id; `after` continues from the previous page's nextCursor. */
-export function bankTransactionRoutes(deps: Deps) {
+export function bankTransactionRoutes(deps: Pick<BankDeps, 'db'>) {
   const app: OpenAPIHono<AppEnv> = newApiRouter();
   app.openapi(transactionsRoute, async (c) => {
     const query = c.req.valid('query');

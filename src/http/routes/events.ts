@@ -128,7 +128,7 @@ const enableSinkRoute = createRoute({
   responses: { 200: json('The sink', EventSink), ...errorResponses(400, 401, 404, 503) },
 });
 
-export function outboundEventRoutes(deps: Deps) {
+export function outboundEventRoutes(deps: Pick<Deps, 'db' | 'env'>) {
   const app: OpenAPIHono<AppEnv> = newApiRouter();
 
   // An endless feed: nextCursor is never null. An empty page hands back the cursor it

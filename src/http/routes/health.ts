@@ -11,6 +11,9 @@ import { errorResponses, json, newApiRouter } from '../openapi.js';
 
 const PROBE_TIMEOUT_MS = 1500;
 
+/** What the probes and the scrape read: the stores, the lock, and each job's own state. */
+type HealthDeps = Pick<Deps, 'db' | 'redis' | 'env' | 'metrics' | 'locker' | 'bank' | 'pollerState' | 'eventSinks' | 'bankSchedulerState'>;
+
 /** The failure's machine code (ECONNREFUSED, 57P01, CONNECTION_CLOSED, ...), from it or its causes. */
 export function failureCode(error: unknown): string {
   for (let current = error, depth = 0; current && depth < 5; current = (current as { cause?: unknown }).cause, depth++) {
@@ -49,7 +52,7 @@ function redisNodeName(url: string | undefined, index: number): string {
  * Each Redis node, and the verdict Redlock itself would give: with several independent
  * nodes a lock needs a majority of them, so one node of three down still locks.
  */
-async function probeRedis(deps: Deps) {
+async function probeRedis(deps: Pick<Deps, 'redis' | 'env'>) {
   const nodes = await Promise.all(
     deps.redis.map(async (client, index) => ({ node: redisNodeName(deps.env.REDIS_URL[index], index), ...(await probe(() => client.ping())) })),
   );
@@ -95,7 +98,7 @@ const metricsRoute = createRoute({
   responses: { 200: { description: 'Prometheus text format', content: { 'text/plain': { schema: { type: 'string' as const } } } }, ...errorResponses(503) },
 });
 
-export function healthRoutes(deps: Deps) {
+export function healthRoutes(deps: HealthDeps) {
   const app = newApiRouter();
 
   app.openapi(healthzRoute, (c) => c.json({ status: 'ok' as const }, 200));

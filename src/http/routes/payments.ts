@@ -1,8 +1,7 @@
 import { createRoute, OpenAPIHono } from '@hono/zod-openapi';
 import { z } from 'zod';
 import { getPayment, listPayments } from '../../db/queries/payments.js';
-import type { Deps } from '../../deps.js';
-import { syncPayment } from '../../payments/sync-payment.js';
+import { syncPayment, type SyncDeps } from '../../payments/sync-payment.js';
 import { toPaymentJson } from '../../payments/payment-view.js';
 import { PAYMENT_STATUSES, PROVIDERS } from '../../providers/types.js';
 import { PAYMENT_ID, Payment, pageOf } from '../api-schemas.js';
@@ -87,7 +86,7 @@ const syncRoute = createRoute({
   responses: { 200: json('The payment as just synced', Payment), ...errorResponses(400, 401, 404, 409, 502, 503) },
 });
 
-export function paymentRoutes(deps: Deps) {
+export function paymentRoutes(deps: SyncDeps) {
   const app: OpenAPIHono<AppEnv> = newApiRouter();
 
   app.openapi(listRoute, async (c) => {

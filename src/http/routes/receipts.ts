@@ -68,7 +68,7 @@ function toReceiptJson(receipt: ReceiptListItem) {
 }
 
 /** GET /v1/receipts: the webhooks the gateway acknowledged, newest first, filtered. */
-export function receiptRoutes(deps: Deps) {
+export function receiptRoutes(deps: Pick<Deps, 'db'>) {
   const app: OpenAPIHono<AppEnv> = newApiRouter();
   app.openapi(receiptsRoute, async (c) => {
     const query = c.req.valid('query');
@@ -133,7 +133,7 @@ function toRequestJson(request: InboundRequest) {
 }
 
 /** GET /v1/webhook-requests: the inbound log, every request to a webhook route (refused ones too), newest first. */
-export function webhookRequestRoutes(deps: Deps) {
+export function webhookRequestRoutes(deps: Pick<Deps, 'db'>) {
   const app: OpenAPIHono<AppEnv> = newApiRouter();
   app.openapi(requestsRoute, async (c) => {
     const query = c.req.valid('query');

@@ -11,8 +11,8 @@ import type { TrackedState } from '../events/payment-events.js';
 import { LockBusyError } from '../lock/locker.js';
 import { isMollieProvider } from '../providers/mollie/client.js';
 import { ProviderError, type PaymentSnapshot } from '../providers/types.js';
-import { forEachLimited } from './for-each-limited.js';
-import { syncPayment, UnknownProviderError, type SyncDeps } from './sync-payment.js';
+import { forEachLimited } from '../payments/for-each-limited.js';
+import { syncPayment, UnknownProviderError, type SyncDeps } from '../payments/sync-payment.js';
 import { sleep } from '../abortable-sleep.js';
 
 const PAGE = 250;
@@ -162,7 +162,7 @@ export function sweepCutoff(now: Date, windowMs: number, watermark: Date | null)
  * summary, or null when another process has the current interval.
  */
 export async function runDueMollieSweep(
-  deps: Deps,
+  deps: SyncDeps,
   input: { account: string; intervalMs: number; windowMs: number; signal?: AbortSignal },
 ): Promise<SweepSummary | null> {
   const key = { provider: 'mollie', account: input.account, name: 'sweep' };
@@ -183,7 +183,7 @@ export async function runDueMollieSweep(
  * due; the claim in the database makes the fleet run it once per MOLLIE_SWEEP_INTERVAL_MS.
  * Returns at once when Mollie is not configured or the interval is 0.
  */
-export async function runMollieSweeper(deps: Deps, options: { signal: AbortSignal; account?: string }): Promise<void> {
+export async function runMollieSweeper(deps: SyncDeps & Pick<Deps, 'env'>, options: { signal: AbortSignal; account?: string }): Promise<void> {
   const intervalMs = deps.env.MOLLIE_SWEEP_INTERVAL_MS;
   const account = options.account ?? 'default';
   const provider = deps.providers.mollie;

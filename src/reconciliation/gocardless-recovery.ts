@@ -21,10 +21,15 @@ import type { Deps } from '../deps.js';
 import { LockBusyError, LockUnavailableError } from '../lock/locker.js';
 import type { GoCardlessProvider } from '../providers/gocardless/client.js';
 import { ProviderError } from '../providers/types.js';
-import { processGoCardlessReceipts, storeGoCardlessEvents } from './gocardless-receipts.js';
+import { processGoCardlessReceipts, storeGoCardlessEvents } from '../webhooks/gocardless-receipts.js';
 import { sleep } from '../abortable-sleep.js';
 
 const CURSOR_NAME = 'events';
+
+/** What recovery uses: its cursor, lock and provider, and the receipts path every recovered event goes through. */
+export type RecoveryDeps = Pick<Deps, 'db' | 'env' | 'clock' | 'locker' | 'providers' | 'logger' | 'metrics'> &
+  Parameters<typeof storeGoCardlessEvents>[0] &
+  Parameters<typeof processGoCardlessReceipts>[0];
 
 export interface RecoverGoCardlessEventsOptions {
   account: string;
@@ -91,7 +96,7 @@ interface StoredCursor {
 
 const EMPTY_STATE: CursorState = { pass: null, resumeAt: null, completedAt: null, floor: null };
 
-async function loadCursor(deps: Deps, account: string): Promise<StoredCursor> {
+async function loadCursor(deps: RecoveryDeps, account: string): Promise<StoredCursor> {
   const rows = await deps.db.execute<{ cursor: string | null; state: Partial<CursorState> | null }>(sql`
     select cursor, state from provider_cursors
     where provider = 'gocardless' and account = ${account} and name = ${CURSOR_NAME}`);
@@ -100,7 +105,7 @@ async function loadCursor(deps: Deps, account: string): Promise<StoredCursor> {
 }
 
 /** Written only after the receipts of every page it covers are durable. */
-async function saveCursor(deps: Deps, account: string, cursor: StoredCursor): Promise<void> {
+async function saveCursor(deps: RecoveryDeps, account: string, cursor: StoredCursor): Promise<void> {
   await deps.db.execute(sql`
     insert into provider_cursors (provider, account, name, cursor, state, updated_at)
     values ('gocardless', ${account}, ${CURSOR_NAME}, ${cursor.watermark}, ${JSON.stringify(cursor.state)}::jsonb, now())
@@ -114,7 +119,7 @@ function later(a: string | null, b: string | null): string | null {
   return Date.parse(b) > Date.parse(a) ? b : a;
 }
 
-function gocardlessProvider(deps: Deps, account: string): GoCardlessProvider | null {
+function gocardlessProvider(deps: RecoveryDeps, account: string): GoCardlessProvider | null {
   const provider = deps.providers.gocardless;
   if (!provider || !('listEvents' in provider) || !provider.hasAccount(account)) return null;
   return provider as GoCardlessProvider;
@@ -125,7 +130,7 @@ function gocardlessProvider(deps: Deps, account: string): GoCardlessProvider | n
  * run from several processes: the lock keeps them from paging side by side, and
  * without it the receipts still de-duplicate every event.
  */
-export async function recoverGoCardlessEvents(deps: Deps, options: RecoverGoCardlessEventsOptions): Promise<RecoveryResult> {
+export async function recoverGoCardlessEvents(deps: RecoveryDeps, options: RecoverGoCardlessEventsOptions): Promise<RecoveryResult> {
   const started = performance.now();
   const interval = deps.env.GOCARDLESS_EVENTS_INTERVAL_MS || 300_000;
   const empty = { pages: 0, events: 0, newEvents: 0, duplicates: 0 };
@@ -157,7 +162,7 @@ export async function recoverGoCardlessEvents(deps: Deps, options: RecoverGoCard
   return result;
 }
 
-async function runPass(deps: Deps, provider: GoCardlessProvider, options: RecoverGoCardlessEventsOptions, interval: number): Promise<RecoveryResult> {
+async function runPass(deps: RecoveryDeps, provider: GoCardlessProvider, options: RecoverGoCardlessEventsOptions, interval: number): Promise<RecoveryResult> {
   const account = options.account;
   const pageLimit = options.pageLimit ?? 500;
   const maxPages = options.maxPages ?? 100;
@@ -259,12 +264,12 @@ async function runPass(deps: Deps, provider: GoCardlessProvider, options: Recove
 }
 
 /** Accounts recovered in the background. Only the environment's default account exists so far. */
-function recoveredAccounts(deps: Deps): string[] {
+function recoveredAccounts(deps: RecoveryDeps): string[] {
   return ['default'].filter((account) => gocardlessProvider(deps, account) !== null);
 }
 
 /** One bounded pass per account, for a Workers Cron Trigger. */
-export async function recoverGoCardlessEventsStep(deps: Deps): Promise<RecoveryResult[]> {
+export async function recoverGoCardlessEventsStep(deps: RecoveryDeps): Promise<RecoveryResult[]> {
   if (deps.env.GOCARDLESS_EVENTS_INTERVAL_MS === 0) return [];
   const results: RecoveryResult[] = [];
   for (const account of recoveredAccounts(deps)) {
@@ -278,7 +283,7 @@ export async function recoverGoCardlessEventsStep(deps: Deps): Promise<RecoveryR
  * sooner when a pass stopped early, later when a rate limit says so. Returns when the
  * signal aborts.
  */
-export async function runGoCardlessEventRecovery(deps: Deps, options: { signal: AbortSignal }): Promise<void> {
+export async function runGoCardlessEventRecovery(deps: RecoveryDeps, options: { signal: AbortSignal }): Promise<void> {
   const interval = deps.env.GOCARDLESS_EVENTS_INTERVAL_MS;
   const accounts = recoveredAccounts(deps);
   if (interval === 0 || accounts.length === 0) return;

@@ -3,7 +3,7 @@
  * collects under, and the ids invented for events of other resources.
  */
 import type { GoCardlessPaymentStatus } from '../../providers/gocardless/mapping.js';
-import { SandboxError } from './state.js';
+import { SandboxError } from './model.js';
 
 export interface EventDefaults {
   action: string;

@@ -10,6 +10,7 @@ import { createLogger } from '../../src/observability/logger.js';
 import { syncPayment } from '../../src/payments/sync-payment.js';
 import { createScriptedProvider, type TimelineStep } from '../../src/sandbox/scripted-provider.js';
 import type { ProviderName } from '../../src/providers/types.js';
+import { readLine } from './processes.js';
 
 export interface WorkerConfig {
   databaseUrl: string;
@@ -89,15 +90,3 @@ const lockOutcomes = Object.fromEntries(metrics.values.map((value) => [value.lab
 process.stdout.write(`${JSON.stringify({ outcomes, observed: [...observed], lockOutcomes })}\n`);
 await deps.close();
 process.exit(0);
-
-function readLine(): Promise<string> {
-  return new Promise((resolve) => {
-    let buffer = '';
-    process.stdin.setEncoding('utf8');
-    process.stdin.on('data', (chunk) => {
-      buffer += chunk;
-      const newline = buffer.indexOf('\n');
-      if (newline >= 0) resolve(buffer.slice(0, newline));
-    });
-  });
-}

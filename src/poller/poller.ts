@@ -16,7 +16,7 @@ import type { Env } from '../config/env.js';
 import type { DbOrTx } from '../db/client.js';
 import { enqueueEvents, type NewOutboxEvent } from '../events/outbox.js';
 import { LockBusyError } from '../lock/locker.js';
-import { formatMinorUnits } from '../payments/money.js';
+import { formatMinorUnits } from '../money.js';
 import { syncPayment, type SyncDeps } from '../payments/sync-payment.js';
 import { ProviderError, type ProviderName } from '../providers/types.js';
 import {

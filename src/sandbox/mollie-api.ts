@@ -8,7 +8,7 @@ import { serve, type HttpBindings } from '@hono/node-server';
 import { Hono, type Context } from 'hono';
 import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
-import { formatMinorUnits, parseDecimalAmount } from '../payments/money.js';
+import { formatMinorUnits, parseDecimalAmount } from '../money.js';
 import {
   mollieTimestamp,
   randomMollieId,

@@ -15,7 +15,7 @@ import {
   UnexpectedClientError,
 } from 'mollie-api-typescript/models/errors';
 import { callDeadline } from '../../call-deadline.js';
-import { MoneyError } from '../../payments/money.js';
+import { MoneyError } from '../../money.js';
 import {
   ProviderError,
   type FetchOptions,

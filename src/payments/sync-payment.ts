@@ -5,7 +5,7 @@ import { LockUnavailableError, paymentLockKey, type Locker } from '../lock/locke
 import { outcomeLabel, type Metrics } from '../observability/metrics.js';
 import { SPAN_ATTRIBUTES, withSpan } from '../observability/tracing.js';
 import { ProviderError, type PaymentProvider, type ProviderName, type Providers } from '../providers/types.js';
-import { settleReceipts } from '../webhooks/receipts.js';
+import { settleReceipts } from '../db/queries/receipt-settlement.js';
 import { applySnapshot, takeFetchFenceAt, type ApplyResult, type SyncSource } from './apply-snapshot.js';
 import { decideFromRecentFetch, RecentlyFetchedError, type RecentFetches } from './recent-fetches.js';
 

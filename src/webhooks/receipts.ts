@@ -126,25 +126,8 @@ export function recordReceiptsSqlFor(receipts: NewReceipt[]): SQL {
   return recordReceiptsSql(receiptRows(receipts));
 }
 
-export type ReceiptState = 'processed' | 'ignored';
-
-/** Marks receipts done in one statement. */
-export async function settleReceipts(db: DbOrTx, ids: number[], state: ReceiptState, note?: string): Promise<void> {
-  if (ids.length === 0) return;
-  await db.execute(settleReceiptsSql(ids, state, note));
-}
-
-/** settleReceiptsSql's values, in the order it interpolates them. */
-export function settleReceiptsParams(ids: number[], state: ReceiptState, note?: string): unknown[] {
-  return [state, note ?? null, `{${ids.join(',')}}`];
-}
-
-export function settleReceiptsSql(ids: number[], state: ReceiptState, note?: string): SQL {
-  return sql`
-    update webhook_receipts
-    set state = ${state}, processed_at = now(), next_attempt_at = null, last_error = ${note ?? null}
-    where id = any(${`{${ids.join(',')}}`}::bigint[]) and state = 'pending'`;
-}
+// Settling lives with the queries both the intake and the write path use (the write path settles in its own transaction).
+export { settleReceipts, type ReceiptState } from '../db/queries/receipt-settlement.js';
 
 /**
  * Leaves a receipt pending for a later attempt, or marks it `failed` once the retry

@@ -4,6 +4,7 @@ import { relayOnce } from './events/relay.js';
 import { runDueMollieSweep } from './payments/mollie-sweep.js';
 import { checkPollerFleet } from './poller/fleet.js';
 import { pollOnce } from './poller/poller.js';
+import { errorMessage } from './primitives/error-message.js';
 import { runDueRetention } from './retention/retention.js';
 import { recoverGoCardlessEventsStep } from './webhooks/gocardless-recovery.js';
 import { receiptHandlers } from './webhooks/handlers.js';
@@ -36,7 +37,7 @@ export async function runScheduledStep(deps: Deps): Promise<Record<string, unkno
     try {
       results[name] = await step();
     } catch (error) {
-      results[name] = { error: error instanceof Error ? error.message : String(error) };
+      results[name] = { error: errorMessage(error) };
       deps.logger.error({ job: `scheduled:${name}`, err: results[name] }, 'scheduled step failed');
     }
   }

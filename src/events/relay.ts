@@ -1,4 +1,5 @@
 import type { Deps } from '../deps.js';
+import { errorMessage } from '../primitives/error-message.js';
 import { nextDeliveryDelayMs } from './delivery-schedule.js';
 import {
   disableSinkAfterGone,
@@ -333,6 +334,3 @@ async function forEachLimited<T>(items: T[], limit: number, signal: AbortSignal 
   return items.slice(next);
 }
 
-function errorMessage(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}

@@ -16,6 +16,7 @@ import type { FailureHint } from '../events/billing-facts.js';
 import { enqueueEvents, type NewOutboxEvent } from '../events/outbox.js';
 import type { SyncSource } from '../payments/apply-snapshot.js';
 import { syncPayment } from '../payments/sync-payment.js';
+import { errorMessage } from '../primitives/error-message.js';
 import { goCardlessEventSchema, parseGoCardlessBatch, type GoCardlessEvent } from '../providers/gocardless/webhook.js';
 import { processReceipts, retryOutcome, type ReceiptHandler, type ReceiptOutcome } from './receipt-handlers.js';
 import { getReceipts, recordReceipts, settleReceipts, type NewReceipt } from './receipts.js';
@@ -162,7 +163,7 @@ export async function processGoCardlessReceipts(deps: Deps, receiptIds: number[]
   } catch (error) {
     // The receipts are durable and still pending; the worker picks them up after their grace.
     deps.logger.error(
-      { job: 'gocardless-receipts', receipts: receiptIds.length, err: error instanceof Error ? error.message : String(error) },
+      { job: 'gocardless-receipts', receipts: receiptIds.length, err: errorMessage(error) },
       'processing gocardless events failed; left to the receipt worker',
     );
   }

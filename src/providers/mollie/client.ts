@@ -16,6 +16,7 @@ import {
 } from 'mollie-api-typescript/models/errors';
 import { callDeadline } from '../../call-deadline.js';
 import { MoneyError } from '../../money.js';
+import { errorMessage } from '../../primitives/error-message.js';
 import {
   ProviderError,
   type FetchOptions,
@@ -116,7 +117,7 @@ function mollieDetail(error: ClientError): string {
 
 /** "fetch failed (ECONNREFUSED)" rather than a bare "fetch failed". */
 function describeTransportFailure(error: unknown): string {
-  let message = error instanceof Error ? error.message : String(error);
+  let message = errorMessage(error);
   let cause: unknown = error instanceof Error ? error.cause : undefined;
   for (let depth = 0; cause && depth < 3; depth++) {
     const code = (cause as { code?: unknown }).code;

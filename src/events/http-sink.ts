@@ -1,7 +1,7 @@
 import { Webhook } from 'standardwebhooks';
 import { callDeadline } from '../call-deadline.js';
 import { errorMessage } from '../primitives/error-message.js';
-import { parseRetryAfter } from './delivery-schedule.js';
+import { parseRetryAfter } from '../primitives/retry-after.js';
 import type { OutboundEvent } from './payment-events.js';
 import { eventBody, sinkId, type DeliveryOutcome, type EventSink } from './sinks.js';
 

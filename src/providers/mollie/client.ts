@@ -17,6 +17,7 @@ import {
 import { callDeadline } from '../../call-deadline.js';
 import { MoneyError } from '../../money.js';
 import { errorMessage } from '../../primitives/error-message.js';
+import { parseRetryAfter } from '../../primitives/retry-after.js';
 import {
   ProviderError,
   type FetchOptions,
@@ -94,16 +95,6 @@ const NULL_BODY_STATUSES = new Set([101, 204, 205, 304]);
 const PAYMENT_ID = /^tr_[A-Za-z0-9]+$/;
 const SUB_RESOURCE_ID = /^(re|chb)_[A-Za-z0-9]+$/;
 
-/** Retry-After as seconds or an HTTP date → milliseconds from `now`; undefined when absent or unreadable. */
-export function parseRetryAfter(value: string | null | undefined, now: number = Date.now()): number | undefined {
-  const trimmed = value?.trim();
-  if (!trimmed) return undefined;
-  if (/^\d+$/.test(trimmed)) return Number(trimmed) * 1000;
-  const at = Date.parse(trimmed);
-  if (Number.isNaN(at)) return undefined;
-  return Math.max(0, at - now);
-}
-
 function mollieDetail(error: ClientError): string {
   if (error instanceof ResponseValidationError) return error.message;
   try {
@@ -147,7 +138,7 @@ export function toMollieProviderError(error: unknown, signal?: AbortSignal): Pro
     const status = error.statusCode;
     const detail = mollieDetail(error);
     if (status === 429) {
-      return fail('rate_limited', `Mollie rate limit: ${detail}`, true, parseRetryAfter(error.headers.get('retry-after')));
+      return fail('rate_limited', `Mollie rate limit: ${detail}`, true, parseRetryAfter(error.headers.get('retry-after'), Date.now()));
     }
     if (status === 401 || status === 403) return fail('unauthorized', `Mollie rejected the API key (${status}): ${detail}`, false);
     if (status === 408) return fail('timeout', `Mollie answered 408: ${detail}`, true);

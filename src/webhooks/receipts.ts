@@ -3,6 +3,7 @@ import type { DbOrTx } from '../db/client.js';
 import { executePrepared } from '../db/prepared.js';
 import { webhookReceipts, type SelectWebhookReceipt } from '../db/schema/webhook-receipts.js';
 import { SPAN_ATTRIBUTES, withSpan } from '../observability/tracing.js';
+import { retryDelayMs } from '../primitives/retry-delay.js';
 import type { ProviderName } from '../providers/types.js';
 
 /**
@@ -52,10 +53,7 @@ export function nextRetryDelayMs(
   random: () => number = Math.random,
   schedule: readonly number[] = RECEIPT_RETRY_DELAYS_MS,
 ): number | null {
-  const base = schedule[attempts - 1];
-  if (base === undefined) return null;
-  const jittered = Math.round(base * (0.8 + 0.4 * random()));
-  return Math.max(jittered, retryAfterMs ?? 0);
+  return retryDelayMs(schedule, attempts, { retryAfterMs, random });
 }
 
 /**

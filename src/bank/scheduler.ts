@@ -10,8 +10,8 @@
 import { randomBytes } from 'node:crypto';
 import { sql } from 'drizzle-orm';
 import { sleep } from '../abortable-sleep.js';
-import { forEachLimited } from '../payments/for-each-limited.js';
 import { errorMessage } from '../primitives/error-message.js';
+import { forEachLimited } from '../primitives/for-each-limited.js';
 import { announceConsentExpiry } from './connection-health.js';
 import { checkRequisition, CONSENT_CHECK_DELAYS_MS, type BankDeps } from './connections.js';
 import type { ConnectionRow } from './queries.js';

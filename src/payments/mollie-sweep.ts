@@ -10,9 +10,9 @@ import type { Deps } from '../deps.js';
 import type { TrackedState } from '../events/payment-events.js';
 import { LockBusyError } from '../lock/locker.js';
 import { errorMessage } from '../primitives/error-message.js';
+import { forEachLimited } from '../primitives/for-each-limited.js';
 import { isMollieProvider } from '../providers/mollie/client.js';
 import { ProviderError, type PaymentSnapshot } from '../providers/types.js';
-import { forEachLimited } from './for-each-limited.js';
 import { syncPayment, UnknownProviderError, type SyncDeps } from './sync-payment.js';
 import { sleep } from '../abortable-sleep.js';
 

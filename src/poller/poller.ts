@@ -19,6 +19,7 @@ import { LockBusyError } from '../lock/locker.js';
 import { formatMinorUnits } from '../money.js';
 import { syncPayment, type SyncDeps } from '../payments/sync-payment.js';
 import { errorMessage } from '../primitives/error-message.js';
+import { forEachLimited } from '../primitives/for-each-limited.js';
 import { ProviderError, type ProviderName } from '../providers/types.js';
 import {
   applyHealthFlips,
@@ -153,7 +154,7 @@ export async function pollOnce(deps: PollerDeps, options: PollOnceOptions = {}):
   const perAccount = new Map<string, AccountOutcome>();
   const lockWaitMs = options.lockWaitMs ?? DEFAULT_LOCK_WAIT_MS;
 
-  await forEachConcurrently(leased, options.concurrency ?? deps.env.POLLER_CONCURRENCY, async (row) => {
+  await forEachLimited(leased, options.concurrency ?? deps.env.POLLER_CONCURRENCY, async (row) => {
     const outcome = await pollPayment(deps, row, { limiter, paused, lockWaitMs, signal: options.signal }).catch(
       (error: unknown): PollOutcome => ({ kind: 'failed', code: 'error', error: errorMessage(error) }),
     );
@@ -393,12 +394,4 @@ async function escalateStuck(tx: DbOrTx, schedule: PollSchedule, released: Relea
   });
   await enqueueEvents(tx, events);
   return stuck;
-}
-
-async function forEachConcurrently<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const lanes = Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, async () => {
-    while (next < items.length) await work(items[next++]!);
-  });
-  await Promise.all(lanes);
 }

@@ -7,11 +7,11 @@
  */
 import type { SelectWebhookReceipt } from '../db/schema/webhook-receipts.js';
 import type { Deps } from '../deps.js';
-import { forEachLimited } from '../payments/for-each-limited.js';
 import { takeFetchFenceAt } from '../payments/apply-snapshot.js';
 import { decideFromRecentFetch, RecentlyFetchedError } from '../payments/recent-fetches.js';
 import { syncPayment } from '../payments/sync-payment.js';
 import { errorMessage } from '../primitives/error-message.js';
+import { forEachLimited } from '../primitives/for-each-limited.js';
 import { isMollieProvider, type MollieProvider } from '../providers/mollie/client.js';
 import { idPrefixKind, parseMollieWebhook, type MollieWebhook } from '../providers/mollie/webhook.js';
 import { processReceipts, retryOutcome, type ReceiptHandler, type ReceiptHandlers, type ReceiptOutcome } from './receipt-handlers.js';

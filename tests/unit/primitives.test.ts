@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { errorMessage } from '../../src/primitives/error-message.js';
+import { forEachLimited } from '../../src/primitives/for-each-limited.js';
 import { parseRetryAfter } from '../../src/primitives/retry-after.js';
 import { retryDelayMs } from '../../src/primitives/retry-delay.js';
+import { createSlots } from '../../src/primitives/slots.js';
 
 describe('errorMessage', () => {
   it("takes an Error's message, a subclass's too, and writes anything else as text", () => {
@@ -55,5 +57,86 @@ describe('retryDelayMs', () => {
     expect(retryDelayMs(schedule, 2, { retryAfterMs: 30_000, maxRetryAfterMs: 5000, random: () => 0.5 })).toBe(60_000);
     // A hint does not buy attempts past the schedule.
     expect(retryDelayMs(schedule, 3, { retryAfterMs: 30_000 })).toBeNull();
+  });
+});
+
+describe('forEachLimited', () => {
+  it('never runs more than the limit at once, and runs everything', async () => {
+    let running = 0;
+    let peak = 0;
+    const seen: number[] = [];
+    await forEachLimited(Array.from({ length: 20 }, (_, i) => i), 3, async (i) => {
+      running++;
+      peak = Math.max(peak, running);
+      await new Promise((resolve) => setImmediate(resolve));
+      seen.push(i);
+      running--;
+    });
+    expect(peak).toBe(3);
+    expect(seen.sort((a, b) => a - b)).toEqual(Array.from({ length: 20 }, (_, i) => i));
+  });
+
+  it('finishes the others before rethrowing the first failure', async () => {
+    const seen: number[] = [];
+    await expect(
+      forEachLimited([1, 2, 3, 4], 2, async (i) => {
+        if (i === 2) throw new Error('boom');
+        seen.push(i);
+      }),
+    ).rejects.toThrow('boom');
+    expect(seen).toEqual([1, 3, 4]);
+  });
+
+  it('starts nothing once the signal aborts, and hands back the items never started', async () => {
+    const controller = new AbortController();
+    const seen: number[] = [];
+    const skipped = await forEachLimited(
+      [1, 2, 3, 4, 5],
+      2,
+      async (i) => {
+        seen.push(i);
+        if (i === 2) controller.abort();
+        await new Promise((resolve) => setImmediate(resolve));
+      },
+      controller.signal,
+    );
+    expect(seen).toEqual([1, 2]);
+    expect(skipped).toEqual([3, 4, 5]);
+  });
+
+  it('returns nothing skipped without a signal, and copes with an empty list', async () => {
+    expect(await forEachLimited([1, 2], 8, async () => {})).toEqual([]);
+    expect(await forEachLimited([], 4, async () => {})).toEqual([]);
+  });
+});
+
+describe('createSlots', () => {
+  it('shares one limit between callers that arrive separately, and hands a freed slot to the next in line', async () => {
+    const slots = createSlots(2);
+    let running = 0;
+    let peak = 0;
+    const order: string[] = [];
+    const job = (name: string) => async () => {
+      running++;
+      peak = Math.max(peak, running);
+      await new Promise((resolve) => setImmediate(resolve));
+      order.push(name);
+      running--;
+      return name;
+    };
+    // Two "batches", each running its items side by side through the same slots.
+    const first = Promise.all(['a1', 'a2', 'a3'].map((name) => slots.run(job(name))));
+    const second = Promise.all(['b1', 'b2'].map((name) => slots.run(job(name))));
+    expect(await first).toEqual(['a1', 'a2', 'a3']);
+    expect(await second).toEqual(['b1', 'b2']);
+    expect(peak).toBe(2);
+    // Waiters are served first come, first served.
+    expect(order).toEqual(['a1', 'a2', 'a3', 'b1', 'b2']);
+  });
+
+  it('frees the slot when the work throws', async () => {
+    const slots = createSlots(1);
+    await expect(slots.run(async () => { throw new Error('boom'); })).rejects.toThrow('boom');
+    expect(await slots.run(async () => 'next')).toBe('next');
   });
 });

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { FailureHint } from '../events/billing-facts.js';
 import type { Db } from '../db/client.js';
-import { LockUnavailableError, paymentLockKey, type Locker } from '../lock/locker.js';
+import { LockBusyError, LockUnavailableError, paymentLockKey, type Locker } from '../lock/locker.js';
 import { outcomeLabel, type Metrics } from '../observability/metrics.js';
 import { SPAN_ATTRIBUTES, withSpan } from '../observability/tracing.js';
 import { errorMessage } from '../primitives/error-message.js';
@@ -249,7 +249,7 @@ async function lockedWork(deps: SyncDeps, input: SyncInput, key: string, work: (
       );
       return { ...(await work()), lock: 'unavailable' };
     }
-    if (!acquired && error instanceof Error && error.name === 'LockBusyError') deps.metrics.lockOutcomes.inc({ outcome: 'busy' });
+    if (!acquired && error instanceof LockBusyError) deps.metrics.lockOutcomes.inc({ outcome: 'busy' });
     throw error;
   }
 }

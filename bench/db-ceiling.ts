@@ -6,9 +6,8 @@ import { promisify } from 'node:util';
 import type { SQL } from 'drizzle-orm';
 import { PgDialect } from 'drizzle-orm/pg-core';
 import postgres from 'postgres';
-import { billingFacts } from '../src/events/billing-facts.js';
-import { buildPaymentEvents } from '../src/events/payment-events.js';
 import { guardedUpsertSql, transitionAndEventsSql, unchangedSql } from '../src/payments/apply-snapshot.js';
+import { planChange, planWrite } from '../src/payments/write-plan.js';
 import type { PaymentSnapshot, ProviderName } from '../src/providers/types.js';
 import { recordReceiptsSqlFor } from '../src/webhooks/receipts.js';
 
@@ -122,34 +121,13 @@ function upsertLine(s: PaymentSnapshot, expectRow = true): string {
 
 /** The transition, outbox insert and receipt settle of a first change (version 1). */
 function transitionLine(s: PaymentSnapshot): string {
-  const snapshotJson = JSON.stringify(s.raw);
-  const events = buildPaymentEvents({
-    provider: s.provider,
-    account: s.account,
-    providerPaymentId: s.providerPaymentId,
-    version: 1,
-    source: 'webhook',
-    previous: null,
-    next: {
-      status: s.status,
-      providerStatus: s.providerStatus,
-      amountMinor: s.amount.minor,
-      currency: s.amount.currency,
-      refundedMinor: s.refundedMinor,
-      chargedBackMinor: s.chargedBackMinor,
-    },
-    mode: s.mode,
-    billing: billingFacts(s.provider, s.raw),
-    metadata: s.metadata,
-    changedAt: new Date(),
-  });
-  let text = render(
-    transitionAndEventsSql({ paymentRowId: 0, version: 1, source: 'webhook', previous: null, snapshot: s, fence: 0, receiptId: 0, snapshotJson, events, settleReceiptIds: [0] }),
-    s.provider,
-  );
+  // Planned as the gateway plans a first write (version 1) that settles one receipt.
+  const plan = planWrite({ snapshot: s, fence: 0, source: 'webhook', receiptId: 0, settleReceiptIds: [0] });
+  const change = planChange(plan, { id: 0, version: 1, inserted: true, previous: null, updated_at: new Date() });
+  let text = render(transitionAndEventsSql(change), s.provider);
   text = settleIdsToVariable(text);
   // Event ids must be unique per transaction too.
-  for (const event of events) text = text.replaceAll(event.event_id, `evt_c' || (:id)::text || '`);
+  for (const event of change.events) text = text.replaceAll(event.event_id, `evt_c' || (:id)::text || '`);
   return text.replace(/\(\s*0,\s*1,\s*'webhook'/, "(:payment_row_id, 1, 'webhook'");
 }
 

@@ -8,6 +8,7 @@ import type { Locker } from './lock/locker.js';
 import { createRedisClients, createRedlockLocker } from './lock/redlock-locker.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { createMetrics } from './observability/metrics.js';
+import { errorMessage } from './primitives/error-message.js';
 import { createRateLimitPauses, withRateLimitPauses, type RateLimitPauses } from './providers/rate-limit-pause.js';
 import type { Providers } from './providers/types.js';
 import type { SyncDeps } from './payments/sync-payment.js';
@@ -69,11 +70,11 @@ export function buildDeps(env: Env, overrides: BuildOverrides = {}): Deps {
       : createInProcessLocker({ waitMs: env.LOCK_WAIT_MS }));
   // Every provider call, whatever the path, first checks whether its account is paused by a 429.
   const rateLimitPauses = createRateLimitPauses(database.db, (error) =>
-    logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'rate-limit pause state unreadable'),
+    logger.warn({ err: errorMessage(error) }, 'rate-limit pause state unreadable'),
   );
   const providers: Providers = withRateLimitPauses(overrides.providers ?? {}, rateLimitPauses);
   const background = createBackgroundWork((error) =>
-    logger.error({ err: error instanceof Error ? error.message : String(error) }, 'background work failed'),
+    logger.error({ err: errorMessage(error) }, 'background work failed'),
   );
 
   const deps: Deps = {

@@ -10,6 +10,7 @@ import { buildDeps, waitForRedis } from './deps.js';
 import { createApp } from './http/app.js';
 import { createGracefulShutdown } from './http/graceful-shutdown.js';
 import { tracesExporterKind } from './observability/tracing.js';
+import { errorMessage } from './primitives/error-message.js';
 import { createProvidersFromEnv } from './providers/from-env.js';
 
 const MIGRATIONS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../drizzle');
@@ -106,6 +107,6 @@ async function main() {
 }
 
 main().catch((error) => {
-  process.stderr.write(`gateway failed to start: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.stderr.write(`gateway failed to start: ${errorMessage(error)}\n`);
   process.exit(1);
 });

@@ -1,5 +1,6 @@
 import type { Deps } from './deps.js';
 import { BACKGROUND_JOBS } from './jobs.js';
+import { errorMessage } from './primitives/error-message.js';
 
 /**
  * One bounded step of every background job (src/jobs.ts), for runtimes without
@@ -13,7 +14,7 @@ export async function runScheduledStep(deps: Deps): Promise<Record<string, unkno
     try {
       results[job.name] = job.enabled(deps) ? await job.step(deps) : null;
     } catch (error) {
-      results[job.name] = { error: error instanceof Error ? error.message : String(error) };
+      results[job.name] = { error: errorMessage(error) };
       deps.logger.error({ job: `scheduled:${job.name}`, err: results[job.name] }, 'scheduled step failed');
     }
   }

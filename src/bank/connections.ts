@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { sql } from 'drizzle-orm';
 import type { Deps } from '../deps.js';
 import { enqueueEvents } from '../events/outbox.js';
+import { errorMessage } from '../primitives/error-message.js';
 import { BankApiError } from '../providers/gocardless-bank/client.js';
 import { connectionStatusOf } from '../providers/gocardless-bank/mapping.js';
 import { REQUISITION_STATUSES, type Requisition, type RequisitionStatus } from '../providers/gocardless-bank/schemas.js';
@@ -152,7 +153,7 @@ export async function deleteBankConnection(deps: BankDeps, id: string): Promise<
   if (row.requisition_id && deps.bank) {
     await deps.bank.client.deleteRequisition(row.requisition_id).catch((error: unknown) => {
       // Already gone there, or unreachable: our side is stopped either way.
-      deps.logger.warn({ job: 'bank', connectionId: id, err: error instanceof Error ? error.message : String(error) }, 'bank requisition delete failed');
+      deps.logger.warn({ job: 'bank', connectionId: id, err: errorMessage(error) }, 'bank requisition delete failed');
     });
   }
   return row;

@@ -7,6 +7,7 @@
 import { sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import type { Env } from '../config/env.js';
+import { errorMessage } from '../primitives/error-message.js';
 import { bankSchedulerStatus, type BankSchedulerState } from './scheduler.js';
 
 export interface BankReadiness {
@@ -64,6 +65,6 @@ export async function readBankReadiness(deps: { db: Db; env: Env; bank: unknown;
       })),
     };
   } catch (error) {
-    return { status: 'unknown', ...empty, error: error instanceof Error ? error.message : String(error) };
+    return { status: 'unknown', ...empty, error: errorMessage(error) };
   }
 }

@@ -10,7 +10,8 @@
 import { randomBytes } from 'node:crypto';
 import { sql } from 'drizzle-orm';
 import { sleep } from '../abortable-sleep.js';
-import { forEachLimited } from '../payments/for-each-limited.js';
+import { errorMessage } from '../primitives/error-message.js';
+import { forEachLimited } from '../primitives/for-each-limited.js';
 import { announceConsentExpiry } from './connection-health.js';
 import { checkRequisition, CONSENT_CHECK_DELAYS_MS, type BankDeps } from './connections.js';
 import type { ConnectionRow } from './queries.js';
@@ -103,7 +104,7 @@ export async function bankSchedulerStep(deps: BankSchedulerDeps, options: { owne
       summary.checked++;
     } catch (error) {
       summary.failed++;
-      deps.logger.warn({ job: 'bank', connectionId: connection.id, err: error instanceof Error ? error.message : String(error) }, 'requisition check failed');
+      deps.logger.warn({ job: 'bank', connectionId: connection.id, err: errorMessage(error) }, 'requisition check failed');
       await deps.db.execute(sql`
         update bank_connections set next_check_at = now() + ${CONSENT_CHECK_DELAYS_MS.at(-1)!} * interval '1 millisecond'
         where id = ${connection.id} and status = 'awaiting_consent'`);
@@ -118,7 +119,7 @@ export async function bankSchedulerStep(deps: BankSchedulerDeps, options: { owne
     try {
       outcome = await syncBankAccount(deps, account);
     } catch (error) {
-      outcome = { outcome: 'failed', error: error instanceof Error ? error.message : String(error) };
+      outcome = { outcome: 'failed', error: errorMessage(error) };
       deps.logger.error({ job: 'bank', accountId: account.id, err: outcome.error }, 'bank account sync failed');
       // Unexpected (the database, a bug): try again after a while rather than at once in a loop.
       await deps.db
@@ -145,7 +146,7 @@ export async function runBankScheduler(deps: BankSchedulerDeps, options: { signa
         processState.lastPassAt = new Date().toISOString();
         processState.lastPassError = null;
       } catch (error) {
-        processState.lastPassError = error instanceof Error ? error.message : String(error);
+        processState.lastPassError = errorMessage(error);
         deps.logger.error({ job: 'bank', err: processState.lastPassError }, 'bank scheduler pass failed');
       }
       if (!busy) await sleep(deps.env.BANK_SCHEDULER_IDLE_MS, options.signal);

@@ -4,6 +4,7 @@
  * minus BANK_OVERLAP_DAYS. Every trigger (the scheduler, POST .../sync) ends here.
  */
 import { sql } from 'drizzle-orm';
+import { errorMessage } from '../primitives/error-message.js';
 import { BankApiError } from '../providers/gocardless-bank/client.js';
 import { accountIsBroken, toImportRows } from '../providers/gocardless-bank/mapping.js';
 import { ACCOUNT_STATUSES, type AccountStatus } from '../providers/gocardless-bank/schemas.js';
@@ -103,7 +104,7 @@ export async function syncBankAccount(deps: BankDeps, account: SyncTarget): Prom
   return { outcome: 'synced', result };
 
   async function failed(error: unknown): Promise<SyncOutcome> {
-    const message = error instanceof Error ? error.message : String(error);
+    const message = errorMessage(error);
     if (error instanceof BankApiError && (error.kind === 'access_refused' || error.kind === 'not_found')) {
       await schedule(env.BANK_SYNC_INTERVAL_MS, message);
       await deps.db.transaction((tx) => markConnectionBroken(tx, account.connection_id, 'access_refused', { accountId: account.id, message }));

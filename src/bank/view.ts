@@ -1,5 +1,5 @@
 /** The public JSON of bank connections, accounts and transactions. */
-import { formatMinorUnits } from '../payments/money.js';
+import { formatMinorUnits } from '../money.js';
 import type { AccountRow, ConnectionRow, TransactionRow } from './queries.js';
 
 const isoOrNull = (value: Date | string | null | undefined) => (value === null || value === undefined ? null : new Date(value).toISOString());

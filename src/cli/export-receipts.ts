@@ -8,6 +8,7 @@ import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';
 import { parseArgs } from 'node:util';
 import postgres from 'postgres';
+import { errorMessage } from '../primitives/error-message.js';
 import { PROVIDERS, type ProviderName } from '../providers/types.js';
 import { exportReceipts } from './replay/export.js';
 
@@ -89,6 +90,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  process.stderr.write(`export-receipts failed: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.stderr.write(`export-receipts failed: ${errorMessage(error)}\n`);
   process.exit(1);
 });

@@ -4,6 +4,7 @@
  * Environment: PORT, HOST (default 127.0.0.1), and for the receiver EVENT_SINK_SECRET;
  * for GoCardless GOCARDLESS_WEBHOOK_URL and GOCARDLESS_WEBHOOK_SECRET to send webhooks.
  */
+import { errorMessage } from '../primitives/error-message.js';
 import { startGoCardlessSandbox } from '../sandbox/gocardless-api.js';
 import { startMollieSandbox } from '../sandbox/mollie-api.js';
 import { startDownstreamReceiver } from '../sandbox/downstream-receiver.js';
@@ -50,7 +51,7 @@ main().then(
     process.on('SIGINT', stop);
   },
   (error) => {
-    process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);
+    process.stderr.write(`${errorMessage(error)}\n`);
     process.exit(1);
   },
 );

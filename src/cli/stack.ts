@@ -16,6 +16,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { errorMessage } from '../primitives/error-message.js';
 import { startDownstreamReceiver } from '../sandbox/downstream-receiver.js';
 import { startGoCardlessSandbox } from '../sandbox/gocardless-api.js';
 import { startMollieSandbox } from '../sandbox/mollie-api.js';
@@ -87,7 +88,7 @@ async function main() {
   say(`  bank sandbox       ${bank.url}   (GoCardless Bank Account Data; control API under /__sandbox)`);
   say('');
   const feeding = startBankDemo(gatewayUrl, adminToken, bank).catch((error: unknown) => {
-    say(`[bank] demo connection failed: ${error instanceof Error ? error.message : String(error)}`);
+    say(`[bank] demo connection failed: ${errorMessage(error)}`);
     return null;
   });
 
@@ -149,6 +150,6 @@ function prefixLines(tag: string, chunk: Buffer): string {
 }
 
 main().catch((error) => {
-  process.stderr.write(`stack failed: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.stderr.write(`stack failed: ${errorMessage(error)}\n`);
   process.exit(1);
 });

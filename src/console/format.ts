@@ -1,4 +1,4 @@
-import { formatMinorUnits } from '../payments/money.js';
+import { formatMinorUnits } from '../money.js';
 
 /** `2025-11-22 11:22:03.123` (UTC): sortable, and precise enough to order a race. */
 export function formatInstant(value: Date): string {

@@ -10,6 +10,7 @@ import { consoleActor, listAuditEntries, recordAuditEntry, requestOrigin, AUDIT_
 import type { Deps } from '../deps.js';
 import { readPollerFleet } from '../poller/fleet.js';
 import { syncPayment, type SyncDeps } from '../payments/sync-payment.js';
+import { errorMessage } from '../primitives/error-message.js';
 import { listReceipts, reopenFailedReceipt, RECEIPT_STATES } from '../webhooks/receipts.js';
 import { listWebhookRequests } from '../webhooks/inbound-log.js';
 import { AuditPage, ReceiptsPage, RequestsPage, type ReceiptSearch } from './activity-pages.js';
@@ -375,8 +376,8 @@ export function consoleRoutes(deps: ConsoleDeps, options: { failedAttempts?: Fai
       outcome = result.outcome;
     } catch (error) {
       outcome = 'failed';
-      c.get('logger').warn({ provider, paymentId: id, err: error instanceof Error ? error.message : String(error) }, 'console sync failed');
-      await audit(c, { action: 'payment.sync', target, outcome: 'failed', detail: { error: (error instanceof Error ? error.message : String(error)).slice(0, 300) } });
+      c.get('logger').warn({ provider, paymentId: id, err: errorMessage(error) }, 'console sync failed');
+      await audit(c, { action: 'payment.sync', target, outcome: 'failed', detail: { error: (errorMessage(error)).slice(0, 300) } });
       return c.redirect(`${paymentPathOf(provider, id)}?synced=${outcome}`, 303);
     }
     await audit(c, { action: 'payment.sync', target, outcome: outcome === 'changed' ? 'applied' : 'no_change', detail: { result: outcome } });

@@ -1,4 +1,5 @@
 import type { ChannelModel, ConfirmChannel } from 'amqplib';
+import { errorMessage } from '../primitives/error-message.js';
 import { createEventSigner, describeUrl } from './http-sink.js';
 import type { OutboundEvent } from './payment-events.js';
 import { eventBody, sinkId, type DeliveryOutcome, type EventSink } from './sinks.js';
@@ -129,6 +130,3 @@ function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<
   );
 }
 
-function errorMessage(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}

@@ -1,3 +1,5 @@
+import { retryDelayMs } from '../primitives/retry-delay.js';
+
 /**
  * When to try an outbound delivery again. The schedule is data: delays after each
  * failed attempt, Standard Webhooks' example spanning about three days. Past the last
@@ -22,12 +24,9 @@ export const DEFAULT_DELIVERY_DELAYS_MS: readonly number[] = [
 /** A sink's Retry-After is honoured up to this; a bogus "come back next year" must not park events forever. */
 export const MAX_RETRY_AFTER_MS = 24 * HOUR;
 
-/** ±20%, so that a sink coming back is not hit by every held event at the same instant. */
-const JITTER = 0.2;
-
 /**
  * Attempt `attempts` (1-based) failed: how long to wait before the next, or null when
- * the schedule is spent. A sink's Retry-After wins when it asks for longer.
+ * the schedule is spent. A sink's Retry-After wins when it asks for longer, up to a day.
  */
 export function nextDeliveryDelayMs(
   attempts: number,
@@ -35,20 +34,5 @@ export function nextDeliveryDelayMs(
   retryAfterMs?: number,
   random: () => number = Math.random,
 ): number | null {
-  const base = schedule[attempts - 1];
-  if (base === undefined) return null;
-  const jittered = Math.round(base * (1 - JITTER + 2 * JITTER * random()));
-  return Math.max(jittered, Math.min(retryAfterMs ?? 0, MAX_RETRY_AFTER_MS));
-}
-
-/** Retry-After is either delay-seconds or an HTTP date (RFC 9110 §10.2.3). */
-export function parseRetryAfter(value: string | null | undefined, nowMs: number): number | undefined {
-  if (!value) return undefined;
-  const trimmed = value.trim();
-  if (/^\d+$/.test(trimmed)) return Number(trimmed) * SECOND;
-  // An HTTP date names its weekday and month; anything else (e.g. "-5") is not one.
-  if (!/[a-z]/i.test(trimmed)) return undefined;
-  const at = Date.parse(trimmed);
-  if (Number.isNaN(at)) return undefined;
-  return Math.max(0, at - nowMs);
+  return retryDelayMs(schedule, attempts, { retryAfterMs, maxRetryAfterMs: MAX_RETRY_AFTER_MS, random });
 }

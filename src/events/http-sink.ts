@@ -1,6 +1,7 @@
 import { Webhook } from 'standardwebhooks';
 import { callDeadline } from '../call-deadline.js';
-import { parseRetryAfter } from './delivery-schedule.js';
+import { errorMessage } from '../primitives/error-message.js';
+import { parseRetryAfter } from '../primitives/retry-after.js';
 import type { OutboundEvent } from './payment-events.js';
 import { eventBody, sinkId, type DeliveryOutcome, type EventSink } from './sinks.js';
 
@@ -145,5 +146,5 @@ function describeFailure(error: unknown, timeoutMs: number): string {
   if (name === 'TimeoutError' || name === 'AbortError') return `no answer within ${timeoutMs} ms`;
   const cause = (error as { cause?: { code?: string; message?: string } })?.cause;
   if (cause?.code) return `${cause.code}${cause.message ? `: ${cause.message}` : ''}`;
-  return error instanceof Error ? error.message : String(error);
+  return errorMessage(error);
 }

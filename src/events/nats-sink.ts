@@ -1,5 +1,6 @@
 import type { JetStreamClient } from '@nats-io/jetstream';
 import type { NatsConnection, headers as natsHeaders } from '@nats-io/transport-node';
+import { errorMessage } from '../primitives/error-message.js';
 import { createEventSigner, describeUrl } from './http-sink.js';
 import type { OutboundEvent } from './payment-events.js';
 import { eventBody, sinkId, type DeliveryOutcome, type EventSink } from './sinks.js';
@@ -110,7 +111,7 @@ function splitServerCredentials(urls: string[]): { servers: string[]; user?: str
 
 function describeNatsFailure(error: unknown, subject: string, options: NatsSinkOptions): string {
   const name = (error as { name?: string })?.name ?? '';
-  const message = error instanceof Error ? error.message : String(error);
+  const message = errorMessage(error);
   // The server answers "no responders" when no stream takes the subject; the client
   // reports that as JetStream not being enabled, which is also possible.
   if (name === 'NoRespondersError' || /no responders|jetstream is not enabled/i.test(message)) {

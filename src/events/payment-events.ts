@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { formatMinorUnits } from '../payments/money.js';
+import { formatMinorUnits } from '../money.js';
 import type { PaymentStatus, ProviderName } from '../providers/types.js';
 import type { BillingFacts } from './billing-facts.js';
 

@@ -1,4 +1,6 @@
 import type { Deps } from '../deps.js';
+import { errorMessage } from '../primitives/error-message.js';
+import { forEachLimited } from '../primitives/for-each-limited.js';
 import { nextDeliveryDelayMs } from './delivery-schedule.js';
 import {
   disableSinkAfterGone,
@@ -130,9 +132,14 @@ async function deliverStep(deps: RelayDeps, sink: EventSink, options: RelayOptio
     return;
   }
   let answered = false;
-  const skipped = await forEachLimited(leased, options.concurrency ?? 16, options.signal, async (delivery) => {
-    if (await attemptSafely(deps, sink, delivery, options, step)) answered = true;
-  });
+  const skipped = await forEachLimited(
+    leased,
+    options.concurrency ?? 16,
+    async (delivery) => {
+      if (await attemptSafely(deps, sink, delivery, options, step)) answered = true;
+    },
+    options.signal,
+  );
   step.attempted -= skipped.length;
   await releaseLeases(deps.db, skipped);
   if (answered) await pullForward(deps, sink, step);
@@ -333,16 +340,3 @@ export async function runRelay(deps: RelayDeps, options: RunRelayOptions): Promi
   await Promise.all([fanOutLane, ...sinkLanes]);
 }
 
-/** Runs `work` over the items, `limit` at a time, until the signal aborts; returns the items never started. */
-async function forEachLimited<T>(items: T[], limit: number, signal: AbortSignal | undefined, work: (item: T) => Promise<void>): Promise<T[]> {
-  let next = 0;
-  const lanes = Array.from({ length: Math.min(Math.max(1, limit), items.length) }, async () => {
-    while (next < items.length && !signal?.aborted) await work(items[next++]!);
-  });
-  await Promise.all(lanes);
-  return items.slice(next);
-}
-
-function errorMessage(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}

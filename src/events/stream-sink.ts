@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { errorMessage } from '../primitives/error-message.js';
 import type { OutboundEvent } from './payment-events.js';
 import { eventBody, sinkId, type DeliveryOutcome, type EventSink } from './sinks.js';
 
@@ -31,7 +32,7 @@ export function createStreamSink(options: StreamSinkOptions): EventSink {
         await options.redis.xadd(options.stream, 'MAXLEN', '~', options.maxLen, '*', ...fields);
         return { kind: 'delivered', status: null };
       } catch (error) {
-        return { kind: 'failed', status: null, error: `XADD failed: ${error instanceof Error ? error.message : String(error)}` };
+        return { kind: 'failed', status: null, error: `XADD failed: ${errorMessage(error)}` };
       }
     },
   };

@@ -1,6 +1,7 @@
 import { Redis } from 'ioredis';
 import Redlock, { ExecutionError, ResourceLockedError, type Lock } from 'redlock';
 import type { Logger } from 'pino';
+import { errorMessage } from '../primitives/error-message.js';
 import { LockBusyError, LockUnavailableError, type Locker } from './locker.js';
 
 export interface RedlockLockerOptions {
@@ -106,6 +107,3 @@ function firstVoteError(stats: { votesAgainst: Map<unknown, Error> }[]): Error |
   return undefined;
 }
 
-function errorMessage(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}

@@ -1,6 +1,7 @@
 import { SpanKind, SpanStatusCode, trace, type Attributes, type Span } from '@opentelemetry/api';
 import packageJson from '../../package.json' with { type: 'json' };
 import type { Env } from '../config/env.js';
+import { errorMessage } from '../primitives/error-message.js';
 
 /**
  * Spans around the steps of one trigger: webhook -> receipt -> sync -> lock -> provider
@@ -17,7 +18,7 @@ export function withSpan<T>(name: string, attributes: Attributes, work: (span: S
       return await work(span);
     } catch (error) {
       span.recordException(error instanceof Error ? error : String(error));
-      span.setStatus({ code: SpanStatusCode.ERROR, message: error instanceof Error ? error.message : String(error) });
+      span.setStatus({ code: SpanStatusCode.ERROR, message: errorMessage(error) });
       throw error;
     } finally {
       span.end();

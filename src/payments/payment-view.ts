@@ -1,6 +1,6 @@
 import type { SelectPayment } from '../db/schema/payments.js';
 import type { PaymentStatus, ProviderName } from '../providers/types.js';
-import { formatMinorUnits } from './money.js';
+import { formatMinorUnits } from '../money.js';
 
 function money(minor: number, currency: string) {
   return { value: formatMinorUnits(minor, currency), currency, minor };

@@ -1,10 +1,10 @@
 import { sql, type SQL } from 'drizzle-orm';
-import type { PaymentStatus, ProviderName } from '../providers/types.js';
+import type { ProviderName } from '../providers/types.js';
 
 /**
- * The one place that says which snapshot may replace which. The TypeScript here
- * only describes the rules; the guarded upsert enforces them in SQL, so they hold
- * whichever process, lock or no lock, writes.
+ * The one place that says which snapshot may replace which. The rules are data here
+ * and enforced in SQL by the guarded upsert, so they hold whichever process, lock or
+ * no lock, writes.
  */
 
 /**
@@ -43,32 +43,6 @@ export function isFinal(provider: ProviderName, providerStatus: string): boolean
   return FINAL_STATUSES[provider].has(providerStatus);
 }
 
-/**
- * Could `next` replace `stored` under the provider's rule? The rule in plain TypeScript, for
- * the unit tests to state it; the write path enforces it through `replaceGuardSql` alone.
- */
-export function mayReplace(
-  provider: ProviderName,
-  stored: { status: PaymentStatus; fence: number },
-  next: { status: PaymentStatus; fence: number },
-): boolean {
-  const ordering = ORDERING[provider];
-  switch (ordering) {
-    case 'lattice': {
-      const from = MOLLIE_RANK[stored.status];
-      const to = MOLLIE_RANK[next.status];
-      if (from === undefined || to === undefined) return false;
-      return to > from || (next.status === stored.status && next.fence > stored.fence);
-    }
-    case 'fence':
-      return next.fence > stored.fence;
-    default: {
-      const unreachable: never = ordering;
-      throw new Error(`unknown ordering ${String(unreachable)}`);
-    }
-  }
-}
-
 function rankSql(column: SQL): SQL {
   const cases = Object.entries(MOLLIE_RANK).map(([status, rank]) => sql`when ${status} then ${sql.raw(String(rank))}`);
   // An unknown status ranks NULL, so every comparison with it is false: unknown never wins.
@@ -77,7 +51,7 @@ function rankSql(column: SQL): SQL {
 
 /**
  * The WHERE of the upsert's DO UPDATE: may the proposed row (`excluded`) replace the stored
- * one (`payments`)? Per provider; `mayReplace` states the same rule in TypeScript.
+ * one (`payments`)? Per provider.
  */
 export function replaceGuardSql(): SQL {
   const branches = (Object.keys(ORDERING) as ProviderName[]).map((provider) => {

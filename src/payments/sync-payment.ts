@@ -1,11 +1,12 @@
 import type { Logger } from 'pino';
 import type { FailureHint } from '../events/billing-facts.js';
 import type { Db } from '../db/client.js';
-import { LockUnavailableError, paymentLockKey, type Locker } from '../lock/locker.js';
+import { LockBusyError, LockUnavailableError, paymentLockKey, type Locker } from '../lock/locker.js';
 import { outcomeLabel, type Metrics } from '../observability/metrics.js';
 import { SPAN_ATTRIBUTES, withSpan } from '../observability/tracing.js';
+import { errorMessage } from '../primitives/error-message.js';
 import { ProviderError, type PaymentProvider, type ProviderName, type Providers } from '../providers/types.js';
-import { settleReceipts } from '../webhooks/receipts.js';
+import { settleReceipts } from '../db/queries/receipt-settlement.js';
 import { applySnapshot, takeFetchFenceAt, type ApplyResult, type SyncSource } from './apply-snapshot.js';
 import { decideFromRecentFetch, RecentlyFetchedError, type RecentFetches } from './recent-fetches.js';
 
@@ -243,12 +244,12 @@ async function lockedWork(deps: SyncDeps, input: SyncInput, key: string, work: (
     if (!acquired && error instanceof LockUnavailableError) {
       deps.metrics.lockOutcomes.inc({ outcome: 'unavailable' });
       deps.logger.warn(
-        { key, err: error.cause instanceof Error ? error.cause.message : String(error.cause) },
+        { key, err: errorMessage(error.cause) },
         'lock service unreachable; syncing on database guarantees alone',
       );
       return { ...(await work()), lock: 'unavailable' };
     }
-    if (!acquired && error instanceof Error && error.name === 'LockBusyError') deps.metrics.lockOutcomes.inc({ outcome: 'busy' });
+    if (!acquired && error instanceof LockBusyError) deps.metrics.lockOutcomes.inc({ outcome: 'busy' });
     throw error;
   }
 }

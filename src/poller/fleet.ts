@@ -14,6 +14,7 @@ import type { Logger } from 'pino';
 import { sleep } from '../abortable-sleep.js';
 import type { Db, DbOrTx } from '../db/client.js';
 import { enqueueEvents } from '../events/outbox.js';
+import { errorMessage } from '../primitives/error-message.js';
 
 /** A process stamps the row at most this often, so idle passes in many processes cost little. */
 const STAMP_EVERY = '1 second';
@@ -143,7 +144,7 @@ export async function runPollerWatch(deps: { db: Db; logger: Logger; env: { POLL
       await checkPollerFleet(deps, stalledAfterMs);
     } catch (error) {
       // The database is away: /readyz says so; the next look tries again.
-      deps.logger.warn({ job: 'poller-watch', err: error instanceof Error ? error.message : String(error) }, 'poller fleet check failed');
+      deps.logger.warn({ job: 'poller-watch', err: errorMessage(error) }, 'poller fleet check failed');
     }
     await sleep(intervalMs, options.signal);
   }

@@ -16,8 +16,10 @@ import type { Env } from '../config/env.js';
 import type { DbOrTx } from '../db/client.js';
 import { enqueueEvents, type NewOutboxEvent } from '../events/outbox.js';
 import { LockBusyError } from '../lock/locker.js';
-import { formatMinorUnits } from '../payments/money.js';
+import { formatMinorUnits } from '../money.js';
 import { syncPayment, type SyncDeps } from '../payments/sync-payment.js';
+import { errorMessage } from '../primitives/error-message.js';
+import { forEachLimited } from '../primitives/for-each-limited.js';
 import { ProviderError, type ProviderName } from '../providers/types.js';
 import {
   applyHealthFlips,
@@ -149,9 +151,9 @@ export async function pollOnce(deps: PollerDeps, options: PollOnceOptions = {}):
   const perAccount = new Map<string, AccountOutcome>();
   const lockWaitMs = options.lockWaitMs ?? DEFAULT_LOCK_WAIT_MS;
 
-  await forEachConcurrently(leased, options.concurrency ?? deps.env.POLLER_CONCURRENCY, async (row) => {
+  await forEachLimited(leased, options.concurrency ?? deps.env.POLLER_CONCURRENCY, async (row) => {
     const outcome = await pollPayment(deps, row, { limiter, paused, lockWaitMs, signal: options.signal }).catch(
-      (error: unknown): PollOutcome => ({ kind: 'failed', code: 'error', error: error instanceof Error ? error.message : String(error) }),
+      (error: unknown): PollOutcome => ({ kind: 'failed', code: 'error', error: errorMessage(error) }),
     );
     outcomes.set(row.id, outcome);
     deps.metrics.pollerPolls.inc({ provider: row.provider, outcome: outcome.kind === 'synced' ? outcome.outcome : outcome.kind });
@@ -199,7 +201,7 @@ export async function pollOnce(deps: PollerDeps, options: PollOnceOptions = {}):
 /** A completed pass, for the fleet's watchers (fleet.ts); the pass's own work is already committed. */
 async function stampFleet(deps: PollerDeps): Promise<void> {
   await recordPollerPass(deps).catch((error: unknown) =>
-    deps.logger.warn({ job: 'poller', err: error instanceof Error ? error.message : String(error) }, 'could not record the completed pass for the fleet'),
+    deps.logger.warn({ job: 'poller', err: errorMessage(error) }, 'could not record the completed pass for the fleet'),
   );
 }
 
@@ -218,7 +220,7 @@ export async function runPoller(deps: PollerDeps, options: RunPollerOptions): Pr
         state.lastPassError = null;
       } catch (error) {
         // A failing pass (database unreachable, ...) is loud and retried; the loop never dies silently.
-        state.lastPassError = error instanceof Error ? error.message : String(error);
+        state.lastPassError = errorMessage(error);
         deps.logger.error({ job: 'poller', err: state.lastPassError }, 'poller pass failed');
       }
       state.lastPassAt = new Date();
@@ -286,7 +288,7 @@ async function pollPayment(deps: PollerDeps, row: LeasedPoll, ctx: PollContext):
       return { kind: 'rate_limited', until, error: error.message };
     }
     const code = error instanceof ProviderError ? error.code : error instanceof Error ? error.name : 'error';
-    return { kind: 'failed', code, error: error instanceof Error ? error.message : String(error) };
+    return { kind: 'failed', code, error: errorMessage(error) };
   }
 }
 
@@ -389,12 +391,4 @@ async function escalateStuck(tx: DbOrTx, schedule: PollSchedule, released: Relea
   });
   await enqueueEvents(tx, events);
   return stuck;
-}
-
-async function forEachConcurrently<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const lanes = Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, async () => {
-    while (next < items.length) await work(items[next++]!);
-  });
-  await Promise.all(lanes);
 }

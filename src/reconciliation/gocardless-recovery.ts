@@ -19,6 +19,7 @@
 import { sql } from 'drizzle-orm';
 import type { Deps } from '../deps.js';
 import { LockBusyError, LockUnavailableError } from '../lock/locker.js';
+import { errorMessage } from '../primitives/error-message.js';
 import type { GoCardlessProvider } from '../providers/gocardless/client.js';
 import { ProviderError } from '../providers/types.js';
 import { processGoCardlessReceipts, storeGoCardlessEvents } from '../webhooks/gocardless-receipts.js';
@@ -218,7 +219,7 @@ async function runPass(deps: RecoveryDeps, provider: GoCardlessProvider, options
         await saveCursor(deps, account, cursor);
         return finish('rate_limited', until, error.message);
       }
-      const message = error instanceof Error ? error.message : String(error);
+      const message = errorMessage(error);
       if (error instanceof ProviderError && !error.retryable) {
         // A refused request (a page cursor GoCardless no longer knows, say) would be
         // refused again: start the next pass afresh from the watermark.
@@ -295,7 +296,7 @@ export async function runGoCardlessEventRecovery(deps: RecoveryDeps, options: { 
         const result = await recoverGoCardlessEvents(deps, { account, minIntervalMs: interval, signal: options.signal });
         next = Math.min(next, result.nextAt.getTime());
       } catch (error) {
-        deps.logger.error({ job: 'gocardless-recovery', account, err: error instanceof Error ? error.message : String(error) }, 'gocardless events recovery failed');
+        deps.logger.error({ job: 'gocardless-recovery', account, err: errorMessage(error) }, 'gocardless events recovery failed');
       }
     }
     await sleep(Math.max(0, next - Date.now()), options.signal);

@@ -9,9 +9,10 @@ import { claimSweepRun, getTrackedStates, recordSweepRun } from '../db/queries/s
 import type { Deps } from '../deps.js';
 import type { TrackedState } from '../events/payment-events.js';
 import { LockBusyError } from '../lock/locker.js';
+import { errorMessage } from '../primitives/error-message.js';
+import { forEachLimited } from '../primitives/for-each-limited.js';
 import { isMollieProvider } from '../providers/mollie/client.js';
 import { ProviderError, type PaymentSnapshot } from '../providers/types.js';
-import { forEachLimited } from '../payments/for-each-limited.js';
 import { syncPayment, UnknownProviderError, type SyncDeps } from '../payments/sync-payment.js';
 import { sleep } from '../abortable-sleep.js';
 
@@ -117,7 +118,7 @@ export async function sweepMollie(deps: SyncDeps, input: SweepInput): Promise<Sw
         count('failed', 'failed');
         if (error instanceof ProviderError && error.retryable) stop ??= `${error.code}: ${error.message}`;
         deps.logger.warn(
-          { job: 'mollie-sweep', paymentId: listed.providerPaymentId, err: error instanceof Error ? error.message : String(error) },
+          { job: 'mollie-sweep', paymentId: listed.providerPaymentId, err: errorMessage(error) },
           'sweep could not sync a payment',
         );
       }
@@ -194,7 +195,7 @@ export async function runMollieSweeper(deps: SyncDeps & Pick<Deps, 'env'>, optio
       await runDueMollieSweep(deps, { account, intervalMs, windowMs: deps.env.MOLLIE_SWEEP_WINDOW_MS, signal: options.signal });
     } catch (error) {
       deps.metrics.sweepRuns.inc({ provider: 'mollie', outcome: 'error' });
-      deps.logger.error({ job: 'mollie-sweep', err: error instanceof Error ? error.message : String(error) }, 'Mollie sweep failed');
+      deps.logger.error({ job: 'mollie-sweep', err: errorMessage(error) }, 'Mollie sweep failed');
     }
     await sleep(checkEveryMs, options.signal);
   }

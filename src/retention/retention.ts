@@ -3,6 +3,7 @@ import { claimSweepRun, recordSweepRun } from '../db/queries/sweeps.js';
 import { deleteDeliveredAttempts, deleteOldAuditEntries, deleteOldWebhookRequests, deleteSettledOutboxEvents, deleteSettledReceipts } from '../db/queries/retention.js';
 import { sleep } from '../abortable-sleep.js';
 import type { Deps } from '../deps.js';
+import { errorMessage } from '../primitives/error-message.js';
 
 const DAY_MS = 86_400_000;
 
@@ -109,7 +110,7 @@ export async function runRetention(deps: RetentionDeps, options: { signal: Abort
     try {
       await runDueRetention(deps, { signal: options.signal });
     } catch (error) {
-      deps.logger.error({ job: 'retention', err: error instanceof Error ? error.message : String(error) }, 'retention pass failed');
+      deps.logger.error({ job: 'retention', err: errorMessage(error) }, 'retention pass failed');
     }
     await sleep(Math.min(intervalMs, 60_000), options.signal);
   }

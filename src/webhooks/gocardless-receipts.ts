@@ -16,6 +16,8 @@ import type { FailureHint } from '../events/billing-facts.js';
 import { enqueueEvents, type NewOutboxEvent } from '../events/outbox.js';
 import type { SyncSource } from '../payments/apply-snapshot.js';
 import { syncPayment } from '../payments/sync-payment.js';
+import { errorMessage } from '../primitives/error-message.js';
+import { createSlots, type Slots } from '../primitives/slots.js';
 import { goCardlessEventSchema, parseGoCardlessBatch, type GoCardlessEvent } from '../providers/gocardless/webhook.js';
 import { processReceipts, retryOutcome, type ReceiptHandler, type ReceiptOutcome } from './receipt-handlers.js';
 import { getReceipts, recordReceipts, settleReceipts, type NewReceipt } from './receipts.js';
@@ -30,29 +32,6 @@ export type GoCardlessEventOrigin = 'webhook' | 'fetched';
  * acknowledging within GoCardless's 10 s however many batches are in flight.
  */
 const SYNC_CONCURRENCY = 5;
-
-interface Slots {
-  run<T>(work: () => Promise<T>): Promise<T>;
-}
-
-function createSlots(limit: number): Slots {
-  let active = 0;
-  const waiting: (() => void)[] = [];
-  return {
-    async run(work) {
-      if (active >= limit) await new Promise<void>((resolve) => waiting.push(resolve));
-      else active++;
-      try {
-        return await work();
-      } finally {
-        // Hand the slot straight to the next waiter, or free it.
-        const next = waiting.shift();
-        if (next) next();
-        else active--;
-      }
-    },
-  };
-}
 
 /** One set of slots per gateway instance (keyed by its database handle), not per process. */
 const syncSlots = new WeakMap<object, Slots>();
@@ -162,7 +141,7 @@ export async function processGoCardlessReceipts(deps: Deps, receiptIds: number[]
   } catch (error) {
     // The receipts are durable and still pending; the worker picks them up after their grace.
     deps.logger.error(
-      { job: 'gocardless-receipts', receipts: receiptIds.length, err: error instanceof Error ? error.message : String(error) },
+      { job: 'gocardless-receipts', receipts: receiptIds.length, err: errorMessage(error) },
       'processing gocardless events failed; left to the receipt worker',
     );
   }

@@ -7,10 +7,11 @@
  */
 import type { SelectWebhookReceipt } from '../db/schema/webhook-receipts.js';
 import type { Deps } from '../deps.js';
-import { forEachLimited } from '../payments/for-each-limited.js';
 import { takeFetchFenceAt } from '../payments/apply-snapshot.js';
 import { decideFromRecentFetch, RecentlyFetchedError } from '../payments/recent-fetches.js';
 import { syncPayment } from '../payments/sync-payment.js';
+import { errorMessage } from '../primitives/error-message.js';
+import { forEachLimited } from '../primitives/for-each-limited.js';
 import { isMollieProvider, type MollieProvider } from '../providers/mollie/client.js';
 import { idPrefixKind, parseMollieWebhook, type MollieWebhook } from '../providers/mollie/webhook.js';
 import { processReceipts, retryOutcome, type ReceiptHandler, type ReceiptHandlers, type ReceiptOutcome } from './receipt-handlers.js';
@@ -288,7 +289,7 @@ export async function processReceiptsInline(
     return { settled: false, reason: 'deadline' };
   } catch (error) {
     // Recording an outcome failed (database trouble): the receipt stays pending for the worker.
-    return { settled: false, reason: 'error', error: error instanceof Error ? error.message : String(error) };
+    return { settled: false, reason: 'error', error: errorMessage(error) };
   } finally {
     clearTimeout(timer);
   }

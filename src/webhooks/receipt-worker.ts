@@ -1,4 +1,5 @@
 import type { Deps } from '../deps.js';
+import { errorMessage } from '../primitives/error-message.js';
 import { processReceipts, type ReceiptHandlers } from './receipt-handlers.js';
 import { leaseDueReceipts } from './receipts.js';
 import { sleep } from '../abortable-sleep.js';
@@ -29,7 +30,7 @@ export async function runReceiptWorker(deps: Deps, handlers: ReceiptHandlers, op
     try {
       ({ claimed } = await retryDueReceipts(deps, handlers, options));
     } catch (error) {
-      deps.logger.error({ job: 'receipt-retry', err: error instanceof Error ? error.message : String(error) }, 'receipt retry pass failed');
+      deps.logger.error({ job: 'receipt-retry', err: errorMessage(error) }, 'receipt retry pass failed');
     }
     if (claimed === 0) await sleep(idleMs, options.signal);
   }

@@ -3,6 +3,7 @@ import type { DbOrTx } from '../db/client.js';
 import { executePrepared } from '../db/prepared.js';
 import { webhookReceipts, type SelectWebhookReceipt } from '../db/schema/webhook-receipts.js';
 import { SPAN_ATTRIBUTES, withSpan } from '../observability/tracing.js';
+import { retryDelayMs } from '../primitives/retry-delay.js';
 import type { ProviderName } from '../providers/types.js';
 
 /**
@@ -52,10 +53,7 @@ export function nextRetryDelayMs(
   random: () => number = Math.random,
   schedule: readonly number[] = RECEIPT_RETRY_DELAYS_MS,
 ): number | null {
-  const base = schedule[attempts - 1];
-  if (base === undefined) return null;
-  const jittered = Math.round(base * (0.8 + 0.4 * random()));
-  return Math.max(jittered, retryAfterMs ?? 0);
+  return retryDelayMs(schedule, attempts, { retryAfterMs, random });
 }
 
 /**
@@ -126,25 +124,8 @@ export function recordReceiptsSqlFor(receipts: NewReceipt[]): SQL {
   return recordReceiptsSql(receiptRows(receipts));
 }
 
-export type ReceiptState = 'processed' | 'ignored';
-
-/** Marks receipts done in one statement. */
-export async function settleReceipts(db: DbOrTx, ids: number[], state: ReceiptState, note?: string): Promise<void> {
-  if (ids.length === 0) return;
-  await db.execute(settleReceiptsSql(ids, state, note));
-}
-
-/** settleReceiptsSql's values, in the order it interpolates them. */
-export function settleReceiptsParams(ids: number[], state: ReceiptState, note?: string): unknown[] {
-  return [state, note ?? null, `{${ids.join(',')}}`];
-}
-
-export function settleReceiptsSql(ids: number[], state: ReceiptState, note?: string): SQL {
-  return sql`
-    update webhook_receipts
-    set state = ${state}, processed_at = now(), next_attempt_at = null, last_error = ${note ?? null}
-    where id = any(${`{${ids.join(',')}}`}::bigint[]) and state = 'pending'`;
-}
+// Settling lives with the queries both the intake and the write path use (the write path settles in its own transaction).
+export { settleReceipts, type ReceiptState } from '../db/queries/receipt-settlement.js';
 
 /**
  * Leaves a receipt pending for a later attempt, or marks it `failed` once the retry

@@ -11,7 +11,7 @@ import { createPostgresStore } from '../../packages/consumer/src/postgres-store.
 import type { Deps } from '../../src/deps.js';
 import { billingFacts } from '../../src/events/billing-facts.js';
 import { buildPaymentEvents, type TrackedState } from '../../src/events/payment-events.js';
-import { forEachLimited } from '../../src/payments/for-each-limited.js';
+import { forEachLimited } from '../../src/primitives/for-each-limited.js';
 import { createApp } from '../../src/http/app.js';
 import { seededRandom } from '../../src/sandbox/gocardless-webhook-sender.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';

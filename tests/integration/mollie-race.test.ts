@@ -9,7 +9,7 @@ import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startMollieSandbox, SANDBOX_DEFAULT_API_KEY, type MollieSandbox } from '../../src/sandbox/mollie-api.js';
 import { sendMollieClassicWebhook } from '../../src/sandbox/mollie-webhook-sender.js';
-import { forEachLimited } from '../../src/payments/for-each-limited.js';
+import { forEachLimited } from '../../src/primitives/for-each-limited.js';
 import { expectOutboxMatchesSchemas } from '../helpers/event-contract.js';
 import { createTestDatabase, TEST_REDIS_URL, type TestDatabase } from '../helpers/database.js';
 import { auth, eventually, TEST_ADMIN_TOKEN } from '../helpers/deps.js';

@@ -1,6 +1,6 @@
 import { Webhook } from 'standardwebhooks';
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_DELIVERY_DELAYS_MS, MAX_RETRY_AFTER_MS, nextDeliveryDelayMs, parseRetryAfter } from '../../src/events/delivery-schedule.js';
+import { DEFAULT_DELIVERY_DELAYS_MS, MAX_RETRY_AFTER_MS, nextDeliveryDelayMs } from '../../src/events/delivery-schedule.js';
 import { describeUrl, signedHeaders } from '../../src/events/http-sink.js';
 import { eventBody, sinkId } from '../../src/events/sinks.js';
 
@@ -29,16 +29,6 @@ describe('the delivery retry schedule', () => {
     expect(nextDeliveryDelayMs(2, [1000], 30_000)).toBeNull();
   });
 
-  it('parses Retry-After as seconds or as an HTTP date', () => {
-    const now = Date.parse('2026-03-20T09:00:00Z');
-    expect(parseRetryAfter('120', now)).toBe(120_000);
-    expect(parseRetryAfter(' 0 ', now)).toBe(0);
-    expect(parseRetryAfter('Fri, 20 Mar 2026 09:00:30 GMT', now)).toBe(30_000);
-    expect(parseRetryAfter('Fri, 20 Mar 2026 08:00:00 GMT', now)).toBe(0);
-    expect(parseRetryAfter('soon', now)).toBeUndefined();
-    expect(parseRetryAfter('-5', now)).toBeUndefined();
-    expect(parseRetryAfter(null, now)).toBeUndefined();
-  });
 });
 
 describe('outbound signing', () => {

@@ -1,6 +1,6 @@
 import { PaymentResponse$inboundSchema, type PaymentResponse } from 'mollie-api-typescript/models';
 import { describe, expect, it } from 'vitest';
-import { MoneyError } from '../../src/payments/money.js';
+import { MoneyError } from '../../src/money.js';
 import { MollieMappingError, mapMolliePayment, mapMollieStatus } from '../../src/providers/mollie/mapping.js';
 
 // A payment as Mollie puts it on the wire (docs/providers.md#example-mollie-classic-webhook), with personal details added.

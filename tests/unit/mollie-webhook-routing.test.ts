@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import { forEachLimited } from '../../src/payments/for-each-limited.js';
 import { SWEEP_MAX_LOOKBACK_MS, sweepCutoff } from '../../src/reconciliation/mollie-sweep.js';
 import { parseMollieWebhook } from '../../src/providers/mollie/webhook.js';
 import { buildMollieEvent } from '../../src/sandbox/mollie-webhook-sender.js';
@@ -48,33 +47,5 @@ describe('sweepCutoff', () => {
     const watermark = new Date(now.getTime() - hours(24 * 5));
     expect(sweepCutoff(now, hours(48), watermark).getTime()).toBe(watermark.getTime() - 5 * 60_000);
     expect(sweepCutoff(now, hours(48), new Date(0)).getTime()).toBe(now.getTime() - SWEEP_MAX_LOOKBACK_MS);
-  });
-});
-
-describe('forEachLimited', () => {
-  it('never runs more than the limit at once, and runs everything', async () => {
-    let running = 0;
-    let peak = 0;
-    const seen: number[] = [];
-    await forEachLimited(Array.from({ length: 20 }, (_, i) => i), 3, async (i) => {
-      running++;
-      peak = Math.max(peak, running);
-      await new Promise((resolve) => setImmediate(resolve));
-      seen.push(i);
-      running--;
-    });
-    expect(peak).toBe(3);
-    expect(seen.sort((a, b) => a - b)).toEqual(Array.from({ length: 20 }, (_, i) => i));
-  });
-
-  it('finishes the others before rethrowing the first failure', async () => {
-    const seen: number[] = [];
-    await expect(
-      forEachLimited([1, 2, 3, 4], 2, async (i) => {
-        if (i === 2) throw new Error('boom');
-        seen.push(i);
-      }),
-    ).rejects.toThrow('boom');
-    expect(seen).toEqual([1, 3, 4]);
   });
 });

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { formatMinorUnits, MoneyError, parseDecimalAmount, parseMinorUnits } from '../../src/payments/money.js';
+import { formatMinorUnits, MoneyError, parseDecimalAmount, parseMinorUnits } from '../../src/money.js';
 
 describe('exact money', () => {
   it.each([

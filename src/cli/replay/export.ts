@@ -4,7 +4,7 @@
  * a sandbox can seed the provider with it and expect the same end.
  */
 import type postgres from 'postgres';
-import { formatMinorUnits } from '../../payments/money.js';
+import { formatMinorUnits } from '../../money.js';
 import { GOCARDLESS_PAYMENT_STATUSES } from '../../providers/gocardless/mapping.js';
 import type { ProviderName } from '../../providers/types.js';
 

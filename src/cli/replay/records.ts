@@ -17,7 +17,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
-import { parseDecimalAmount } from '../../payments/money.js';
+import { parseDecimalAmount } from '../../money.js';
 import { GOCARDLESS_PAYMENT_STATUSES } from '../../providers/gocardless/mapping.js';
 import { PROVIDERS, type ProviderName } from '../../providers/types.js';
 

@@ -4,6 +4,7 @@
  * bytes sent (bodies are rewritten by fresh ids and reordering, so an old signature
  * would not match anyway).
  */
+import { errorMessage } from '../../primitives/error-message.js';
 import { signGoCardlessBody } from '../../providers/gocardless/signature.js';
 import { signMollieBody } from '../../providers/mollie/signature.js';
 import { GOCARDLESS_SANDBOX_ORIGIN, GOCARDLESS_WEBHOOK_USER_AGENT } from '../../sandbox/gocardless-webhook-sender.js';
@@ -74,6 +75,6 @@ export async function send(url: string, init: RequestInit & { timeoutMs?: number
     return { status: response.status, ms: Date.now() - startedAt, startedAt };
   } catch (error) {
     const cause = (error as { cause?: { code?: string } }).cause?.code;
-    return { status: null, error: cause ?? (error instanceof Error ? error.message : String(error)), ms: Date.now() - startedAt, startedAt };
+    return { status: null, error: cause ?? (errorMessage(error)), ms: Date.now() - startedAt, startedAt };
   }
 }

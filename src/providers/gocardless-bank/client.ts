@@ -7,6 +7,7 @@
  * fleet mints one); a 401 invalidates the token once and retries with a fresh one.
  */
 import type { z } from 'zod';
+import { errorMessage } from '../../primitives/error-message.js';
 import {
   accountSchema,
   agreementSchema,
@@ -163,7 +164,7 @@ export function createBankTransport(options: BankClientOptions): BankTransport {
           signal: AbortSignal.timeout(timeoutMs),
         });
       } catch (error) {
-        throw new BankApiError('unavailable', 0, `${method} ${path}: ${error instanceof Error ? error.message : String(error)}`);
+        throw new BankApiError('unavailable', 0, `${method} ${path}: ${errorMessage(error)}`);
       }
       const rateLimit = readRateLimitHeaders(response.headers);
       const text = await response.text();

@@ -2,7 +2,7 @@
  * Pure mapping from the Bank Account Data API's shapes to the gateway's. No I/O.
  */
 import { createHash } from 'node:crypto';
-import { currencyExponent, parseDecimalAmount } from '../../payments/money.js';
+import { currencyExponent, parseDecimalAmount } from '../../money.js';
 import type { AccountStatus, BankTransaction, RequisitionStatus } from './schemas.js';
 
 export type ImportKind = 'booked' | 'pending';

@@ -8,6 +8,7 @@
  */
 import { z } from 'zod';
 import { callDeadline } from '../../call-deadline.js';
+import { parseRetryAfter } from '../../primitives/retry-after.js';
 import { ProviderError, type FetchOptions, type FetchResult, type PaymentProvider } from '../types.js';
 import { GoCardlessMappingError, goCardlessPaymentEnvelopeSchema, mapGoCardlessPaymentResource } from './mapping.js';
 import { goCardlessEventSchema, type GoCardlessEvent } from './webhook.js';
@@ -225,8 +226,9 @@ export function createGoCardlessProvider(config: GoCardlessProviderConfig): GoCa
       throw new ProviderError('gocardless', 'unauthorized', `${label}: ${describeErrorBody(status, text)}`, false);
     }
     if (status === 429) {
-      const resetAt = rateLimit.resetAt ?? parseResetTime(response.headers.get('retry-after'), nowMs);
-      const retryAfterMs = resetAt === undefined ? undefined : Math.max(0, resetAt.getTime() - nowMs);
+      const retryAfterMs = rateLimit.resetAt
+        ? Math.max(0, rateLimit.resetAt.getTime() - nowMs)
+        : parseRetryAfter(response.headers.get('retry-after'), nowMs);
       throw new ProviderError('gocardless', 'rate_limited', `${label}: ${describeErrorBody(status, text)}`, true, retryAfterMs);
     }
     if (status >= 500) {

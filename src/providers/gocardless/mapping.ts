@@ -4,7 +4,7 @@
  * validates the envelope with the schema below and calls this.
  */
 import { z } from 'zod';
-import { parseMinorUnits } from '../../payments/money.js';
+import { parseMinorUnits } from '../../money.js';
 import type { PaymentSnapshot, PaymentStatus } from '../types.js';
 
 export const GOCARDLESS_PAYMENT_STATUSES = [

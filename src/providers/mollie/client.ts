@@ -15,7 +15,9 @@ import {
   UnexpectedClientError,
 } from 'mollie-api-typescript/models/errors';
 import { callDeadline } from '../../call-deadline.js';
-import { MoneyError } from '../../payments/money.js';
+import { MoneyError } from '../../money.js';
+import { errorMessage } from '../../primitives/error-message.js';
+import { parseRetryAfter } from '../../primitives/retry-after.js';
 import {
   ProviderError,
   type FetchOptions,
@@ -93,16 +95,6 @@ const NULL_BODY_STATUSES = new Set([101, 204, 205, 304]);
 const PAYMENT_ID = /^tr_[A-Za-z0-9]+$/;
 const SUB_RESOURCE_ID = /^(re|chb)_[A-Za-z0-9]+$/;
 
-/** Retry-After as seconds or an HTTP date → milliseconds from `now`; undefined when absent or unreadable. */
-export function parseRetryAfter(value: string | null | undefined, now: number = Date.now()): number | undefined {
-  const trimmed = value?.trim();
-  if (!trimmed) return undefined;
-  if (/^\d+$/.test(trimmed)) return Number(trimmed) * 1000;
-  const at = Date.parse(trimmed);
-  if (Number.isNaN(at)) return undefined;
-  return Math.max(0, at - now);
-}
-
 function mollieDetail(error: ClientError): string {
   if (error instanceof ResponseValidationError) return error.message;
   try {
@@ -116,7 +108,7 @@ function mollieDetail(error: ClientError): string {
 
 /** "fetch failed (ECONNREFUSED)" rather than a bare "fetch failed". */
 function describeTransportFailure(error: unknown): string {
-  let message = error instanceof Error ? error.message : String(error);
+  let message = errorMessage(error);
   let cause: unknown = error instanceof Error ? error.cause : undefined;
   for (let depth = 0; cause && depth < 3; depth++) {
     const code = (cause as { code?: unknown }).code;
@@ -146,7 +138,7 @@ export function toMollieProviderError(error: unknown, signal?: AbortSignal): Pro
     const status = error.statusCode;
     const detail = mollieDetail(error);
     if (status === 429) {
-      return fail('rate_limited', `Mollie rate limit: ${detail}`, true, parseRetryAfter(error.headers.get('retry-after')));
+      return fail('rate_limited', `Mollie rate limit: ${detail}`, true, parseRetryAfter(error.headers.get('retry-after'), Date.now()));
     }
     if (status === 401 || status === 403) return fail('unauthorized', `Mollie rejected the API key (${status}): ${detail}`, false);
     if (status === 408) return fail('timeout', `Mollie answered 408: ${detail}`, true);

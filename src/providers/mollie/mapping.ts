@@ -3,7 +3,7 @@
  * `links`) to the gateway's `PaymentSnapshot`. No I/O; tested with fixtures.
  */
 import type { ListPaymentResponse, PaymentResponse } from 'mollie-api-typescript/models';
-import { parseDecimalAmount } from '../../payments/money.js';
+import { parseDecimalAmount } from '../../money.js';
 import type { PaymentSnapshot, PaymentStatus } from '../types.js';
 
 /** `payments.get` and `payments.list` return structurally identical payment objects. */

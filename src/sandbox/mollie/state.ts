@@ -4,7 +4,7 @@
  * fault, latency and request records the other modules keep in the same state object.
  * Whatever is per account (keys, and later which payments a key may see) belongs here.
  */
-import { formatMinorUnits, parseDecimalAmount } from '../../payments/money.js';
+import { formatMinorUnits, parseDecimalAmount } from '../../money.js';
 import { randomMollieId, type WebhookDeliveryResult } from '../mollie-webhook-sender.js';
 
 export const SANDBOX_DEFAULT_API_KEY = 'test_sandbox';

@@ -1,0 +1,73 @@
+import type postgres from 'postgres';
+import type { DbOrTx } from '../db/client.js';
+import { poolClient, type Statement } from '../db/prepared.js';
+
+/**
+ * The one place that runs a write's statements. A write is one transaction of two
+ * steps: the statement that opens it (and answers rows), then the statement that ends
+ * it, chosen from that answer.
+ *
+ * On the pool (the usual case) the transaction is pipelined on one reserved connection:
+ * BEGIN travels with the first statement and COMMIT with the last, so a write costs
+ * two round trips instead of four, with the same statements in the same transaction.
+ * The statements are prepared once per connection. Given a caller's transaction, the
+ * same statements run one by one inside a savepoint of it.
+ */
+
+export interface WriteSteps {
+  open<T>(statement: Statement): Promise<T[]>;
+  finish(statement: Statement): Promise<void>;
+}
+
+/**
+ * `ownsCommit`: the executor opened the transaction and commits it itself (on the pool),
+ * so the last statement may decide how that commit is made durable; inside a caller's
+ * transaction the commit is the caller's.
+ */
+export type WriteBody<T> = (steps: WriteSteps, ownsCommit: boolean) => Promise<T>;
+
+export async function runWrite<T>(db: DbOrTx, body: WriteBody<T>): Promise<T> {
+  const client = poolClient(db);
+  if (client) return runPipelined(client, body);
+  return db.transaction(async (tx) =>
+    body(
+      {
+        open: async <R>(statement: Statement) => (await tx.execute(statement.sql())) as unknown as R[],
+        finish: async (statement) => {
+          await tx.execute(statement.sql());
+        },
+      },
+      false,
+    ),
+  );
+}
+
+async function runPipelined<T>(client: postgres.Sql, body: WriteBody<T>): Promise<T> {
+  const connection = await client.reserve();
+  const run = (statement: Statement) => {
+    const { text, params } = statement.query();
+    return connection.unsafe(text, params, { prepare: true });
+  };
+  try {
+    return await body(
+      {
+        // Queries issued together on one connection are sent together and answered in order.
+        open: async <R>(statement: Statement) => {
+          const [, rows] = await Promise.all([connection.unsafe('begin'), run(statement)]);
+          return rows as unknown as R[];
+        },
+        finish: async (statement) => {
+          // If the statement fails, the COMMIT behind it ends the aborted transaction as a rollback.
+          await Promise.all([run(statement), connection.unsafe('commit')]);
+        },
+      },
+      true,
+    );
+  } catch (error) {
+    // Never hand a connection back inside a transaction (a no-op with a warning if none is open).
+    await connection.unsafe('rollback').catch(() => {});
+    throw error;
+  } finally {
+    connection.release();
+  }
+}

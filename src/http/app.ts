@@ -33,7 +33,7 @@ export const MOLLIE_WEBHOOK_BODY_LIMIT = 256 * 1024;
 export const API_BODY_LIMIT = 64 * 1024;
 
 function tooLarge(c: Context<AppEnv>, limit: number) {
-  return toErrorResponse(new AppError(413, 'payload_too_large', `request body exceeds ${limit} bytes`), c);
+  return toErrorResponse(new AppError('payload_too_large', `request body exceeds ${limit} bytes`), c);
 }
 
 /**
@@ -65,9 +65,9 @@ export function createApp(deps: Deps, options: { surface?: AppSurface } = {}) {
     const allowed = allowedMethods(app, c.req.path);
     if (allowed.length > 0) {
       c.header('Allow', allowed.join(', '));
-      return toErrorResponse(new AppError(405, 'method_not_allowed', `${c.req.method} is not allowed on ${c.req.path}; allowed: ${allowed.join(', ')}`), c);
+      return toErrorResponse(new AppError('method_not_allowed', `${c.req.method} is not allowed on ${c.req.path}; allowed: ${allowed.join(', ')}`), c);
     }
-    return toErrorResponse(new AppError(404, 'route_not_found', `no route for ${c.req.method} ${c.req.path}`), c);
+    return toErrorResponse(new AppError('route_not_found', `no route for ${c.req.method} ${c.req.path}`), c);
   });
 
   // Webhook bodies are read before anything can authenticate them: each reserves its size
@@ -89,7 +89,7 @@ export function createApp(deps: Deps, options: { surface?: AppSurface } = {}) {
       onTooLarge: (c) => {
         deps.metrics.webhooks.inc({ provider: 'mollie', outcome: 'too_large' });
         annotateRequest(c, { provider: 'mollie', outcome: 'too_large' });
-        return toErrorResponse(new AppError(413, 'payload_too_large', `a Mollie webhook body is at most ${MOLLIE_WEBHOOK_BODY_LIMIT} bytes`), c);
+        return toErrorResponse(new AppError('payload_too_large', `a Mollie webhook body is at most ${MOLLIE_WEBHOOK_BODY_LIMIT} bytes`), c);
       },
       onRefused: refused('mollie'),
     }),
@@ -104,7 +104,7 @@ export function createApp(deps: Deps, options: { surface?: AppSurface } = {}) {
       const { status } = (await detailed.json()) as { status: string };
       return c.json({ status }, detailed.status === 200 ? 200 : 503);
     });
-    app.get('/metrics', (c) => toErrorResponse(new AppError(404, 'route_not_found', 'metrics are served on ADMIN_PORT'), c));
+    app.get('/metrics', (c) => toErrorResponse(new AppError('route_not_found', 'metrics are served on ADMIN_PORT'), c));
   }
   app.route('/', healthRoutes(deps));
   if (surface === 'admin') {

@@ -1,16 +1,14 @@
 import { createRoute } from '@hono/zod-openapi';
 import type { Context } from 'hono';
 import { z } from 'zod';
-import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { Deps } from '../../deps.js';
 import { verifyGoCardlessSignature } from '../../providers/gocardless/signature.js';
 import { acceptGoCardlessBatch, processGoCardlessReceipts } from '../../webhooks/gocardless-receipts.js';
 import { AppError } from '../errors.js';
+import type { ErrorCode } from '../error-codes.js';
 import { annotateRequest, type AppEnv } from '../middleware.js';
 import { errorResponses, newApiRouter } from '../openapi.js';
 
-/** GoCardless's documented answer to a bad signature: 498 Token Invalid (docs/providers.md#gocardless-signature-responses-ordering). */
-const TOKEN_INVALID = 498 as ContentfulStatusCode;
 const ACCOUNT = /^[A-Za-z0-9_-]{1,64}$/;
 /** Request headers kept on each receipt, for debugging; the signature is not (it covers the batch). */
 const KEPT_HEADERS = ['content-type', 'origin', 'user-agent'] as const;
@@ -57,26 +55,26 @@ export function gocardlessWebhookRoutes(deps: Deps) {
     const account = c.req.param('account') ?? 'default';
     const log = c.get('logger');
     // Every outcome is counted and written into the request's one log line (warn for a refusal).
-    const refuse = (status: ContentfulStatusCode, code: string, outcome: string, message: string): never => {
+    const refuse = (code: ErrorCode, outcome: string, message: string): never => {
       deps.metrics.webhooks.inc({ provider: 'gocardless', outcome });
       annotateRequest(c, { provider: 'gocardless', account: account.slice(0, 64), outcome, reason: message.slice(0, 500) }, 'warn');
-      throw new AppError(status, code, message);
+      throw new AppError(code, message);
     };
 
     const provider = deps.providers.gocardless;
-    if (!provider) return refuse(404, 'provider_not_configured', 'provider_not_configured', 'GoCardless is not configured on this gateway (set GOCARDLESS_ACCESS_TOKEN)');
+    if (!provider) return refuse('provider_not_configured', 'provider_not_configured', 'GoCardless is not configured on this gateway (set GOCARDLESS_ACCESS_TOKEN)');
 
     const body = new Uint8Array(await c.req.arrayBuffer());
     const secrets = deps.env.GOCARDLESS_WEBHOOK_SECRETS;
     const signature = verifyGoCardlessSignature(body, c.req.header('webhook-signature'), secrets);
-    if (signature === 'absent') return refuse(TOKEN_INVALID, 'signature_missing', 'signature_missing', 'missing Webhook-Signature header');
+    if (signature === 'absent') return refuse('signature_missing', 'signature_missing', 'missing Webhook-Signature header');
     if (signature !== 'valid') {
       if (secrets.length === 0) log.error({ provider: 'gocardless' }, 'GOCARDLESS_WEBHOOK_SECRETS is empty: every GoCardless webhook is refused');
-      return refuse(TOKEN_INVALID, 'signature_invalid', 'signature_invalid', 'Webhook-Signature does not match the body under any configured secret');
+      return refuse('signature_invalid', 'signature_invalid', 'Webhook-Signature does not match the body under any configured secret');
     }
 
     if (!ACCOUNT.test(account) || !provider.hasAccount(account)) {
-      return refuse(404, 'unknown_account', 'unknown_account', `no GoCardless account named ${JSON.stringify(account)} is configured`);
+      return refuse('unknown_account', 'unknown_account', `no GoCardless account named ${JSON.stringify(account)} is configured`);
     }
 
     const headers: Record<string, string> = {};
@@ -85,7 +83,7 @@ export function gocardlessWebhookRoutes(deps: Deps) {
       if (value !== undefined) headers[name] = value;
     }
     const accepted = await acceptGoCardlessBatch(deps, { account, body, headers });
-    if (!accepted.ok) return refuse(400, 'malformed_webhook', 'malformed', accepted.message);
+    if (!accepted.ok) return refuse('malformed_webhook', 'malformed', accepted.message);
 
     deps.background.defer(processGoCardlessReceipts(deps, accepted.newReceiptIds));
     const outcome = accepted.newReceiptIds.length === 0 && accepted.received > 0 ? 'duplicate' : 'accepted';

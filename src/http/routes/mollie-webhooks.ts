@@ -59,11 +59,11 @@ export function mollieWebhookRoutes(deps: Deps) {
     const provider = deps.providers.mollie;
     if (!provider) {
       count(c, 'not_configured');
-      throw new AppError(404, 'provider_not_configured', 'Mollie is not configured on this gateway (set MOLLIE_API_KEY); nothing was stored');
+      throw new AppError('provider_not_configured', 'Mollie is not configured on this gateway (set MOLLIE_API_KEY); nothing was stored');
     }
     if (!ACCOUNT.test(account) || !provider.hasAccount(account)) {
       count(c, 'unknown_account', { account: account.slice(0, 64) });
-      throw new AppError(404, 'unknown_account', `no Mollie account named ${JSON.stringify(account)} is configured; nothing was stored`);
+      throw new AppError('unknown_account', `no Mollie account named ${JSON.stringify(account)} is configured; nothing was stored`);
     }
 
     // The raw bytes, read once: the signature covers exactly these.
@@ -73,7 +73,6 @@ export function mollieWebhookRoutes(deps: Deps) {
     if (signature === 'invalid') {
       count(c, 'bad_signature', { account, secrets: secrets.length }, 'warn');
       throw new AppError(
-        401,
         'invalid_signature',
         secrets.length === 0
           ? 'X-Mollie-Signature is present but no MOLLIE_WEBHOOK_SECRETS are configured to check it'
@@ -88,7 +87,7 @@ export function mollieWebhookRoutes(deps: Deps) {
     if (webhook.kind === 'event' && signature === 'absent') {
       // An unsigned event could pre-empt a real event id in the de-duplication index.
       count(c, 'unsigned_event', { account });
-      throw new AppError(401, 'signature_required', 'Mollie next-gen events must carry X-Mollie-Signature');
+      throw new AppError('signature_required', 'Mollie next-gen events must carry X-Mollie-Signature');
     }
     if (webhook.kind === 'classic' && idPrefixKind(webhook.id) === 'other') {
       // Never fetched (not a payment, refund or chargeback id), so nothing to keep: anyone

@@ -14,6 +14,8 @@ import type { SyncDeps } from './payments/sync-payment.js';
 import { createRecentFetches } from './payments/recent-fetches.js';
 import { createBankFeed, type BankFeed } from './bank/feed.js';
 import { createSchedulePoll } from './poller/schedule.js';
+import type { ConcurrencyLimit } from './webhooks/concurrency-limit.js';
+import { createGoCardlessSyncSlots } from './webhooks/gocardless-receipts.js';
 
 export interface Clock {
   now(): Date;
@@ -30,6 +32,8 @@ export interface Deps extends SyncDeps {
   background: BackgroundWork;
   /** GoCardless Bank Account Data, when GOCARDLESS_BANK_SECRET_ID and _KEY are set. */
   bank: BankFeed | null;
+  /** GoCardless payment syncs under way in this instance, across every batch (src/webhooks/gocardless-receipts.ts). */
+  gocardlessSyncSlots: ConcurrencyLimit;
   /** Stops everything buildDeps started. */
   close(): Promise<void>;
 }
@@ -95,6 +99,7 @@ export function buildDeps(env: Env, overrides: BuildOverrides = {}): Deps {
     schedulePoll: createSchedulePoll(),
     background,
     bank: createBankFeed(env, database.db, { fetch: overrides.bankFetch, logger }),
+    gocardlessSyncSlots: createGoCardlessSyncSlots(),
     async close() {
       await background.drain();
       // Broker sinks hold connections (and reconnect timers) open until told otherwise.

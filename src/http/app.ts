@@ -16,7 +16,7 @@ import { inboundLog } from '../webhooks/inbound-log.js';
 import { bodyLimit } from './body-limit.js';
 import { bodyGuard, createBodyBudget } from './body-guard.js';
 import { createFailedAttempts } from './failed-attempts.js';
-import { allowedMethods, registerConsolePaths } from './route-table.js';
+import { createRouteTable, registerConsolePaths } from './route-table.js';
 import { buildOpenApiDocument, newApiRouter, type OpenApiDocument } from './openapi.js';
 import { ReferencePage, REFERENCE_CSP } from './reference-page.js';
 
@@ -60,9 +60,10 @@ export function createApp(deps: Deps, options: { surface?: AppSurface } = {}) {
   if (surface !== 'admin') app.use('/webhooks/*', inboundLog(deps));
   app.use('/v1/*', requestSpan());
   app.onError((error, c) => toErrorResponse(error, c));
+  const routeTable = createRouteTable(app);
   app.notFound((c) => {
     // A known path asked with another method: 405 with the methods it has.
-    const allowed = allowedMethods(app, c.req.path);
+    const allowed = routeTable.allowedMethods(c.req.path);
     if (allowed.length > 0) {
       c.header('Allow', allowed.join(', '));
       return toErrorResponse(new AppError('method_not_allowed', `${c.req.method} is not allowed on ${c.req.path}; allowed: ${allowed.join(', ')}`), c);

@@ -5,6 +5,7 @@ import { LockBusyError } from '../lock/locker.js';
 import { ProviderError } from '../providers/types.js';
 import { UnknownProviderError } from '../payments/sync-payment.js';
 import { errorStatus, providerErrorCode, type ErrorCode } from './error-codes.js';
+import { annotateRequest } from './middleware.js';
 
 /** An error with a machine code, its HTTP status (from the catalogue, error-codes.ts), and whether a retry can help. */
 export class AppError extends Error {
@@ -34,9 +35,12 @@ export function toErrorResponse(error: unknown, c: Context) {
     // The client hung up mid-request (its body cut short): its doing, not ours. Logged
     // by the request line at info, without a stack; the answer reaches nobody.
     const code: ErrorCode = 'client_closed_request';
+    annotateRequest(c, { code });
     return c.json({ error: { code, message: 'the client closed the connection', retryable: true, requestId } }, errorStatus(code));
   }
   const appError = toAppError(error);
+  // The request's one log line names the code the client was given.
+  annotateRequest(c, { code: appError.code });
   // Deliberate refusals are already in the request log line; only surprises get a stack.
   if (!(error instanceof AppError) && appError.status >= 500) {
     c.get('logger')?.error({ err: error instanceof Error ? { name: error.name, message: error.message, stack: error.stack } : String(error) }, 'request failed');

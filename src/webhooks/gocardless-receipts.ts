@@ -20,7 +20,7 @@ import { syncPayment } from '../payments/sync-payment.js';
 import { verifyGoCardlessSignature } from '../providers/gocardless/signature.js';
 import { goCardlessEventSchema, parseGoCardlessBatch, type GoCardlessEvent } from '../providers/gocardless/webhook.js';
 import type { Refusal, WebhookIntake } from './intake.js';
-import { processStoredReceipts, retryOutcome, type ProcessDeps, type ReceiptOutcome } from './process-receipts.js';
+import { newestReceipt, processStoredReceipts, retryOutcome, type ProcessDeps, type ReceiptOutcome } from './process-receipts.js';
 import { recordReceipts, settleReceipts, type NewReceipt, type RecordedReceipt } from './receipts.js';
 import { createConcurrencyLimit, type ConcurrencyLimit } from './concurrency-limit.js';
 
@@ -269,7 +269,7 @@ export const gocardlessIntake: WebhookIntake<GoCardlessDelivery> = {
           receiptId: group.items[0]!.receipt.id,
           settleReceiptIds,
           // Webhooks and recovered events alike: a fetch that started after the newest of them answers them.
-          triggeredAt: new Date(Math.max(...group.items.map((item) => item.receipt.receivedAt.getTime()))),
+          triggeredAt: newestReceipt(group.items.map((item) => item.receipt)),
           failureHint: failureHintOf(group.items),
         });
         if (result.outcome === 'not_found') for (const item of group.items) notFound.add(item.receipt.id);

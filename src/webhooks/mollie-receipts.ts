@@ -16,7 +16,7 @@ import { MOLLIE_SIGNATURE_HEADER, verifyMollieSignature } from '../providers/mol
 import { idPrefixKind, parseMollieWebhook, type MollieWebhook } from '../providers/mollie/webhook.js';
 import { resolveAccount } from './accounts.js';
 import type { Refusal, WebhookIntake } from './intake.js';
-import { retryOutcome, type HandleDeps, type ReceiptOutcome } from './process-receipts.js';
+import { newestReceipt, retryOutcome, type HandleDeps, type ReceiptOutcome } from './process-receipts.js';
 import type { NewReceipt } from './receipts.js';
 
 /** Payments synced side by side within one batch of receipts. */
@@ -249,11 +249,6 @@ export const mollieIntake: WebhookIntake<MollieDelivery> = {
     return outcomes;
   },
 };
-
-/** When the newest of these receipts arrived: a fetch must start after it to answer them all. */
-export function newestReceipt(receipts: Pick<SelectWebhookReceipt, 'receivedAt'>[]): Date {
-  return new Date(Math.max(...receipts.map((receipt) => receipt.receivedAt.getTime())));
-}
 
 /**
  * A refund or chargeback id's payment, remembered like payment fetches (recent-fetches.ts):

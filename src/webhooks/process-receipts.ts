@@ -102,6 +102,11 @@ export async function processReceipts(deps: ProcessDeps, handlers: ReceiptHandle
   return totals;
 }
 
+/** When the newest of these receipts arrived: a fetch must start after it to answer them all. */
+export function newestReceipt(receipts: Pick<SelectWebhookReceipt, 'receivedAt'>[]): Date {
+  return new Date(Math.max(...receipts.map((receipt) => receipt.receivedAt.getTime())));
+}
+
 /** The just-recorded receipt as a handler sees it, without reading it back. */
 export function pendingReceipt(id: number, receipt: NewReceipt, receivedAt: Date): SelectWebhookReceipt {
   return {

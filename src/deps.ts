@@ -16,6 +16,8 @@ import { createRecentFetches } from './payments/recent-fetches.js';
 import { createBankFeed, type BankFeed } from './bank/feed.js';
 import { createSchedulePoll } from './poller/schedule.js';
 import { createJobState, type JobState } from './job-state.js';
+import type { Slots } from './primitives/slots.js';
+import { createGoCardlessSyncSlots } from './webhooks/gocardless-receipts.js';
 
 export interface Clock {
   now(): Date;
@@ -32,6 +34,8 @@ export interface Deps extends SyncDeps, JobState {
   background: BackgroundWork;
   /** GoCardless Bank Account Data, when GOCARDLESS_BANK_SECRET_ID and _KEY are set. */
   bank: BankFeed | null;
+  /** GoCardless payment syncs under way in this instance, across every batch (src/webhooks/gocardless-receipts.ts). */
+  gocardlessSyncSlots: Slots;
   /** Stops everything buildDeps started. */
   close(): Promise<void>;
 }
@@ -99,6 +103,7 @@ export function buildDeps(env: Env, overrides: BuildOverrides = {}): Deps {
     schedulePoll: createSchedulePoll(),
     background,
     bank: createBankFeed(env, database.db, { fetch: overrides.bankFetch, logger }),
+    gocardlessSyncSlots: createGoCardlessSyncSlots(),
     async close() {
       await background.drain();
       // Broker sinks hold connections (and reconnect timers) open until told otherwise.

@@ -93,7 +93,7 @@ export function consoleRoutes(deps: ConsoleDeps, options: { failedAttempts?: Fai
     c.header('Referrer-Policy', 'same-origin');
     c.header('Cache-Control', 'no-store');
   });
-  app.use('*', bodyLimit({ maxSize: FORM_BODY_LIMIT, onError: () => { throw new AppError(413, 'payload_too_large', 'form too large'); } }));
+  app.use('*', bodyLimit({ maxSize: FORM_BODY_LIMIT, onError: () => { throw new AppError('payload_too_large', 'form too large'); } }));
 
   app.onError((error, c) => {
     const status = error instanceof AppError ? error.status : 500;
@@ -114,7 +114,7 @@ export function consoleRoutes(deps: ConsoleDeps, options: { failedAttempts?: Fai
   app.use('*', async (c, next) => {
     if (c.req.method !== 'GET' && c.req.method !== 'HEAD' && !isSameOrigin(c)) {
       c.get('logger')?.warn({ origin: c.req.header('origin') ?? null, outcome: 'csrf_refused' }, 'console POST from another origin refused');
-      throw new AppError(403, 'cross_origin', 'This form was not sent from the console itself (Origin header missing or foreign).');
+      throw new AppError('cross_origin', 'This form was not sent from the console itself (Origin header missing or foreign).');
     }
     await next();
   });
@@ -339,7 +339,7 @@ export function consoleRoutes(deps: ConsoleDeps, options: { failedAttempts?: Fai
 
   app.post('/dead-letters/:id/redrive', requireSession, async (c) => {
     const id = positiveInt(c.req.param('id'));
-    if (id === undefined) throw new AppError(400, 'bad_request', 'a delivery id is a positive number');
+    if (id === undefined) throw new AppError('bad_request', 'a delivery id is a positive number');
     const form = await c.req.parseBody();
     const redriven = await redriveFromConsole(deps.db, id);
     c.get('logger').info({ deliveryId: id, outcome: redriven ? 'redriven' : 'not_dead' }, 'console re-drive');
@@ -352,7 +352,7 @@ export function consoleRoutes(deps: ConsoleDeps, options: { failedAttempts?: Fai
 
   app.post('/receipts/:id/reprocess', requireSession, async (c) => {
     const id = positiveInt(c.req.param('id'));
-    if (id === undefined) throw new AppError(400, 'bad_request', 'a receipt id is a positive number');
+    if (id === undefined) throw new AppError('bad_request', 'a receipt id is a positive number');
     const form = await c.req.parseBody();
     const reopened = await reopenFailedReceipt(deps.db, id);
     c.get('logger').info({ receiptId: id, outcome: reopened ? 'reprocessed' : 'not_failed' }, 'console re-process');
@@ -368,7 +368,7 @@ export function consoleRoutes(deps: ConsoleDeps, options: { failedAttempts?: Fai
     const provider = c.req.param('provider');
     const id = c.req.param('id');
     const payment = isProviderName(provider) && PAYMENT_ID.test(id) ? await getPaymentDetail(deps.db, provider, id) : undefined;
-    if (!payment || !isProviderName(provider)) throw new AppError(404, 'payment_not_found', 'no such payment');
+    if (!payment || !isProviderName(provider)) throw new AppError('payment_not_found', 'no such payment');
     const target = `payment:${provider}/${id}`;
     let outcome: keyof typeof SYNC_NOTICES;
     try {

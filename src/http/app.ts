@@ -16,7 +16,7 @@ import { inboundLog } from '../webhooks/inbound-log.js';
 import { bodyLimit } from './body-limit.js';
 import { bodyGuard, createBodyBudget } from './body-guard.js';
 import { createFailedAttempts } from './failed-attempts.js';
-import { allowedMethods, registerConsolePaths } from './route-table.js';
+import { createRouteTable, registerConsolePaths } from './route-table.js';
 import { buildOpenApiDocument, newApiRouter, type OpenApiDocument } from './openapi.js';
 import { ReferencePage, REFERENCE_CSP } from './reference-page.js';
 
@@ -33,7 +33,7 @@ export const MOLLIE_WEBHOOK_BODY_LIMIT = 256 * 1024;
 export const API_BODY_LIMIT = 64 * 1024;
 
 function tooLarge(c: Context<AppEnv>, limit: number) {
-  return toErrorResponse(new AppError(413, 'payload_too_large', `request body exceeds ${limit} bytes`), c);
+  return toErrorResponse(new AppError('payload_too_large', `request body exceeds ${limit} bytes`), c);
 }
 
 /**
@@ -60,14 +60,15 @@ export function createApp(deps: Deps, options: { surface?: AppSurface } = {}) {
   if (surface !== 'admin') app.use('/webhooks/*', inboundLog(deps));
   app.use('/v1/*', requestSpan());
   app.onError((error, c) => toErrorResponse(error, c));
+  const routeTable = createRouteTable(app);
   app.notFound((c) => {
     // A known path asked with another method: 405 with the methods it has.
-    const allowed = allowedMethods(app, c.req.path);
+    const allowed = routeTable.allowedMethods(c.req.path);
     if (allowed.length > 0) {
       c.header('Allow', allowed.join(', '));
-      return toErrorResponse(new AppError(405, 'method_not_allowed', `${c.req.method} is not allowed on ${c.req.path}; allowed: ${allowed.join(', ')}`), c);
+      return toErrorResponse(new AppError('method_not_allowed', `${c.req.method} is not allowed on ${c.req.path}; allowed: ${allowed.join(', ')}`), c);
     }
-    return toErrorResponse(new AppError(404, 'route_not_found', `no route for ${c.req.method} ${c.req.path}`), c);
+    return toErrorResponse(new AppError('route_not_found', `no route for ${c.req.method} ${c.req.path}`), c);
   });
 
   // Webhook bodies are read before anything can authenticate them: each reserves its size
@@ -89,7 +90,7 @@ export function createApp(deps: Deps, options: { surface?: AppSurface } = {}) {
       onTooLarge: (c) => {
         deps.metrics.webhooks.inc({ provider: 'mollie', outcome: 'too_large' });
         annotateRequest(c, { provider: 'mollie', outcome: 'too_large' });
-        return toErrorResponse(new AppError(413, 'payload_too_large', `a Mollie webhook body is at most ${MOLLIE_WEBHOOK_BODY_LIMIT} bytes`), c);
+        return toErrorResponse(new AppError('payload_too_large', `a Mollie webhook body is at most ${MOLLIE_WEBHOOK_BODY_LIMIT} bytes`), c);
       },
       onRefused: refused('mollie'),
     }),
@@ -104,7 +105,7 @@ export function createApp(deps: Deps, options: { surface?: AppSurface } = {}) {
       const { status } = (await detailed.json()) as { status: string };
       return c.json({ status }, detailed.status === 200 ? 200 : 503);
     });
-    app.get('/metrics', (c) => toErrorResponse(new AppError(404, 'route_not_found', 'metrics are served on ADMIN_PORT'), c));
+    app.get('/metrics', (c) => toErrorResponse(new AppError('route_not_found', 'metrics are served on ADMIN_PORT'), c));
   }
   app.route('/', healthRoutes(deps));
   if (surface === 'admin') {

@@ -77,7 +77,7 @@ export function bodyGuard(options: BodyGuardOptions): MiddlewareHandler {
       c.header('Retry-After', retryAfterSeconds(options.timeoutMs));
       c.header('Connection', 'close');
       return toErrorResponse(
-        new AppError(503, 'busy', 'too many request bodies in flight; retry after the Retry-After delay', true),
+        new AppError('busy', 'too many request bodies in flight; retry after the Retry-After delay', true),
         c,
       );
     }
@@ -103,7 +103,7 @@ async function readBodyWithin(c: Context, options: BodyGuardOptions): Promise<vo
       read.catch(() => {});
       options.onRefused?.('body_timeout');
       c.header('Connection', 'close');
-      throw new AppError(408, 'body_timeout', `the request body did not arrive within ${options.timeoutMs} ms`);
+      throw new AppError('body_timeout', `the request body did not arrive within ${options.timeoutMs} ms`);
     }
   } finally {
     clearTimeout(timer);

@@ -4,23 +4,26 @@ import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { LockBusyError } from '../lock/locker.js';
 import { ProviderError } from '../providers/types.js';
 import { UnknownProviderError } from '../payments/sync-payment.js';
+import { errorStatus, providerErrorCode, type ErrorCode } from './error-codes.js';
+import { annotateRequest } from './middleware.js';
 
-/** An error with a machine code, an HTTP status, and whether a retry can help. */
+/** An error with a machine code, its HTTP status (from the catalogue, error-codes.ts), and whether a retry can help. */
 export class AppError extends Error {
   override readonly name = 'AppError';
+  readonly status: ContentfulStatusCode;
   constructor(
-    readonly status: ContentfulStatusCode,
-    readonly code: string,
+    readonly code: ErrorCode,
     message: string,
     readonly retryable = false,
     readonly details?: unknown,
   ) {
     super(message);
+    this.status = errorStatus(code);
   }
 }
 
-export const notFound = (what: string) => new AppError(404, 'not_found', `${what} not found`);
-export const badRequest = (message: string, details?: unknown) => new AppError(400, 'bad_request', message, false, details);
+export const notFound = (what: string) => new AppError('not_found', `${what} not found`);
+export const badRequest = (message: string, details?: unknown) => new AppError('bad_request', message, false, details);
 
 /** What a retryable 5xx without a more precise hint tells the caller to wait. */
 export const DEFAULT_RETRY_AFTER_SECONDS = 5;
@@ -31,9 +34,13 @@ export function toErrorResponse(error: unknown, c: Context) {
   if (!(error instanceof AppError) && clientWentAway(c)) {
     // The client hung up mid-request (its body cut short): its doing, not ours. Logged
     // by the request line at info, without a stack; the answer reaches nobody.
-    return c.json({ error: { code: 'client_closed_request', message: 'the client closed the connection', retryable: true, requestId } }, 499 as ContentfulStatusCode);
+    const code: ErrorCode = 'client_closed_request';
+    annotateRequest(c, { code });
+    return c.json({ error: { code, message: 'the client closed the connection', retryable: true, requestId } }, errorStatus(code));
   }
   const appError = toAppError(error);
+  // The request's one log line names the code the client was given.
+  annotateRequest(c, { code: appError.code });
   // Deliberate refusals are already in the request log line; only surprises get a stack.
   if (!(error instanceof AppError) && appError.status >= 500) {
     c.get('logger')?.error({ err: error instanceof Error ? { name: error.name, message: error.message, stack: error.stack } : String(error) }, 'request failed');
@@ -75,17 +82,17 @@ function toAppError(error: unknown): AppError {
     );
   }
   if (error instanceof LockBusyError) {
-    return new AppError(409, 'payment_busy', 'another sync of this payment is in progress; retry shortly', true);
+    return new AppError('payment_busy', 'another sync of this payment is in progress; retry shortly', true);
   }
-  if (error instanceof UnknownProviderError) return new AppError(404, 'provider_not_configured', error.message);
+  if (error instanceof UnknownProviderError) return new AppError('provider_not_configured', error.message);
   if (error instanceof ProviderError) {
-    if (error.code === 'unknown_account') return new AppError(404, 'unknown_account', error.message);
-    return new AppError(error.code === 'rate_limited' ? 503 : 502, `provider_${error.code}`, `${error.provider}: ${error.message}`, error.retryable);
+    if (error.code === 'unknown_account') return new AppError('unknown_account', error.message);
+    return new AppError(providerErrorCode(error.code), `${error.provider}: ${error.message}`, error.retryable);
   }
   if (isDatabaseUnavailable(error)) {
-    return new AppError(503, 'database_unavailable', 'the database is unreachable; retry later', true);
+    return new AppError('database_unavailable', 'the database is unreachable; retry later', true);
   }
-  return new AppError(500, 'internal', 'internal error', true);
+  return new AppError('internal', 'internal error', true);
 }
 
 function isDatabaseUnavailable(error: unknown): boolean {

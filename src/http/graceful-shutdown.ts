@@ -1,5 +1,8 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { Server as NetServer, type Socket } from 'node:net';
+import { errorStatus, type ErrorCode } from './error-codes.js';
+
+const SHUTTING_DOWN: ErrorCode = 'shutting_down';
 
 /**
  * SIGTERM for the Node server, so that every request that reached the process gets an
@@ -58,8 +61,8 @@ export function createGracefulShutdown(fetch: Fetch, options: GracefulShutdownOp
   const refusal = () => {
     refused++;
     return new Response(
-      JSON.stringify({ error: { code: 'shutting_down', message: 'this gateway process is shutting down; retry (another process, or this one after its restart)', retryable: true } }),
-      { status: 503, headers: { 'content-type': 'application/json', connection: 'close', 'retry-after': retryAfter } },
+      JSON.stringify({ error: { code: SHUTTING_DOWN, message: 'this gateway process is shutting down; retry (another process, or this one after its restart)', retryable: true } }),
+      { status: errorStatus(SHUTTING_DOWN), headers: { 'content-type': 'application/json', connection: 'close', 'retry-after': retryAfter } },
     );
   };
 

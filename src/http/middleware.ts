@@ -98,7 +98,7 @@ function digest(value: string): Buffer {
 export function requireAdminToken(token: string | undefined, failedAttempts?: FailedAttempts): MiddlewareHandler<AppEnv> {
   const expected = token ? digest(token) : undefined;
   return async (c, next) => {
-    if (!expected) throw new AppError(503, 'admin_disabled', 'the admin API is disabled: set ADMIN_TOKEN to enable it');
+    if (!expected) throw new AppError('admin_disabled', 'the admin API is disabled: set ADMIN_TOKEN to enable it');
     const header = c.req.header('authorization') ?? '';
     // The scheme is case-insensitive (RFC 9110 §11.1): `bearer` and `BEARER` are Bearer.
     const match = /^Bearer (.+)$/i.exec(header);
@@ -108,9 +108,9 @@ export function requireAdminToken(token: string | undefined, failedAttempts?: Fa
       const waitS = header === '' ? 0 : (failedAttempts?.fail(sourceOf(c)) ?? 0);
       if (waitS > 0) {
         c.header('Retry-After', String(waitS));
-        throw new AppError(429, 'too_many_failed_attempts', `too many wrong bearer tokens; retry after ${waitS} s`, true);
+        throw new AppError('too_many_failed_attempts', `too many wrong bearer tokens; retry after ${waitS} s`, true);
       }
-      throw new AppError(401, 'unauthorized', 'missing or wrong bearer token');
+      throw new AppError('unauthorized', 'missing or wrong bearer token');
     }
     await next();
   };

@@ -25,8 +25,6 @@ export function appRoutes(app: RoutedApp): RouteEntry[] {
   return [...seen.values()];
 }
 
-const patterns = new WeakMap<object, Array<{ method: string; pattern: RegExp }>>();
-
 function compile(path: string): RegExp {
   const source = path
     .split('/')
@@ -35,16 +33,25 @@ function compile(path: string): RegExp {
   return new RegExp(`^${source}/?$`);
 }
 
-/** The methods a path has (HEAD with GET), or none when no route has this path. */
-export function allowedMethods(app: RoutedApp, path: string): string[] {
-  let table = patterns.get(app);
-  if (!table) {
-    table = appRoutes(app).map((route) => ({ method: route.method, pattern: compile(route.path) }));
-    patterns.set(app, table);
-  }
-  const methods = new Set(table.filter((entry) => entry.pattern.test(path)).map((entry) => entry.method));
-  if (methods.has('GET')) methods.add('HEAD');
-  return [...methods].sort();
+export interface RouteTable {
+  /** The methods a path has (HEAD with GET), or none when no route has this path. */
+  allowedMethods(path: string): string[];
+}
+
+/**
+ * The app's route table, made once by createApp. Its patterns are compiled on the first
+ * question, when every route has been registered (the 405 handler is set up before the routes).
+ */
+export function createRouteTable(app: RoutedApp): RouteTable {
+  let table: Array<{ method: string; pattern: RegExp }> | undefined;
+  return {
+    allowedMethods(path) {
+      table ??= appRoutes(app).map((route) => ({ method: route.method, pattern: compile(route.path) }));
+      const methods = new Set(table.filter((entry) => entry.pattern.test(path)).map((entry) => entry.method));
+      if (methods.has('GET')) methods.add('HEAD');
+      return [...methods].sort();
+    },
+  };
 }
 
 /**

@@ -3,6 +3,7 @@ import type { Hook } from '@hono/zod-openapi';
 import { z } from 'zod';
 import { PROVIDERS } from '../providers/types.js';
 import { AppError, badRequest } from './errors.js';
+import type { ErrorCode } from './error-codes.js';
 
 export function parseQuery<T extends z.ZodType>(schema: T, query: Record<string, string>): z.infer<T> {
   const result = schema.safeParse(query);
@@ -13,7 +14,7 @@ export function parseQuery<T extends z.ZodType>(schema: T, query: Record<string,
 export async function parseJsonBody(c: Context): Promise<unknown> {
   const type = c.req.header('content-type') ?? '';
   if (!/^application\/json\b/i.test(type)) {
-    throw new AppError(415, 'unsupported_media_type', 'expected Content-Type: application/json');
+    throw new AppError('unsupported_media_type', 'expected Content-Type: application/json');
   }
   const text = await c.req.text();
   try {
@@ -45,7 +46,7 @@ function issueSummary(issue: z.core.$ZodIssue) {
  * Path parameters whose bad value means "no such thing" (404) rather than a malformed
  * request (400). Any other parameter's first issue message is the 400's message.
  */
-const NOT_FOUND_PARAMS: Record<string, { code: string; message: (value: unknown) => string }> = {
+const NOT_FOUND_PARAMS: Record<string, { code: ErrorCode; message: (value: unknown) => string }> = {
   provider: { code: 'unknown_provider', message: (value) => `unknown provider ${JSON.stringify(value)}; expected one of ${PROVIDERS.join(', ')}` },
 };
 
@@ -62,7 +63,7 @@ export function validationError(target: string, error: z.ZodError, input: unknow
     const issue = error.issues[0]!;
     const name = String(issue.path[0] ?? '');
     const notFound = NOT_FOUND_PARAMS[name];
-    if (notFound) return new AppError(404, notFound.code, notFound.message((input as Record<string, unknown>)[name]));
+    if (notFound) return new AppError(notFound.code, notFound.message((input as Record<string, unknown>)[name]));
     return badRequest(issue.message);
   }
   if (target === 'query') {

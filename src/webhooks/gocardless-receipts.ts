@@ -1,6 +1,7 @@
 /**
- * GoCardless events, from a signed webhook batch or from `GET /events` (recovery),
- * take one path: a receipt per event (de-duplicated by event id), then this handler.
+ * GoCardless's intake (`gocardlessIntake`, run by intake.ts) and what the gateway does
+ * with GoCardless events. Events from a signed webhook batch or from `GET /events`
+ * (recovery) take one path: a receipt per event (de-duplicated by event id), then `handle`.
  *
  * - Payment events end in syncPayment. Every event for one payment in a batch costs
  *   one fetch: the event only says "look again"; the fetched payment is the truth,
@@ -18,30 +19,26 @@ import type { SyncSource } from '../payments/apply-snapshot.js';
 import { syncPayment } from '../payments/sync-payment.js';
 import { errorMessage } from '../primitives/error-message.js';
 import { createSlots, type Slots } from '../primitives/slots.js';
+import { verifyGoCardlessSignature } from '../providers/gocardless/signature.js';
 import { goCardlessEventSchema, parseGoCardlessBatch, type GoCardlessEvent } from '../providers/gocardless/webhook.js';
-import { processReceipts, retryOutcome, type ReceiptHandler, type ReceiptOutcome } from './receipt-handlers.js';
-import { getReceipts, recordReceipts, settleReceipts, type NewReceipt } from './receipts.js';
+import type { Refusal, WebhookIntake } from './intake.js';
+import { newestReceipt, processStoredReceipts, retryOutcome, type ProcessDeps, type ReceiptOutcome } from './process-receipts.js';
+import { recordReceipts, settleReceipts, type NewReceipt, type RecordedReceipt } from './receipts.js';
 
 /** How a receipt's event reached us: a verified webhook, or a page of `GET /events`. */
 export type GoCardlessEventOrigin = 'webhook' | 'fetched';
 
 /**
- * GoCardless payments synced side by side in one process, across every batch being
- * processed. Each sync holds a database connection only briefly, but the pool
+ * GoCardless payments synced side by side in one gateway instance, across every batch
+ * being processed. Each sync holds a database connection only briefly, but the pool
  * (DATABASE_POOL_SIZE, 10 by default) also serves the webhook route, which must keep
  * acknowledging within GoCardless's 10 s however many batches are in flight.
  */
 const SYNC_CONCURRENCY = 5;
 
-/** One set of slots per gateway instance (keyed by its database handle), not per process. */
-const syncSlots = new WeakMap<object, Slots>();
-function slotsFor(deps: Deps): Slots {
-  let slots = syncSlots.get(deps.db);
-  if (!slots) {
-    slots = createSlots(SYNC_CONCURRENCY);
-    syncSlots.set(deps.db, slots);
-  }
-  return slots;
+/** The instance's GoCardless sync slots; created once, by buildDeps. */
+export function createGoCardlessSyncSlots(): Slots {
+  return createSlots(SYNC_CONCURRENCY);
 }
 
 export interface StoreGoCardlessEventsInput {
@@ -68,18 +65,15 @@ export function goCardlessResourceId(event: Pick<GoCardlessEvent, 'resource_type
 }
 
 /**
- * Stores one receipt per event in one round trip. A repeated event id (redelivered,
- * retried, or already fetched by recovery) comes back as a duplicate and is not
- * processed again.
+ * One receipt per event, sorted by event id: two gateway processes inserting
+ * overlapping batches then take the unique index's row locks in the same order, so
+ * ON CONFLICT waits never form a cycle (a deadlock would turn a good webhook into a 5xx).
  */
-export async function storeGoCardlessEvents(deps: Deps, input: StoreGoCardlessEventsInput): Promise<StoreGoCardlessEventsResult> {
+function goCardlessReceipts(input: StoreGoCardlessEventsInput): NewReceipt[] {
   const encoder = new TextEncoder();
   const headers = { ...input.headers, ...(input.webhookId ? { 'gocardless-webhook-id': input.webhookId } : {}) };
-  // Sorted by event id: two gateway processes inserting overlapping batches then take
-  // the unique index's row locks in the same order, so ON CONFLICT waits never form a
-  // cycle (a deadlock would turn a good webhook into a 5xx).
   const events = [...input.events].sort((a, b) => (a.event.id < b.event.id ? -1 : a.event.id > b.event.id ? 1 : 0));
-  const receipts: NewReceipt[] = events.map(({ event, raw }) => ({
+  return events.map(({ event, raw }) => ({
     provider: 'gocardless',
     account: input.account,
     eventId: event.id,
@@ -89,62 +83,29 @@ export async function storeGoCardlessEvents(deps: Deps, input: StoreGoCardlessEv
     headers,
     signature: input.origin === 'webhook' ? 'valid' : 'fetched',
   }));
-  const recorded = await recordReceipts(deps.db, receipts);
+}
+
+function countGoCardlessEvents(deps: Pick<Deps, 'metrics'>, origin: GoCardlessEventOrigin, recorded: RecordedReceipt[]): StoreGoCardlessEventsResult {
   const newReceiptIds = recorded.filter((r) => !r.duplicate).map((r) => r.id);
   const duplicates = recorded.length - newReceiptIds.length;
-  if (newReceiptIds.length > 0) deps.metrics.providerEvents.inc({ provider: 'gocardless', origin: input.origin, outcome: 'new' }, newReceiptIds.length);
-  if (duplicates > 0) deps.metrics.providerEvents.inc({ provider: 'gocardless', origin: input.origin, outcome: 'duplicate' }, duplicates);
+  if (newReceiptIds.length > 0) deps.metrics.providerEvents.inc({ provider: 'gocardless', origin, outcome: 'new' }, newReceiptIds.length);
+  if (duplicates > 0) deps.metrics.providerEvents.inc({ provider: 'gocardless', origin, outcome: 'duplicate' }, duplicates);
   return { received: recorded.length, newReceiptIds, duplicates };
 }
 
-export type AcceptGoCardlessBatchResult =
-  | ({ ok: true; webhookId: string | null } & StoreGoCardlessEventsResult)
-  | { ok: false; message: string };
-
 /**
- * The durable half of a webhook whose signature was verified over `body`: parse the
- * batch (all or nothing) and store its events. Processing is the caller's next step,
- * after the acknowledgement.
+ * Stores one receipt per event in one round trip (recovery's first step). A repeated
+ * event id (redelivered, retried, or already fetched by recovery) comes back as a
+ * duplicate and is not processed again.
  */
-export async function acceptGoCardlessBatch(
-  deps: Deps,
-  input: { account: string; body: Uint8Array; headers: Record<string, string> },
-): Promise<AcceptGoCardlessBatchResult> {
-  const parsed = parseGoCardlessBatch(input.body);
-  if (!parsed.ok) return parsed;
-  // The validated batch, read again untouched (no schema defaults), to store and forward as sent.
-  const raw = JSON.parse(new TextDecoder().decode(input.body)) as { events: Record<string, unknown>[] };
-  const stored = await storeGoCardlessEvents(deps, {
-    account: input.account,
-    // parseGoCardlessBatch keeps the body's order, so the two arrays line up.
-    events: parsed.events.map((event, index) => ({ event, raw: raw.events[index]! })),
-    origin: 'webhook',
-    webhookId: parsed.webhookId ?? null,
-    headers: input.headers,
-  });
-  return { ok: true, webhookId: parsed.webhookId ?? null, ...stored };
+export async function storeGoCardlessEvents(deps: Pick<Deps, 'db' | 'metrics'>, input: StoreGoCardlessEventsInput): Promise<StoreGoCardlessEventsResult> {
+  const recorded = await recordReceipts(deps.db, goCardlessReceipts(input));
+  return countGoCardlessEvents(deps, input.origin, recorded);
 }
 
-/**
- * Processes receipts just stored (the webhook's background half, recovery's second
- * step). Never throws: whatever fails stays pending for the receipt worker.
- */
-export async function processGoCardlessReceipts(deps: Deps, receiptIds: number[]): Promise<void> {
-  if (receiptIds.length === 0) return;
-  const started = performance.now();
-  try {
-    const receipts = await getReceipts(deps.db, receiptIds);
-    // Only what is still pending: the worker may have settled some meanwhile.
-    const pending = receipts.filter((receipt) => receipt.state === 'pending');
-    const totals = await processReceipts(deps, { gocardless: gocardlessReceiptHandler }, pending);
-    deps.logger.info({ job: 'gocardless-receipts', receipts: pending.length, ...totals, ms: Math.round(performance.now() - started) }, 'gocardless events processed');
-  } catch (error) {
-    // The receipts are durable and still pending; the worker picks them up after their grace.
-    deps.logger.error(
-      { job: 'gocardless-receipts', receipts: receiptIds.length, err: errorMessage(error) },
-      'processing gocardless events failed; left to the receipt worker',
-    );
-  }
+/** Processes receipts just stored by recovery. Never throws: whatever fails stays pending for the receipt worker. */
+export async function processGoCardlessReceipts(deps: ProcessDeps, receiptIds: number[]): Promise<void> {
+  await processStoredReceipts(deps, 'gocardless', gocardlessIntake, receiptIds);
 }
 
 interface ParsedReceipt {
@@ -199,7 +160,71 @@ function forwardedEvent(item: ParsedReceipt): NewOutboxEvent {
   };
 }
 
-export const gocardlessReceiptHandler: ReceiptHandler = {
+/** A verified, parsed batch: each event with the object GoCardless sent, to store and forward as sent. */
+interface GoCardlessDelivery {
+  events: { event: GoCardlessEvent; raw: Record<string, unknown> }[];
+  webhookId: string | null;
+}
+
+/** Every GoCardless refusal is a warning that names the account and why (GoCardless retries, so an operator must hear of it). */
+const refusal = (account: string, code: Refusal['code'], outcome: Refusal['outcome'], message: string): Refusal => ({
+  code,
+  outcome,
+  message,
+  level: 'warn',
+  fields: { account: account.slice(0, 64), reason: message.slice(0, 500) },
+});
+
+/**
+ * A signed batch: every event stored as a receipt before the 204, processed in the
+ * background (deps.background: kept by Node for shutdown, handed to waitUntil on
+ * Workers). A 500-event batch is acknowledged in milliseconds, far inside GoCardless's
+ * 10 s; whatever the background pass cannot finish stays pending for the receipt worker.
+ *
+ * Order of checks: signature first, so an unauthenticated caller learns nothing (not
+ * even which accounts exist); then the account (404: GoCardless retries, giving an
+ * operator time to configure it, and the events API recovery can fill in after); then
+ * the body (400: signed by GoCardless but not understood; refused whole, never half-stored).
+ */
+export const gocardlessIntake: WebhookIntake<GoCardlessDelivery> = {
+  provider: 'gocardless',
+  accountCheck: 'after_signature',
+  notConfigured: (account) =>
+    refusal(account, 'provider_not_configured', 'provider_not_configured', 'GoCardless is not configured on this gateway (set GOCARDLESS_ACCESS_TOKEN)'),
+  unknownAccount: (account) => refusal(account, 'unknown_account', 'unknown_account', `no GoCardless account named ${JSON.stringify(account)} is configured`),
+  // For debugging; the signature is not kept (it covers the batch, not one event).
+  keptHeaders: ['content-type', 'origin', 'user-agent'],
+
+  verify(request, secrets) {
+    const signature = verifyGoCardlessSignature(request.rawBody, request.header('webhook-signature'), secrets);
+    if (signature === 'valid') return { ok: true, signature };
+    if (signature === 'absent') return { ok: false, refusal: refusal(request.account, 'signature_missing', 'signature_missing', 'missing Webhook-Signature header') };
+    if (secrets.length === 0) request.logger.error({ provider: 'gocardless' }, 'GOCARDLESS_WEBHOOK_SECRETS is empty: every GoCardless webhook is refused');
+    return { ok: false, refusal: refusal(request.account, 'signature_invalid', 'signature_invalid', 'Webhook-Signature does not match the body under any configured secret') };
+  },
+
+  parse(request) {
+    // All or nothing: a batch with one bad event is refused whole.
+    const parsed = parseGoCardlessBatch(request.rawBody);
+    if (!parsed.ok) return { kind: 'refuse', refusal: refusal(request.account, 'malformed_webhook', 'malformed', parsed.message) };
+    // The validated batch, read again untouched (no schema defaults), to store and forward as sent.
+    const raw = JSON.parse(new TextDecoder().decode(request.rawBody)) as { events: Record<string, unknown>[] };
+    return {
+      kind: 'accept',
+      // parseGoCardlessBatch keeps the body's order, so the two arrays line up.
+      delivery: { events: parsed.events.map((event, index) => ({ event, raw: raw.events[index]! })), webhookId: parsed.webhookId ?? null },
+    };
+  },
+
+  toReceipts: (batch, request) => goCardlessReceipts({ account: request.account, events: batch.events, origin: 'webhook', webhookId: batch.webhookId, headers: request.headers }),
+  countRecorded: (deps, recorded) => void countGoCardlessEvents(deps, 'webhook', recorded),
+  describe: (batch, recorded) => {
+    const duplicates = recorded.filter((row) => row.duplicate).length;
+    return { webhookId: batch.webhookId, events: recorded.length, new: recorded.length - duplicates, duplicates };
+  },
+  processing: { mode: 'deferred' },
+  acknowledgement: 'no_content',
+
   async handle(deps, receipts) {
     const outcomes = new Map<number, ReceiptOutcome>();
     const parsed: ParsedReceipt[] = [];
@@ -245,7 +270,7 @@ export const gocardlessReceiptHandler: ReceiptHandler = {
           receiptId: group.items[0]!.receipt.id,
           settleReceiptIds,
           // Webhooks and recovered events alike: a fetch that started after the newest of them answers them.
-          triggeredAt: new Date(Math.max(...group.items.map((item) => item.receipt.receivedAt.getTime()))),
+          triggeredAt: newestReceipt(group.items.map((item) => item.receipt)),
           failureHint: failureHintOf(group.items),
         });
         if (result.outcome === 'not_found') for (const item of group.items) notFound.add(item.receipt.id);
@@ -255,8 +280,7 @@ export const gocardlessReceiptHandler: ReceiptHandler = {
         for (const item of group.items) syncFailures.set(item.receipt.id, outcome);
       }
     };
-    const slots = slotsFor(deps);
-    await Promise.all([...byPayment.values()].map((group) => slots.run(() => syncGroup(group))));
+    await Promise.all([...byPayment.values()].map((group) => deps.gocardlessSyncSlots.run(() => syncGroup(group))));
 
     const forward: ParsedReceipt[] = [];
     for (const item of parsed) {

@@ -1,9 +1,9 @@
-import { gocardlessReceiptHandler } from './gocardless-receipts.js';
-import { mollieReceiptHandler } from './mollie-receipts.js';
-import type { ReceiptHandlers } from './receipt-handlers.js';
+import { gocardlessIntake } from './gocardless-receipts.js';
+import { mollieIntake } from './mollie-receipts.js';
+import type { ReceiptHandlers } from './process-receipts.js';
 
-/** Every provider's receipt handler, used by webhook routes and the retry worker alike. */
+/** Every provider's intake, by name: the receipt worker runs their `handle` over due receipts. */
 export const receiptHandlers: ReceiptHandlers = {
-  mollie: mollieReceiptHandler,
-  gocardless: gocardlessReceiptHandler,
+  mollie: mollieIntake,
+  gocardless: gocardlessIntake,
 };

@@ -1,20 +1,24 @@
 /**
- * What the gateway does with a stored Mollie webhook. The body is never trusted: it only
- * names something to fetch. Classic `id=tr_...` and `payment.*` events sync that payment;
- * refund (`re_`) and chargeback (`chb_`) ids, and `refund.*` events, are first resolved to
- * their payment; everything else is kept and marked ignored. Receipts that point at the
- * same payment share one sync, so a burst of webhooks for one payment costs one fetch.
+ * Mollie's intake (`mollieIntake`, run by intake.ts) and what the gateway does with a
+ * stored Mollie webhook. The body is never trusted: it only names something to fetch.
+ * Classic `id=tr_...` and `payment.*` events sync that payment; refund (`re_`) and
+ * chargeback (`chb_`) ids, and `refund.*` events, are first resolved to their payment;
+ * everything else is kept and marked ignored. Receipts that point at the same payment
+ * share one sync, so a burst of webhooks for one payment costs one fetch.
  */
 import type { SelectWebhookReceipt } from '../db/schema/webhook-receipts.js';
 import type { Deps } from '../deps.js';
 import { takeFetchFenceAt } from '../payments/apply-snapshot.js';
 import { decideFromRecentFetch, RecentlyFetchedError } from '../payments/recent-fetches.js';
-import { syncPayment } from '../payments/sync-payment.js';
+import { syncPayment, type SyncDeps } from '../payments/sync-payment.js';
 import { errorMessage } from '../primitives/error-message.js';
 import { forEachLimited } from '../primitives/for-each-limited.js';
 import { isMollieProvider, type MollieProvider } from '../providers/mollie/client.js';
+import { MOLLIE_SIGNATURE_HEADER, verifyMollieSignature } from '../providers/mollie/signature.js';
 import { idPrefixKind, parseMollieWebhook, type MollieWebhook } from '../providers/mollie/webhook.js';
-import { processReceipts, retryOutcome, type ReceiptHandler, type ReceiptHandlers, type ReceiptOutcome } from './receipt-handlers.js';
+import { resolveAccount } from './accounts.js';
+import type { Refusal, WebhookIntake } from './intake.js';
+import { newestReceipt, retryOutcome, type HandleDeps, type ReceiptOutcome } from './process-receipts.js';
 import type { NewReceipt } from './receipts.js';
 
 /** Payments synced side by side within one batch of receipts. */
@@ -60,7 +64,7 @@ export function mollieReceiptTarget(receipt: Pick<SelectWebhookReceipt, 'body' |
 /** The receipt row for a verified delivery; the route stores it before anything else. */
 export function newMollieReceipt(input: {
   account: string;
-  webhook: Exclude<MollieWebhook, { kind: 'invalid' }>;
+  webhook: MollieDelivery;
   rawBody: Uint8Array;
   headers: Record<string, string>;
   signature: 'valid' | 'absent';
@@ -98,35 +102,78 @@ function withoutEmbeddedSnapshot(rawBody: Uint8Array): { body: Uint8Array } | nu
   return { body: new TextEncoder().encode(JSON.stringify(rest)) };
 }
 
-/** The just-recorded receipt as the handler sees it, without reading it back. */
-export function pendingReceipt(id: number, receipt: NewReceipt, receivedAt: Date): SelectWebhookReceipt {
-  return {
-    id,
-    provider: receipt.provider,
-    account: receipt.account,
-    eventId: receipt.eventId ?? null,
-    resourceType: receipt.resourceType ?? null,
-    resourceId: receipt.resourceId ?? null,
-    body: receipt.body,
-    headers: receipt.headers,
-    signature: receipt.signature,
-    state: 'pending',
-    attempts: 0,
-    nextAttemptAt: null,
-    lastError: null,
-    receivedAt,
-    processedAt: null,
-  };
-}
-
-function mollieProvider(deps: Deps): MollieProvider {
+function mollieProvider(deps: Pick<SyncDeps, 'providers'>): MollieProvider {
   const provider = deps.providers.mollie;
   // Thrown, so processReceipts leaves every receipt pending until Mollie is configured.
   if (!isMollieProvider(provider)) throw new Error('Mollie is not configured on this gateway (MOLLIE_API_KEY unset)');
   return provider;
 }
 
-export const mollieReceiptHandler: ReceiptHandler = {
+/** Delivered Mollie webhooks: a classic id or a next-gen event (never `invalid`, which is refused). */
+type MollieDelivery = Exclude<MollieWebhook, { kind: 'invalid' }>;
+
+const refusal = (code: Refusal['code'], outcome: Refusal['outcome'], message: string, fields: Record<string, unknown> = {}, level: Refusal['level'] = 'info'): Refusal => ({
+  code,
+  outcome,
+  message,
+  level,
+  fields,
+});
+
+/**
+ * Mollie's classic webhooks are unauthenticated by design (they carry no credentials): the
+ * body is only a hint, the fetch is the verification. Next-gen events must be signed.
+ * Handled inline up to MOLLIE_WEBHOOK_DEADLINE_MS; every accepted body answers the same
+ * 200, also for an unknown id (Mollie's advice).
+ */
+export const mollieIntake: WebhookIntake<MollieDelivery> = {
+  provider: 'mollie',
+  accountCheck: 'before_body',
+  notConfigured: () => refusal('provider_not_configured', 'not_configured', 'Mollie is not configured on this gateway (set MOLLIE_API_KEY); nothing was stored'),
+  unknownAccount: (account) =>
+    refusal('unknown_account', 'unknown_account', `no Mollie account named ${JSON.stringify(account)} is configured; nothing was stored`, { account: account.slice(0, 64) }),
+  keptHeaders: ['content-type', 'user-agent', MOLLIE_SIGNATURE_HEADER],
+
+  verify(request, secrets) {
+    const signature = verifyMollieSignature(request.rawBody, request.header(MOLLIE_SIGNATURE_HEADER), secrets);
+    if (signature !== 'invalid') return { ok: true, signature };
+    const message =
+      secrets.length === 0
+        ? 'X-Mollie-Signature is present but no MOLLIE_WEBHOOK_SECRETS are configured to check it'
+        : 'X-Mollie-Signature does not match the body under any configured secret';
+    return { ok: false, refusal: refusal('invalid_signature', 'bad_signature', message, { account: request.account, secrets: secrets.length }, 'warn') };
+  },
+
+  parse(request, signature) {
+    const { account } = request;
+    const webhook = parseMollieWebhook(request.header('content-type'), request.rawBody);
+    if (webhook.kind === 'invalid') return { kind: 'refuse', refusal: refusal('bad_request', 'invalid', `not a Mollie webhook: ${webhook.message}`, { account }) };
+    if (webhook.kind === 'event' && signature === 'absent') {
+      // An unsigned event could pre-empt a real event id in the de-duplication index.
+      return { kind: 'refuse', refusal: refusal('signature_required', 'unsigned_event', 'Mollie next-gen events must carry X-Mollie-Signature', { account }) };
+    }
+    if (webhook.kind === 'classic' && idPrefixKind(webhook.id) === 'other') {
+      // Never fetched (not a payment, refund or chargeback id), so nothing to keep: anyone
+      // can post these, and storing each would let them fill the table. Counted only.
+      return { kind: 'acknowledge', outcome: 'not_fetchable', fields: { account, resourceId: webhook.id } };
+    }
+    return { kind: 'accept', delivery: webhook };
+  },
+
+  toReceipts: (webhook, request) => [
+    newMollieReceipt({
+      account: request.account,
+      webhook,
+      rawBody: request.rawBody,
+      headers: { 'x-request-id': request.requestId, ...request.headers },
+      signature: request.signature,
+    }),
+  ],
+
+  describe: (_webhook, [recorded], [receipt]) => ({ resourceId: receipt!.resourceId, eventId: receipt!.eventId, receiptId: recorded!.id }),
+  processing: { mode: 'inline', deadlineMs: (env) => env.MOLLIE_WEBHOOK_DEADLINE_MS },
+  acknowledgement: 'received',
+
   async handle(deps, receipts) {
     const provider = mollieProvider(deps);
     const outcomes = new Map<number, ReceiptOutcome>();
@@ -138,7 +185,8 @@ export const mollieReceiptHandler: ReceiptHandler = {
     const lookups = new Map<string, Promise<string | null>>();
     const groups = new Map<string, { account: string; paymentId: string; receipts: SelectWebhookReceipt[] }>();
     await forEachLimited(receipts, SYNC_CONCURRENCY, async (receipt) => {
-      if (!provider.hasAccount(receipt.account)) {
+      const account = resolveAccount(deps, 'mollie', receipt.account);
+      if (!account.providerConfigured || !account.exists) {
         // Kept pending (and finally failed) rather than dropped: the account may come back.
         settle([receipt], { state: 'retry', error: `no Mollie account named ${JSON.stringify(receipt.account)} is configured` });
         return;
@@ -204,17 +252,12 @@ export const mollieReceiptHandler: ReceiptHandler = {
   },
 };
 
-/** When the newest of these receipts arrived: a fetch must start after it to answer them all. */
-export function newestReceipt(receipts: Pick<SelectWebhookReceipt, 'receivedAt'>[]): Date {
-  return new Date(Math.max(...receipts.map((receipt) => receipt.receivedAt.getTime())));
-}
-
 /**
  * A refund or chargeback id's payment, remembered like payment fetches (recent-fetches.ts):
  * a lookup that started after the webhook answers it, an anonymous webhook for an id
  * looked up within the window waits for the window's end, and only otherwise is Mollie asked.
  */
-async function resolveRemembered(deps: Deps, provider: MollieProvider, receipt: SelectWebhookReceipt, resourceId: string): Promise<string | null> {
+async function resolveRemembered(deps: HandleDeps, provider: MollieProvider, receipt: SelectWebhookReceipt, resourceId: string): Promise<string | null> {
   const recent = deps.recentFetches;
   if (!recent) return provider.resolvePaymentId(receipt.account, resourceId);
   const key = `mollie:${receipt.account}:lookup:${resourceId}`;
@@ -260,37 +303,5 @@ async function resolveRemembered(deps: Deps, provider: MollieProvider, receipt: 
       const unreachable: never = decision;
       throw new Error(`unknown decision ${JSON.stringify(unreachable)}`);
     }
-  }
-}
-
-export type InlineResult =
-  | { settled: true; counts: Awaited<ReturnType<typeof processReceipts>> }
-  | { settled: false; reason: 'deadline' | 'error'; error?: string };
-
-/**
- * Processes just-stored receipts while the webhook request waits, for at most
- * `deadlineMs`. Past the deadline the work carries on in the background (drained on
- * shutdown) and the caller answers anyway: the receipts are durable, and whatever the
- * work does not settle the receipt worker retries.
- */
-export async function processReceiptsInline(
-  deps: Deps,
-  handlers: ReceiptHandlers,
-  receipts: SelectWebhookReceipt[],
-  deadlineMs: number,
-): Promise<InlineResult> {
-  const work = processReceipts(deps, handlers, receipts);
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), deadlineMs)));
-  try {
-    const counts = await Promise.race([work, deadline]);
-    if (counts) return { settled: true, counts };
-    deps.background.defer(work);
-    return { settled: false, reason: 'deadline' };
-  } catch (error) {
-    // Recording an outcome failed (database trouble): the receipt stays pending for the worker.
-    return { settled: false, reason: 'error', error: errorMessage(error) };
-  } finally {
-    clearTimeout(timer);
   }
 }

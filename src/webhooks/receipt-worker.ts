@@ -1,6 +1,5 @@
-import type { Deps } from '../deps.js';
 import { errorMessage } from '../primitives/error-message.js';
-import { processReceipts, type ReceiptHandlers } from './receipt-handlers.js';
+import { processReceipts, type ProcessDeps, type ReceiptHandlers } from './process-receipts.js';
 import { leaseDueReceipts } from './receipts.js';
 import { sleep } from '../abortable-sleep.js';
 
@@ -13,7 +12,7 @@ export interface ReceiptWorkerOptions {
 }
 
 /** One pass: claim what is due and process it. Returns how many receipts it claimed. */
-export async function retryDueReceipts(deps: Deps, handlers: ReceiptHandlers, options: { batchSize?: number; leaseMs?: number } = {}) {
+export async function retryDueReceipts(deps: ProcessDeps, handlers: ReceiptHandlers, options: { batchSize?: number; leaseMs?: number } = {}) {
   const started = performance.now();
   const receipts = await leaseDueReceipts(deps.db, { limit: options.batchSize ?? 100, leaseMs: options.leaseMs ?? 60_000 });
   if (receipts.length === 0) return { claimed: 0, processed: 0, ignored: 0, pending: 0, failed: 0 };
@@ -23,7 +22,7 @@ export async function retryDueReceipts(deps: Deps, handlers: ReceiptHandlers, op
 }
 
 /** Keeps retrying pending receipts until the signal aborts. */
-export async function runReceiptWorker(deps: Deps, handlers: ReceiptHandlers, options: ReceiptWorkerOptions): Promise<void> {
+export async function runReceiptWorker(deps: ProcessDeps, handlers: ReceiptHandlers, options: ReceiptWorkerOptions): Promise<void> {
   const idleMs = options.idleMs ?? 1000;
   while (!options.signal.aborted) {
     let claimed = 0;

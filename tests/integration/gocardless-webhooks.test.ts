@@ -12,7 +12,7 @@ import { signGoCardlessBody } from '../../src/providers/gocardless/signature.js'
 import type { GoCardlessEvent } from '../../src/providers/gocardless/webhook.js';
 import { startGoCardlessSandbox, type GoCardlessSandbox } from '../../src/sandbox/gocardless-api.js';
 import { buildGoCardlessWebhook, seededRandom } from '../../src/sandbox/gocardless-webhook-sender.js';
-import { gocardlessReceiptHandler } from '../../src/webhooks/gocardless-receipts.js';
+import { gocardlessIntake } from '../../src/webhooks/gocardless-receipts.js';
 import { recoverGoCardlessEvents } from '../../src/reconciliation/gocardless-recovery.js';
 import { getReceipts } from '../../src/webhooks/receipts.js';
 import { expectOutboxMatchesSchemas } from '../helpers/event-contract.js';
@@ -327,7 +327,7 @@ describe('events about other resources', () => {
 
     // Processing the same receipt again (a lost lease, a manual replay) adds nothing.
     const [receipt] = await sql<{ id: number }[]>`select id::int as id from webhook_receipts where provider = 'gocardless' and event_id = ${cancelled!.id}`;
-    const outcomes = await gocardlessReceiptHandler.handle(deps, await getReceipts(deps.db, [receipt!.id]));
+    const outcomes = await gocardlessIntake.handle(deps, await getReceipts(deps.db, [receipt!.id]));
     expect(outcomes.get(receipt!.id)).toEqual({ state: 'processed' });
     const [again] = await sql<{ n: number }[]>`select count(*)::int as n from outbox where dedupe_key = ${`gocardless:event:${cancelled!.id}`}`;
     expect(again!.n).toBe(1);
@@ -347,7 +347,7 @@ describe('events about other resources', () => {
     const [none] = await sql<{ n: number }[]>`select count(*)::int as n from outbox where dedupe_key = ${`gocardless:event:${refund.id}`}`;
     expect(none!.n).toBe(0);
 
-    const outcomes = await gocardlessReceiptHandler.handle(deps, await getReceipts(deps.db, [receipt!.id]));
+    const outcomes = await gocardlessIntake.handle(deps, await getReceipts(deps.db, [receipt!.id]));
     expect(outcomes.get(receipt!.id)).toEqual({ state: 'processed' });
     const [one] = await sql<{ n: number }[]>`select count(*)::int as n from outbox where dedupe_key = ${`gocardless:event:${refund.id}`}`;
     expect(one!.n).toBe(1);

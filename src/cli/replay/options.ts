@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import type { OutageMode } from './sandbox-control.js';
+import { isAccountName } from '../../webhooks/accounts.js';
 
 export const SCENARIOS = ['storm', 'out-of-order', 'race', 'outage', 'bank'] as const;
 export type Scenario = (typeof SCENARIOS)[number];
@@ -179,7 +180,7 @@ export function parseReplayArgs(argv: string[], env: Record<string, string | und
   }
   if (values['keep-ids'] && values['fresh-ids']) throw new UsageError('--keep-ids and --fresh-ids exclude each other');
   const account = values.account ?? null;
-  if (account !== null && !/^[A-Za-z0-9_-]{1,64}$/.test(account)) throw new UsageError('--account must be 1-64 letters, digits, _ or -');
+  if (account !== null && !isAccountName(account)) throw new UsageError('--account must be 1-64 letters, digits, _ or -');
 
   const options: ReplayOptions = {
     files: positionals,

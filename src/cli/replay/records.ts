@@ -20,8 +20,8 @@ import { z } from 'zod';
 import { parseDecimalAmount } from '../../money.js';
 import { GOCARDLESS_PAYMENT_STATUSES } from '../../providers/gocardless/mapping.js';
 import { PROVIDERS, type ProviderName } from '../../providers/types.js';
+import { ACCOUNT_NAME } from '../../webhooks/accounts.js';
 
-const ACCOUNT = /^[A-Za-z0-9_-]{1,64}$/;
 const MOLLIE_STATUSES = ['open', 'pending', 'authorized', 'paid', 'canceled', 'expired', 'failed'] as const;
 const MOLLIE_REFUND_STATUSES = ['queued', 'pending', 'processing', 'refunded', 'failed', 'canceled'] as const;
 /** Refund statuses that count towards `amountRefunded` (failed and canceled ones gave the money back). */
@@ -67,7 +67,7 @@ export const replayLineSchema = z
   .object({
     provider: z.enum(PROVIDERS),
     kind: z.enum(['classic', 'event', 'batch']),
-    account: z.string().regex(ACCOUNT, 'must be 1-64 letters, digits, _ or -').optional(),
+    account: z.string().regex(ACCOUNT_NAME, 'must be 1-64 letters, digits, _ or -').optional(),
     note: z.string().optional(),
     body: z.union([z.string(), z.record(z.string(), z.unknown())]).optional(),
     bodyBase64: z.string().optional(),

@@ -163,7 +163,7 @@ const transactionsRoute = createRoute({
 
 function connectionId(c: Context): string {
   const id = c.req.param('id') ?? '';
-  if (!CONNECTION_ID.test(id)) throw new AppError(400, 'bad_request', 'connection id must look like bcn_...');
+  if (!CONNECTION_ID.test(id)) throw new AppError('bad_request', 'connection id must look like bcn_...');
   return id;
 }
 
@@ -171,27 +171,27 @@ function toAppError(error: unknown, c: Context): unknown {
   if (error instanceof BankApiError) {
     // GoCardless itself failed or refused during a route's own call (a requisition check).
     if (error.retryAfterMs) c.header('Retry-After', String(Math.max(1, Math.ceil(error.retryAfterMs / 1000))));
-    if (error.kind === 'daily_limit' || error.kind === 'rate_limited') return new AppError(503, 'bank_rate_limited', `GoCardless: ${error.message}`, true);
-    return new AppError(502, 'bank_unavailable', `GoCardless: ${error.message}`, error.retryable);
+    if (error.kind === 'daily_limit' || error.kind === 'rate_limited') return new AppError('bank_rate_limited', `GoCardless: ${error.message}`, true);
+    return new AppError('bank_unavailable', `GoCardless: ${error.message}`, error.retryable);
   }
   if (!(error instanceof BankFeedError)) return error;
   if (error.retryAfterMs) c.header('Retry-After', String(Math.max(1, Math.ceil(error.retryAfterMs / 1000))));
   switch (error.code) {
     case 'not_configured':
-      return new AppError(503, 'bank_not_configured', error.message);
+      return new AppError('bank_not_configured', error.message);
     case 'reference_conflict':
-      return new AppError(409, 'reference_conflict', error.message);
+      return new AppError('reference_conflict', error.message);
     case 'creation_in_progress':
-      return new AppError(409, 'creation_in_progress', error.message, true);
+      return new AppError('creation_in_progress', error.message, true);
     case 'bank_refused':
-      return new AppError(422, 'bank_refused', error.message);
+      return new AppError('bank_refused', error.message);
     case 'bank_unavailable':
-      return new AppError(502, 'bank_unavailable', error.message, true);
+      return new AppError('bank_unavailable', error.message, true);
     case 'not_found':
-      return new AppError(404, 'not_found', error.message);
+      return new AppError('not_found', error.message);
     default: {
       const unknown: never = error.code;
-      return new AppError(500, 'internal', `unhandled bank error ${String(unknown)}`);
+      return new AppError('internal', `unhandled bank error ${String(unknown)}`);
     }
   }
 }
@@ -237,7 +237,7 @@ export function bankConnectionRoutes(deps: BankDeps) {
     if (row.status === 'awaiting_consent') row = await checkRequisition(deps, row);
     if (row.status !== 'linked' && row.status !== 'awaiting_consent') {
       const [json] = await connectionJson(deps, [row]);
-      throw new AppError(409, 'connection_not_syncable', `connection ${id} is ${row.status}; create a new one for this reference`, false, json);
+      throw new AppError('connection_not_syncable', `connection ${id} is ${row.status}; create a new one for this reference`, false, json);
     }
     const results: Record<string, string> = {};
     if (row.status === 'linked') {
@@ -251,7 +251,7 @@ export function bankConnectionRoutes(deps: BankDeps) {
       if (accounts.length > 0 && waits.length === accounts.length) {
         const [json] = await connectionJson(deps, [(await getConnection(deps.db, id))!]);
         c.header('Retry-After', String(Math.max(1, Math.ceil(Math.min(...waits) / 1000))));
-        throw new AppError(429, 'bank_daily_limit', `every account of ${id} has used its ${deps.env.BANK_DAILY_CALLS} calls for today or is paused by the bank; see Retry-After`, true, json);
+        throw new AppError('bank_daily_limit', `every account of ${id} has used its ${deps.env.BANK_DAILY_CALLS} calls for today or is paused by the bank; see Retry-After`, true, json);
       }
     }
     const [json] = await connectionJson(deps, [(await getConnection(deps.db, id))!]);

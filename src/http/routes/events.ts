@@ -153,7 +153,7 @@ export function outboundEventRoutes(deps: Pick<Deps, 'db' | 'env'>) {
   app.openapi(eventRoute, async (c) => {
     const { id } = c.req.valid('param');
     const event = await readEventById(deps.db, id);
-    if (!event) throw new AppError(404, 'event_not_found', `no event ${id}`);
+    if (!event) throw new AppError('event_not_found', `no event ${id}`);
     return c.json(event, 200);
   });
 
@@ -170,7 +170,7 @@ export function outboundEventRoutes(deps: Pick<Deps, 'db' | 'env'>) {
     const id = Number(c.req.valid('param').id);
     const redriven = await redriveDeadLetter(deps.db, id);
     await recordAuditEntry(deps.db, { actor: apiActor(deps.env.ADMIN_TOKEN!), action: 'delivery.redrive', target: `delivery:${id}`, outcome: redriven ? 'applied' : 'no_change', ...requestOrigin(c) });
-    if (!redriven) throw new AppError(404, 'dead_letter_not_found', `no dead letter ${id} (already re-driven, or never dead)`);
+    if (!redriven) throw new AppError('dead_letter_not_found', `no dead letter ${id} (already re-driven, or never dead)`);
     return c.json({ id, state: 'pending' as const }, 202);
   });
 
@@ -180,7 +180,7 @@ export function outboundEventRoutes(deps: Pick<Deps, 'db' | 'env'>) {
     const { id } = c.req.valid('param');
     const enabled = await enableSink(deps.db, id);
     await recordAuditEntry(deps.db, { actor: apiActor(deps.env.ADMIN_TOKEN!), action: 'sink.enable', target: `sink:${id}`, outcome: enabled ? 'applied' : 'no_change', ...requestOrigin(c) });
-    if (!enabled) throw new AppError(404, 'sink_not_found', `no event sink ${id}`);
+    if (!enabled) throw new AppError('sink_not_found', `no event sink ${id}`);
     const [sink] = await listSinkStates(deps.db, { id });
     return c.json(sink!, 200);
   });

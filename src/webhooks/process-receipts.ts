@@ -12,6 +12,7 @@ import type { Logger } from '../observability/logger.js';
 import { RecentlyFetchedError } from '../payments/recent-fetches.js';
 import type { SyncDeps } from '../payments/sync-payment.js';
 import { ProviderError, type ProviderName } from '../providers/types.js';
+import { errorMessage } from '../primitives/error-message.js';
 import type { AccountDeps } from './accounts.js';
 import { deferReceipt, getReceipts, settleReceipts, type NewReceipt, type ReceiptState } from './receipts.js';
 
@@ -154,7 +155,7 @@ export async function processReceiptsInline(
     return { settled: false, reason: 'deadline' };
   } catch (error) {
     // Recording an outcome failed (database trouble): the receipt stays pending for the worker.
-    return { settled: false, reason: 'error', error: error instanceof Error ? error.message : String(error) };
+    return { settled: false, reason: 'error', error: errorMessage(error) };
   } finally {
     clearTimeout(timer);
   }
@@ -176,7 +177,7 @@ export async function processStoredReceipts(deps: ProcessDeps, provider: Provide
   } catch (error) {
     // The receipts are durable and still pending; the worker picks them up after their grace.
     deps.logger.error(
-      { job: `${provider}-receipts`, receipts: receiptIds.length, err: error instanceof Error ? error.message : String(error) },
+      { job: `${provider}-receipts`, receipts: receiptIds.length, err: errorMessage(error) },
       `processing ${provider} events failed; left to the receipt worker`,
     );
   }

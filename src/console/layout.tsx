@@ -63,6 +63,11 @@ ul.plain li { margin:2px 0; }
 .chart svg { width:100%; height:auto; display:block; }
 .legend { display:flex; gap:16px; flex-wrap:wrap; margin-top:8px; font-size:12px; }
 .swatch { display:inline-block; width:10px; height:10px; border-radius:2px; margin-right:5px; vertical-align:-1px; }
+.scroll { overflow-x:auto; max-width:100%; }
+a.card.link { display:block; color:inherit; text-decoration:none; }
+a.card.link:hover { border-color:var(--accent); }
+.spaced { margin-top:12px; }
+.actions { margin-top:12px; display:flex; gap:8px; flex-wrap:wrap; }
 .sw-processed { background:#2f9e63; } .sw-ignored { background:#9aa5b8; } .sw-pending { background:#e0a100; } .sw-failed { background:#d64535; } .sw-other { background:#6b5bd6; }
 `;
 

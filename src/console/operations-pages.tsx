@@ -5,6 +5,7 @@ import { RedriveButton, paymentPath } from './payment-pages.js';
 import type { FleetStatus } from '../poller/fleet.js';
 import type { DeadLetterRow, OutboxSummary, PollerAccountHealth, WebhookVolume } from './queries.js';
 import { VolumeChart } from './volume-chart.js';
+import { sinkPath } from './delivery-pages.js';
 
 /** Past this, an unrelayed event means the relay is stuck or missing, not merely busy. */
 export const OUTBOX_LAG_WARN_SECONDS = 60;
@@ -142,6 +143,10 @@ export const OutboxPage: FC<{
     </div>
 
     <h2>Sinks</h2>
+    <p class="muted small">
+      Open a sink for its success rate, to enable or disable it, or to send it a test event. <a href="/console/deliveries">Every delivery</a>, filtered by
+      sink, state, type and date, with each attempt.
+    </p>
     <table data-testid="sinks-table">
       <thead>
         <tr>
@@ -162,8 +167,10 @@ export const OutboxPage: FC<{
           </tr>
         ) : (
           summary.sinks.map((sink) => (
-            <tr>
-              <td class="mono">{sink.id}</td>
+            <tr data-sink={sink.id}>
+              <td class="mono">
+                <a href={sinkPath(sink.id)}>{sink.id}</a>
+              </td>
               <td>{sink.kind}</td>
               <td class="mono">{sink.target}</td>
               <td>

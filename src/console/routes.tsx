@@ -20,6 +20,21 @@ import { PAYMENT_STATUSES, PROVIDERS, isProviderName } from '../providers/types.
 import { CONSOLE_CSS_HASH } from './layout.js';
 import { readBankReadiness } from '../bank/readiness.js';
 import { BankPage } from './bank-page.js';
+import { DeliveriesPage, DeliveryPage, SinkPage, deliveriesHref, deliveryPath, sinkPath, type DeliverySearch } from './delivery-pages.js';
+import { enableSink, listSinkStates } from '../events/deliveries.js';
+import {
+  DELIVERY_STATES,
+  countDeliveries,
+  disableSink,
+  getDelivery,
+  listDeliveries,
+  listDeliveryAttempts,
+  redriveDeadLetters,
+  sendTestEvent,
+  sinkAttemptStats,
+  type DeliveryFilter,
+  type DeliveryState,
+} from '../events/delivery-operations.js';
 import { OutboxPage, OverviewPage, PollersPage } from './operations-pages.js';
 import { PaymentNotFoundPage, PaymentPage, PaymentsPage } from './payment-pages.js';
 import {
@@ -331,7 +346,102 @@ export function consoleRoutes(deps: Deps, options: { failedAttempts?: FailedAtte
     );
   });
 
+  app.get('/deliveries', requireSession, async (c) => {
+    const q = c.req.query();
+    const { search, filter, problems } = deliverySearchOf(q);
+    const before = positiveInt(q.before);
+    const after = before === undefined ? positiveInt(q.after) : undefined;
+    const [rows, total, deadMatching, sinks] = await Promise.all([
+      listDeliveries(deps.db, { ...filter, beforeId: before, afterId: after, limit: DELIVERY_PAGE_SIZE + 1 }),
+      countDeliveries(deps.db, filter),
+      filter.state === undefined || filter.state === 'dead' ? countDeliveries(deps.db, { ...filter, state: 'dead' }) : Promise.resolve(0),
+      listSinkStates(deps.db),
+    ]);
+    const more = rows.length > DELIVERY_PAGE_SIZE;
+    // One row past the page says whether there is more that way (see the receipts page).
+    const page = after !== undefined ? rows.slice(more ? 1 : 0) : rows.slice(0, DELIVERY_PAGE_SIZE);
+    const paged = before !== undefined || after !== undefined;
+    const newer = (after !== undefined ? more : paged) && page[0] ? page[0].id : null;
+    const older = (after !== undefined ? true : more) && page.at(-1) ? page.at(-1)!.id : null;
+    const redriven = q['bulk-redriven'];
+    const notice =
+      redriven !== undefined && /^\d{1,6}$/.test(redriven)
+        ? { tone: 'ok' as const, text: `${redriven} dead letters are queued again${q.more !== undefined ? '; more match: re-drive again for the rest' : ''}.` }
+        : undefined;
+    return c.html(
+      <DeliveriesPage
+        search={search}
+        sinks={sinks}
+        rows={page}
+        total={total}
+        deadMatching={deadMatching}
+        newer={newer}
+        older={older}
+        now={now()}
+        notice={notice}
+        problem={problems.length > 0 ? `Ignored: ${problems.join('; ')}.` : undefined}
+      />,
+    );
+  });
+
+  app.get('/deliveries/:id', requireSession, async (c) => {
+    const id = positiveInt(c.req.param('id'));
+    const delivery = id === undefined ? null : await getDelivery(deps.db, id);
+    if (!delivery) throw new AppError(404, 'delivery_not_found', 'No such delivery (retention may have deleted it).');
+    const attempts = await listDeliveryAttempts(deps.db, delivery.id);
+    const notice = c.req.query('redriven') !== undefined ? { tone: 'ok' as const, text: `Delivery #${delivery.id} is queued again.` } : c.req.query('test') !== undefined ? { tone: 'ok' as const, text: 'A gateway.test event is queued for this sink alone; reload to see the attempt.' } : undefined;
+    return c.html(<DeliveryPage delivery={delivery} attempts={attempts} now={now()} notice={notice} />);
+  });
+
+  app.get('/sinks/:id', requireSession, async (c) => {
+    const id = c.req.param('id');
+    const [sink] = SINK_ID.test(id) ? await listSinkStates(deps.db, { id }) : [];
+    if (!sink) throw new AppError(404, 'sink_not_found', 'No such sink.');
+    const stats = await sinkAttemptStats(deps.db, sink.id, SINK_STATS_HOURS);
+    const changed = c.req.query('changed');
+    const notice = changed === 'enabled' ? { tone: 'ok' as const, text: 'Enabled: its waiting events are delivered in order.' } : changed === 'disabled' ? { tone: 'warn' as const, text: 'Disabled: its events wait until it is enabled again.' } : undefined;
+    return c.html(<SinkPage sink={sink} stats={stats} now={now()} notice={notice} />);
+  });
+
   // ---- actions ---------------------------------------------------------------------------
+
+  app.post('/deliveries/redrive', requireSession, async (c) => {
+    const form = await c.req.parseBody();
+    const fields = Object.fromEntries(Object.entries(form).filter((entry): entry is [string, string] => typeof entry[1] === 'string'));
+    const { search, filter, problems } = deliverySearchOf(fields);
+    // A form that does not say what it means re-drives nothing.
+    if (problems.length > 0) throw new AppError(400, 'bad_request', `Not re-driven: ${problems.join('; ')}.`);
+    const result = await redriveDeadLetters(deps.db, { sinkId: filter.sinkId, type: filter.type, from: filter.from, to: filter.to });
+    c.get('logger').info({ ...search, redriven: result.redriven, more: result.more }, 'console bulk re-drive');
+    await audit(c, {
+      action: 'delivery.bulk_redrive',
+      target: 'deliveries',
+      outcome: result.redriven > 0 ? 'applied' : 'no_change',
+      detail: { filter: { sink: search.sink, type: search.type, from: search.from, to: search.to }, redriven: result.redriven, more: result.more },
+    });
+    const back = deliveriesHref({ sink: search.sink, type: search.type, from: search.from, to: search.to });
+    return c.redirect(`${back}${back.includes('?') ? '&' : '?'}bulk-redriven=${result.redriven}${result.more ? '&more' : ''}`, 303);
+  });
+
+  const changeSink = (change: 'enable' | 'disable') => async (c: ConsoleContext) => {
+    const id = c.req.param('id') ?? '';
+    if (!SINK_ID.test(id)) throw new AppError(404, 'sink_not_found', 'No such sink.');
+    const applied = change === 'enable' ? await enableSink(deps.db, id) : await disableSink(deps.db, id, 'disabled by an operator');
+    await audit(c, { action: change === 'enable' ? 'sink.enable' : 'sink.disable', target: `sink:${id}`, outcome: applied ? 'applied' : 'no_change' });
+    if (!applied) throw new AppError(404, 'sink_not_found', 'No such sink.');
+    return c.redirect(`${sinkPath(id)}?changed=${change}d`, 303);
+  };
+  app.post('/sinks/:id/enable', requireSession, changeSink('enable'));
+  app.post('/sinks/:id/disable', requireSession, changeSink('disable'));
+
+  app.post('/sinks/:id/test', requireSession, async (c) => {
+    const id = c.req.param('id');
+    const sent = SINK_ID.test(id) ? await sendTestEvent(deps.db, { sinkId: id, requestedBy: consoleActor(getCookie(c, SESSION_COOKIE) ?? '') }) : null;
+    await audit(c, { action: 'sink.test', target: `sink:${id}`, outcome: sent ? 'applied' : 'no_change', detail: sent ? { ...sent } : undefined });
+    if (!sent) throw new AppError(404, 'sink_not_found', 'No such sink.');
+    return c.redirect(`${deliveryPath(sent.deliveryId)}?test`, 303);
+  });
+
 
   app.post('/dead-letters/:id/redrive', requireSession, async (c) => {
     const id = positiveInt(c.req.param('id'));
@@ -342,7 +452,7 @@ export function consoleRoutes(deps: Deps, options: { failedAttempts?: FailedAtte
     await audit(c, { action: 'delivery.redrive', target: `delivery:${id}`, outcome: redriven ? 'applied' : 'no_change' });
     // Back to the page the button was on (a console path only), saying what happened.
     const back = safeNextPath(typeof form.back === 'string' ? form.back.split('?')[0] : undefined);
-    const target = back.startsWith(`${CONSOLE_PATH}/payments/`) && redriven ? back : `${CONSOLE_PATH}/outbox`;
+    const target = (back.startsWith(`${CONSOLE_PATH}/payments/`) || back.startsWith(`${CONSOLE_PATH}/deliveries/`)) && redriven ? back : `${CONSOLE_PATH}/outbox`;
     return c.redirect(`${target}?${redriven ? 'redriven' : 'not-dead'}=${id}`, 303);
   });
 
@@ -381,6 +491,48 @@ export function consoleRoutes(deps: Deps, options: { failedAttempts?: FailedAtte
   });
 
   return app;
+}
+
+const DELIVERY_PAGE_SIZE = 50;
+const SINK_STATS_HOURS = 24;
+const SINK_ID = /^snk_[0-9a-f]{16}$/;
+const DAY = /^\d{4}-\d{2}-\d{2}$/;
+const EVENT_TYPE = /^[a-z0-9_]+(\.[a-z0-9_]+)*\.?$/;
+
+/**
+ * The deliveries filter from a query or a form: what the page echoes back, what the
+ * queries take (the "to" day is inclusive, so it ends at the next midnight UTC), and
+ * what was not understood.
+ */
+function deliverySearchOf(q: Record<string, string | undefined>): { search: DeliverySearch; filter: DeliveryFilter; problems: string[] } {
+  const search: DeliverySearch = {};
+  const filter: DeliveryFilter = {};
+  const problems: string[] = [];
+  if (q.sink) {
+    if (SINK_ID.test(q.sink)) search.sink = filter.sinkId = q.sink;
+    else problems.push('a sink id looks like snk_<16 hex digits>');
+  }
+  if (q.state) {
+    if ((DELIVERY_STATES as readonly string[]).includes(q.state)) search.state = filter.state = q.state as DeliveryState;
+    else problems.push(`unknown state; expected one of ${DELIVERY_STATES.join(', ')}`);
+  }
+  const type = q.type?.trim();
+  if (type) {
+    if (type.length <= 100 && EVENT_TYPE.test(type)) search.type = filter.type = type;
+    else problems.push('an event type looks like payment.paid, or a prefix like payment.');
+  }
+  for (const key of ['from', 'to'] as const) {
+    const value = q[key];
+    if (!value) continue;
+    const day = DAY.test(value) ? new Date(`${value}T00:00:00Z`) : null;
+    if (!day || Number.isNaN(day.getTime())) {
+      problems.push(`${key} is a date, YYYY-MM-DD`);
+      continue;
+    }
+    search[key] = value;
+    filter[key] = key === 'to' ? new Date(day.getTime() + 86_400_000) : day;
+  }
+  return { search, filter, problems };
 }
 
 type ReceiptListProvider = Parameters<typeof listReceipts>[1]['provider'];

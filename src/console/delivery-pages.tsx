@@ -3,7 +3,8 @@ import { DELIVERY_STATES, type DeliveryAttempt, type DeliveryListItem, type Sink
 import type { SinkState } from '../events/deliveries.js';
 import { formatDuration } from './format.js';
 import { Badge, Instant, Layout, Notice, type Tone } from './layout.js';
-import { RedriveButton, paymentPath } from './payment-pages.js';
+import { ChoiceSelect } from './activity-pages.js';
+import { PaymentRef, RedriveButton } from './payment-pages.js';
 
 /** The deliveries page's filter as the form and its links carry it (dates as YYYY-MM-DD). */
 export interface DeliverySearch {
@@ -69,17 +70,7 @@ export const DeliveriesPage: FC<{
           ))}
         </select>
       </label>
-      <label>
-        State
-        <select name="state">
-          <option value="">any</option>
-          {DELIVERY_STATES.map((state) => (
-            <option value={state} selected={search.state === state}>
-              {state}
-            </option>
-          ))}
-        </select>
-      </label>
+      <ChoiceSelect label="State" name="state" choices={DELIVERY_STATES} selected={search.state} />
       <label>
         Event type
         <input type="search" name="type" value={search.type ?? ''} placeholder="payment.paid / payment." size={20} maxlength={100} />
@@ -139,14 +130,7 @@ export const DeliveriesPage: FC<{
                   <div class="small mono muted">{d.eventId}</div>
                 </td>
                 <td>
-                  {d.provider && d.paymentId ? (
-                    <a class="mono" href={paymentPath(d.provider, d.paymentId)}>
-                      {d.provider}/{d.paymentId}
-                    </a>
-                  ) : (
-                    <span class="muted">—</span>
-                  )}
-                  {d.version !== null ? <span class="mono small"> v{String(d.version)}</span> : null}
+                  <PaymentRef provider={d.provider} paymentId={d.paymentId} version={d.version} />
                 </td>
                 <td>
                   <a class="mono small" href={sinkPath(d.sink.id)}>
@@ -210,14 +194,7 @@ export const DeliveryPage: FC<{ delivery: DeliveryListItem; attempts: DeliveryAt
         </dd>
         <dt>Payment</dt>
         <dd>
-          {d.provider && d.paymentId ? (
-            <a class="mono" href={paymentPath(d.provider, d.paymentId)}>
-              {d.provider}/{d.paymentId}
-            </a>
-          ) : (
-            <span class="muted">—</span>
-          )}
-          {d.version !== null ? <span class="mono small"> v{String(d.version)}</span> : null}
+          <PaymentRef provider={d.provider} paymentId={d.paymentId} version={d.version} />
         </dd>
         <dt>Attempts</dt>
         <dd>{String(d.attempts)} since created or last re-driven</dd>

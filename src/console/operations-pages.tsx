@@ -1,7 +1,7 @@
 import type { FC } from 'hono/jsx';
 import { formatDuration } from './format.js';
 import { Badge, Instant, Layout, Notice } from './layout.js';
-import { RedriveButton, paymentPath } from './payment-pages.js';
+import { PaymentRef, RedriveButton } from './payment-pages.js';
 import type { FleetStatus } from '../poller/fleet.js';
 import type { DeadLetterRow, OutboxSummary, PollerAccountHealth, WebhookVolume } from './queries.js';
 import { VolumeChart } from './volume-chart.js';
@@ -227,14 +227,7 @@ export const OutboxPage: FC<{
                 <div class="small mono muted">{d.eventId}</div>
               </td>
               <td>
-                {d.provider && d.paymentId ? (
-                  <a class="mono" href={paymentPath(d.provider, d.paymentId)}>
-                    {d.provider}/{d.paymentId}
-                  </a>
-                ) : (
-                  <span class="muted">—</span>
-                )}
-                {d.version !== null ? <span class="mono small"> v{String(d.version)}</span> : null}
+                <PaymentRef provider={d.provider} paymentId={d.paymentId} version={d.version} />
               </td>
               <td>
                 <span class="mono small">{d.sinkTarget}</span>

@@ -167,6 +167,20 @@ const Facts: FC<{ payment: PaymentDetail; now: Date }> = ({ payment: p, now }) =
   </dl>
 );
 
+/** A payment an event or delivery is about, linked, with the version it carries; a dash for none. */
+export const PaymentRef: FC<{ provider: string | null; paymentId: string | null; version: number | null }> = ({ provider, paymentId, version }) => (
+  <>
+    {provider && paymentId ? (
+      <a class="mono" href={paymentPath(provider, paymentId)}>
+        {provider}/{paymentId}
+      </a>
+    ) : (
+      <span class="muted">—</span>
+    )}
+    {version !== null ? <span class="mono small"> v{String(version)}</span> : null}
+  </>
+);
+
 export const RedriveButton: FC<{ deliveryId: number; back: string }> = ({ deliveryId, back }) => (
   <form method="post" action={`/console/dead-letters/${deliveryId}/redrive`} class="inline">
     <input type="hidden" name="back" value={back} />

@@ -268,13 +268,7 @@ export function consoleRoutes(deps: Deps, options: { failedAttempts?: FailedAtte
       afterId: search.after,
       limit: RECEIPT_PAGE_SIZE + 1,
     });
-    const more = rows.length > RECEIPT_PAGE_SIZE;
-    // One row past the page says whether there is more that way: paging back it is the last
-    // (oldest) row, paging forward (after=) the first (newest), as the list is newest first.
-    const page = search.after !== undefined ? rows.slice(more ? 1 : 0) : rows.slice(0, RECEIPT_PAGE_SIZE);
-    const paged = search.before !== undefined || search.after !== undefined;
-    const newer = (search.after !== undefined ? more : paged) && page[0] ? page[0].id : null;
-    const older = (search.after !== undefined ? true : more) && page.at(-1) ? page.at(-1)!.id : null;
+    const { page, newer, older } = pageBothWays(rows, { before: search.before, after: search.after, size: RECEIPT_PAGE_SIZE });
     const reprocessed = positiveInt(q.reprocessed);
     const notFailed = positiveInt(q['not-failed']);
     const notice =
@@ -357,12 +351,7 @@ export function consoleRoutes(deps: Deps, options: { failedAttempts?: FailedAtte
       filter.state === undefined || filter.state === 'dead' ? countDeliveries(deps.db, { ...filter, state: 'dead' }) : Promise.resolve(0),
       listSinkStates(deps.db),
     ]);
-    const more = rows.length > DELIVERY_PAGE_SIZE;
-    // One row past the page says whether there is more that way (see the receipts page).
-    const page = after !== undefined ? rows.slice(more ? 1 : 0) : rows.slice(0, DELIVERY_PAGE_SIZE);
-    const paged = before !== undefined || after !== undefined;
-    const newer = (after !== undefined ? more : paged) && page[0] ? page[0].id : null;
-    const older = (after !== undefined ? true : more) && page.at(-1) ? page.at(-1)!.id : null;
+    const { page, newer, older } = pageBothWays(rows, { before, after, size: DELIVERY_PAGE_SIZE });
     const redriven = q['bulk-redriven'];
     const notice =
       redriven !== undefined && /^\d{1,6}$/.test(redriven)
@@ -491,6 +480,22 @@ export function consoleRoutes(deps: Deps, options: { failedAttempts?: FailedAtte
   });
 
   return app;
+}
+
+/**
+ * A newest-first page fetched with one row past it (`size + 1` rows), by `before` (older
+ * ids) or `after` (newer ids): the extra row says whether there is more that way, the
+ * last (oldest) row paging back, the first (newest) paging forward. Returns the page and
+ * the ids the "Newer" and "Older" links start from (null: no such link).
+ */
+export function pageBothWays<T extends { id: number }>(rows: T[], at: { before?: number; after?: number; size: number }): { page: T[]; newer: number | null; older: number | null } {
+  const more = rows.length > at.size;
+  const forward = at.after !== undefined;
+  const page = forward ? rows.slice(more ? 1 : 0) : rows.slice(0, at.size);
+  const paged = at.before !== undefined || forward;
+  const newer = (forward ? more : paged) && page[0] ? page[0].id : null;
+  const older = (forward || more) && page.at(-1) ? page.at(-1)!.id : null;
+  return { page, newer, older };
 }
 
 const DELIVERY_PAGE_SIZE = 50;

@@ -35,8 +35,9 @@ import {
   type DeliveryFilter,
   type DeliveryState,
 } from '../events/delivery-operations.js';
-import { OutboxPage, OverviewPage, PollersPage } from './operations-pages.js';
-import { PaymentNotFoundPage, PaymentPage, PaymentsPage } from './payment-pages.js';
+import { OutboxPage, OverviewPage, PollersPage, REFRESH_CHOICES, VOLUME_RANGES, type VolumeRange } from './operations-pages.js';
+import { PaymentNotFoundPage, PaymentPage, PaymentsPage, type PaymentFormValues } from './payment-pages.js';
+import { currencyExponent } from '../payments/money.js';
 import {
   getOutboxSummary,
   getPaymentDetail,
@@ -44,9 +45,10 @@ import {
   getWebhookVolume,
   listConsoleDeadLetters,
   listPollerHealth,
+  countPayments,
   redriveFromConsole,
   searchPayments,
-  type PaymentSearch,
+  type PaymentFilter,
 } from './queries.js';
 import {
   CONSOLE_PATH,
@@ -64,7 +66,6 @@ import { buildTimeline } from './timeline.js';
 
 const PAGE_SIZE = 50;
 const DEAD_LETTER_PAGE_SIZE = 100;
-const VOLUME_MINUTES = 60;
 const PAYMENT_ID = /^[A-Za-z0-9_-]{1,64}$/;
 /** Console forms carry a token, an id and a path: a few hundred bytes. */
 const FORM_BODY_LIMIT = 8 * 1024;
@@ -181,40 +182,35 @@ export function consoleRoutes(deps: Deps, options: { failedAttempts?: FailedAtte
   // ---- pages ---------------------------------------------------------------------------
 
   app.get('/', requireSession, async (c) => {
+    const rangeParam = c.req.query('range');
+    const range: VolumeRange = rangeParam && rangeParam in VOLUME_RANGES ? (rangeParam as VolumeRange) : '1h';
+    const refreshParam = Number(c.req.query('refresh'));
+    const refresh = (REFRESH_CHOICES as readonly number[]).includes(refreshParam) ? refreshParam : 0;
     const [volume, outbox, pollers, fleet] = await Promise.all([
-      getWebhookVolume(deps.db, { minutes: VOLUME_MINUTES }),
+      getWebhookVolume(deps.db, VOLUME_RANGES[range]),
       getOutboxSummary(deps.db),
       listPollerHealth(deps.db),
       readPollerFleet(deps.db, deps.env.POLLER_STALLED_AFTER_MS),
     ]);
-    return c.html(<OverviewPage volume={volume} outbox={outbox} pollers={pollers} fleet={fleet} />);
+    return c.html(<OverviewPage volume={volume} outbox={outbox} pollers={pollers} fleet={fleet} range={range} refresh={refresh} />);
   });
 
   app.get('/payments', requireSession, async (c) => {
-    const query = c.req.query();
-    const problems: string[] = [];
-    const search: PaymentSearch = { limit: PAGE_SIZE + 1 };
-    if (query.provider) {
-      if ((PROVIDERS as readonly string[]).includes(query.provider)) search.provider = query.provider;
-      else problems.push(`unknown provider; expected one of ${PROVIDERS.join(', ')}`);
-    }
-    if (query.status) {
-      if ((PAYMENT_STATUSES as readonly string[]).includes(query.status)) search.status = query.status;
-      else problems.push(`unknown status; expected one of ${PAYMENT_STATUSES.join(', ')}`);
-    }
-    const id = query.id?.trim();
-    if (id) {
-      if (PAYMENT_ID.test(id)) search.id = id;
-      else problems.push('a payment id is 1-64 letters, digits, _ or -');
-    }
-    search.beforeId = positiveInt(query.before);
-    const rows = await searchPayments(deps.db, search);
-    const page = rows.slice(0, PAGE_SIZE);
+    const { search, filter, problems } = paymentSearchOf(c.req.query());
+    const before = positiveInt(c.req.query('before'));
+    const after = before === undefined ? positiveInt(c.req.query('after')) : undefined;
+    const [rows, total] = await Promise.all([
+      searchPayments(deps.db, { ...filter, beforeId: before, afterId: after, limit: PAGE_SIZE + 1 }),
+      countPayments(deps.db, filter),
+    ]);
+    const { page, newer, older } = pageBothWays(rows, { before, after, size: PAGE_SIZE });
     return c.html(
       <PaymentsPage
-        search={{ ...search, limit: PAGE_SIZE }}
+        search={search}
         rows={page}
-        hasMore={rows.length > PAGE_SIZE}
+        total={total}
+        newer={newer}
+        older={older}
         now={now()}
         problem={problems.length > 0 ? `Ignored: ${problems.join('; ')}.` : undefined}
       />,
@@ -496,6 +492,90 @@ export function pageBothWays<T extends { id: number }>(rows: T[], at: { before?:
   const newer = (forward ? more : paged) && page[0] ? page[0].id : null;
   const older = (forward || more) && page.at(-1) ? page.at(-1)!.id : null;
   return { page, newer, older };
+}
+
+const ACCOUNT = /^[A-Za-z0-9_.-]{1,64}$/;
+const METHOD = /^[a-z0-9_]{1,40}$/;
+const META_KEY = /^[A-Za-z0-9_.-]{1,64}$/;
+const AMOUNT = /^\d{1,12}(\.\d{1,3})?$/;
+
+/** An amount as typed ("49.95", "50") in minor units of the currency (two decimals when none is given). */
+function amountToMinor(value: string, currency: string | undefined): number | undefined {
+  if (!AMOUNT.test(value)) return undefined;
+  const exponent = currencyExponent(currency ?? 'EUR');
+  const [whole, fraction = ''] = value.split('.');
+  if (fraction.length > exponent) return undefined;
+  return Number(whole) * 10 ** exponent + Number(fraction.padEnd(exponent, '0') || '0');
+}
+
+/** The payments filter from the search form's query: what the page echoes, what the query takes, what was not understood. */
+function paymentSearchOf(q: Record<string, string | undefined>): { search: PaymentFormValues; filter: PaymentFilter; problems: string[] } {
+  const search: PaymentFormValues = {};
+  const filter: PaymentFilter = {};
+  const problems: string[] = [];
+  const text = (key: keyof PaymentFormValues) => q[key]?.trim() || undefined;
+  const provider = text('provider');
+  if (provider) {
+    if (isProviderName(provider)) search.provider = filter.provider = provider;
+    else problems.push(`unknown provider; expected one of ${PROVIDERS.join(', ')}`);
+  }
+  const status = text('status');
+  if (status) {
+    if ((PAYMENT_STATUSES as readonly string[]).includes(status)) search.status = filter.status = status;
+    else problems.push(`unknown status; expected one of ${PAYMENT_STATUSES.join(', ')}`);
+  }
+  const id = text('id');
+  if (id) {
+    if (PAYMENT_ID.test(id)) search.id = filter.id = id;
+    else problems.push('a payment id is 1-64 letters, digits, _ or -');
+  }
+  const account = text('account');
+  if (account) {
+    if (ACCOUNT.test(account)) search.account = filter.account = account;
+    else problems.push('an account is 1-64 letters, digits, _, . or -');
+  }
+  const method = text('method');
+  if (method) {
+    if (METHOD.test(method)) search.method = filter.method = method;
+    else problems.push('a method looks like ideal, creditcard or sepa_core');
+  }
+  const currency = text('currency')?.toUpperCase();
+  if (currency) {
+    if (/^[A-Z]{3}$/.test(currency)) search.currency = filter.currency = currency;
+    else problems.push('a currency is three letters (EUR)');
+  }
+  for (const [key, bound] of [['min', 'minMinor'], ['max', 'maxMinor']] as const) {
+    const value = text(key);
+    if (!value) continue;
+    const minor = amountToMinor(value, filter.currency);
+    if (minor === undefined) problems.push(`${key} is an amount such as 49.95`);
+    else {
+      search[key] = value;
+      filter[bound] = minor;
+    }
+  }
+  for (const key of ['from', 'to'] as const) {
+    const value = text(key);
+    if (!value) continue;
+    const day = DAY.test(value) ? new Date(`${value}T00:00:00Z`) : null;
+    if (!day || Number.isNaN(day.getTime())) problems.push(`${key} is a date, YYYY-MM-DD`);
+    else {
+      search[key] = value;
+      filter[key] = key === 'to' ? new Date(day.getTime() + 86_400_000) : day;
+    }
+  }
+  const meta = text('meta');
+  if (meta) {
+    const at = meta.indexOf('=');
+    const key = at === -1 ? meta : meta.slice(0, at).trim();
+    const value = at === -1 ? undefined : meta.slice(at + 1).trim();
+    if (META_KEY.test(key) && (value === undefined || value.length <= 200)) {
+      search.meta = meta;
+      filter.metaKey = key;
+      filter.metaValue = value;
+    } else problems.push('metadata is a key (orderId) or key=value, the key 1-64 letters, digits, _, . or -');
+  }
+  return { search, filter, problems };
 }
 
 const DELIVERY_PAGE_SIZE = 50;

@@ -71,7 +71,6 @@ a.card.link:hover { border-color:var(--accent); }
 .sw-processed { background:#2f9e63; } .sw-ignored { background:#9aa5b8; } .sw-pending { background:#e0a100; } .sw-failed { background:#d64535; } .sw-other { background:#6b5bd6; }
 /* No mid-word breaks in labels: only cells with ids and errors may break anywhere. */
 th, .kind, .stat .label, .badge, label { overflow-wrap:normal; word-break:normal; hyphens:none; }
-th { white-space:nowrap; }
 .toolbar { display:flex; flex-wrap:wrap; gap:6px 16px; align-items:center; margin:0 0 12px; font-size:12px; color:var(--muted); }
 .toolbar a.on { font-weight:700; color:var(--fg); text-decoration:none; }
 @media (prefers-color-scheme: dark) {
@@ -85,10 +84,15 @@ th { white-space:nowrap; }
 /* Narrow screens: the header wraps, facts stack, and every table scrolls inside itself. */
 @media (max-width: 760px) {
   header { flex-wrap:wrap; gap:8px; padding:8px 12px; }
-  header nav { flex-wrap:wrap; }
+  header nav { flex-wrap:wrap; flex-basis:100%; order:3; }
+  time .mono { white-space:normal; }
   main { padding:14px 12px 32px; }
   table { display:block; overflow-x:auto; max-width:100%; }
-  dl.facts { grid-template-columns:max-content 1fr; }
+  /* The table scrolls, so its cells need not break words to fit. */
+  td { overflow-wrap:break-word; }
+  dl.facts { grid-template-columns:minmax(0,max-content) minmax(0,1fr); }
+  dl.facts dd { min-width:0; overflow-wrap:anywhere; }
+  h1, .pager, .notice { overflow-wrap:anywhere; }
   .grid { grid-template-columns:repeat(auto-fill,minmax(150px,1fr)); }
 }
 `;

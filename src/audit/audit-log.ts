@@ -10,9 +10,12 @@ export const AUDIT_ACTIONS = [
   'console.sign_in_refused',
   'console.sign_out',
   'delivery.redrive',
+  'delivery.bulk_redrive',
   'receipt.reprocess',
   'payment.sync',
   'sink.enable',
+  'sink.disable',
+  'sink.test',
 ] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 

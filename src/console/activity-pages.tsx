@@ -36,6 +36,21 @@ export const ProviderSelect: FC<{ selected?: string }> = ({ selected }) => (
   </label>
 );
 
+/** A filter's select: "any", then each choice. */
+export const ChoiceSelect: FC<{ label: string; name: string; choices: readonly string[]; selected?: string }> = ({ label, name, choices, selected }) => (
+  <label>
+    {label}
+    <select name={name}>
+      <option value="">any</option>
+      {choices.map((choice) => (
+        <option value={choice} selected={selected === choice}>
+          {choice}
+        </option>
+      ))}
+    </select>
+  </label>
+);
+
 export const receiptsHref = (search: ReceiptSearch) => `/console/receipts${query({ ...search })}`;
 
 /** Re-opens a failed receipt for the receipt worker; back to the page the button was on. */
@@ -79,17 +94,7 @@ export const ReceiptsPage: FC<{
       {problem ? <Notice tone="warn">{problem}</Notice> : null}
       <form class="search" method="get" action="/console/receipts">
         <ProviderSelect selected={search.provider} />
-        <label>
-          State
-          <select name="state">
-            <option value="">any</option>
-            {RECEIPT_STATES.map((state) => (
-              <option value={state} selected={search.state === state}>
-                {state}
-              </option>
-            ))}
-          </select>
-        </label>
+        <ChoiceSelect label="State" name="state" choices={RECEIPT_STATES} selected={search.state} />
         <label>
           Resource id
           <input type="search" name="resource" value={search.resource ?? ''} placeholder="tr_… / PM…" size={24} maxlength={64} />

@@ -63,7 +63,38 @@ ul.plain li { margin:2px 0; }
 .chart svg { width:100%; height:auto; display:block; }
 .legend { display:flex; gap:16px; flex-wrap:wrap; margin-top:8px; font-size:12px; }
 .swatch { display:inline-block; width:10px; height:10px; border-radius:2px; margin-right:5px; vertical-align:-1px; }
+.scroll { overflow-x:auto; max-width:100%; }
+a.card.link { display:block; color:inherit; text-decoration:none; }
+a.card.link:hover { border-color:var(--accent); }
+.spaced { margin-top:12px; }
+.actions { margin-top:12px; display:flex; gap:8px; flex-wrap:wrap; }
 .sw-processed { background:#2f9e63; } .sw-ignored { background:#9aa5b8; } .sw-pending { background:#e0a100; } .sw-failed { background:#d64535; } .sw-other { background:#6b5bd6; }
+/* No mid-word breaks in labels: only cells with ids and errors may break anywhere. */
+th, .kind, .stat .label, .badge, label { overflow-wrap:normal; word-break:normal; hyphens:none; }
+.toolbar { display:flex; flex-wrap:wrap; gap:6px 16px; align-items:center; margin:0 0 12px; font-size:12px; color:var(--muted); }
+.toolbar a.on { font-weight:700; color:var(--fg); text-decoration:none; }
+@media (prefers-color-scheme: dark) {
+  :root { --fg:#e3e8f2; --muted:#9aa6ba; --line:#2f3746; --bg:#12161d; --card:#1a1f29; --accent:#7aa2ff;
+    --ok:#6fd49b; --ok-bg:#183626; --warn:#f2c35b; --warn-bg:#3a2f12; --bad:#ff8a80; --bad-bg:#401d1b; --info:#8cbcf5; --info-bg:#182c44; }
+  th { background:#222938; color:#c3cbda; }
+  input, select { background:#12161d; border-color:#3a4456; }
+  .tone-none { background:#2a3140; color:#c3cbda; }
+  header { background:#0b0e13; }
+}
+/* Narrow screens: the header wraps, facts stack, and every table scrolls inside itself. */
+@media (max-width: 760px) {
+  header { flex-wrap:wrap; gap:8px; padding:8px 12px; }
+  header nav { flex-wrap:wrap; flex-basis:100%; order:3; }
+  time .mono { white-space:normal; }
+  main { padding:14px 12px 32px; }
+  table { display:block; overflow-x:auto; max-width:100%; }
+  /* The table scrolls, so its cells need not break words to fit. */
+  td { overflow-wrap:break-word; }
+  dl.facts { grid-template-columns:minmax(0,max-content) minmax(0,1fr); }
+  dl.facts dd { min-width:0; overflow-wrap:anywhere; }
+  h1, .pager, .notice { overflow-wrap:anywhere; }
+  .grid { grid-template-columns:repeat(auto-fill,minmax(150px,1fr)); }
+}
 `;
 
 export const CONSOLE_CSS_HASH = `sha256-${createHash('sha256').update(CONSOLE_CSS).digest('base64')}`;
@@ -80,7 +111,11 @@ const NAV: Array<[NavKey, string, string]> = [
   ['audit', 'Audit', '/console/audit'],
 ];
 
-export const Layout: FC<PropsWithChildren<{ title: string; nav?: NavKey | null; signedIn: boolean }>> = ({ title, nav, signedIn, children }) => (
+/**
+ * `refreshSeconds`: the page reloads itself that often (a meta refresh: no script, so the
+ * CSP stays as strict).
+ */
+export const Layout: FC<PropsWithChildren<{ title: string; nav?: NavKey | null; signedIn: boolean; refreshSeconds?: number }>> = ({ title, nav, signedIn, refreshSeconds, children }) => (
   <>
     {raw('<!doctype html>')}
     <html lang="en">
@@ -88,6 +123,8 @@ export const Layout: FC<PropsWithChildren<{ title: string; nav?: NavKey | null; 
         <meta charset="utf-8" />
         <meta name="viewport" content="width=device-width, initial-scale=1" />
         <meta name="referrer" content="same-origin" />
+        <meta name="color-scheme" content="light dark" />
+        {refreshSeconds ? <meta http-equiv="refresh" content={String(refreshSeconds)} /> : null}
         <link rel="icon" href="data:," />
         <title>{`${title} · Gateway console`}</title>
         <style dangerouslySetInnerHTML={{ __html: CONSOLE_CSS }} />

@@ -1,35 +1,81 @@
 import type { FC } from 'hono/jsx';
 import { formatDuration } from './format.js';
 import { Badge, Instant, Layout, Notice } from './layout.js';
-import { RedriveButton, paymentPath } from './payment-pages.js';
+import { PaymentRef, RedriveButton } from './payment-pages.js';
 import type { FleetStatus } from '../poller/fleet.js';
 import type { DeadLetterRow, OutboxSummary, PollerAccountHealth, WebhookVolume } from './queries.js';
 import { VolumeChart } from './volume-chart.js';
+import { sinkPath } from './delivery-pages.js';
 
 /** Past this, an unrelayed event means the relay is stuck or missing, not merely busy. */
 export const OUTBOX_LAG_WARN_SECONDS = 60;
 
-const Stat: FC<{ label: string; value: string; tone?: 'ok' | 'warn' | 'bad'; testId?: string }> = ({ label, value, tone, testId }) => (
-  <div class="card stat">
-    <div class="label">{label}</div>
-    <div class={`value${tone ? ` tone-text-${tone}` : ''}`} data-testid={testId}>
-      {value}
-    </div>
-  </div>
-);
+const Stat: FC<{ label: string; value: string; tone?: 'ok' | 'warn' | 'bad'; testId?: string; href?: string }> = ({ label, value, tone, testId, href }) => {
+  const body = (
+    <>
+      <div class="label">{label}</div>
+      <div class={`value${tone ? ` tone-text-${tone}` : ''}`} data-testid={testId}>
+        {value}
+      </div>
+    </>
+  );
+  // A card that has a page behind it is a link to that page.
+  return href ? (
+    <a class="card stat link" href={href}>
+      {body}
+    </a>
+  ) : (
+    <div class="card stat">{body}</div>
+  );
+};
+
+/** The overview chart's ranges: how far back, and each bar's length. */
+export const VOLUME_RANGES = {
+  '1h': { minutes: 60, bucketMinutes: 1, label: 'last hour' },
+  '6h': { minutes: 360, bucketMinutes: 5, label: 'last 6 hours' },
+  '24h': { minutes: 1440, bucketMinutes: 15, label: 'last 24 hours' },
+  '7d': { minutes: 10_080, bucketMinutes: 60, label: 'last 7 days' },
+} as const;
+export type VolumeRange = keyof typeof VOLUME_RANGES;
+/** Reload choices for the overview, in seconds (0: off). */
+export const REFRESH_CHOICES = [0, 10, 30, 60] as const;
+
+const overviewHref = (range: VolumeRange, refresh: number) => {
+  const params = new URLSearchParams();
+  if (range !== '1h') params.set('range', range);
+  if (refresh > 0) params.set('refresh', String(refresh));
+  const text = params.toString();
+  return `/console${text ? `?${text}` : ''}`;
+};
 
 function lagTone(summary: OutboxSummary) {
   if (summary.unrelayed === 0) return 'ok' as const;
   return summary.lagSeconds > OUTBOX_LAG_WARN_SECONDS ? ('bad' as const) : ('warn' as const);
 }
 
-export const OverviewPage: FC<{ volume: WebhookVolume; outbox: OutboxSummary; pollers: PollerAccountHealth[]; fleet?: FleetStatus | null }> = ({ volume, outbox, pollers, fleet }) => {
+export const OverviewPage: FC<{
+  volume: WebhookVolume;
+  outbox: OutboxSummary;
+  pollers: PollerAccountHealth[];
+  fleet?: FleetStatus | null;
+  range?: VolumeRange;
+  refresh?: number;
+}> = ({ volume, outbox, pollers, fleet, range = '1h', refresh = 0 }) => {
   const degraded = pollers.filter((p) => p.state === 'degraded').length;
   const received = volume.buckets.reduce((sum, b) => sum + b.counts.processed + b.counts.ignored + b.counts.pending + b.counts.failed + b.other, 0);
   const disabledSinks = outbox.sinks.filter((sink) => sink.disabledAt !== null);
   return (
-    <Layout title="Overview" nav="overview" signedIn>
+    <Layout title="Overview" nav="overview" signedIn refreshSeconds={refresh > 0 ? refresh : undefined}>
       <h1>Overview</h1>
+      <div class="toolbar" data-testid="refresh-choices">
+        <span>Reload every</span>
+        {REFRESH_CHOICES.map((seconds) => (
+          <a href={overviewHref(range, seconds)} class={seconds === refresh ? 'on' : undefined}>
+            {seconds === 0 ? 'off' : `${seconds} s`}
+          </a>
+        ))}
+        <a href={overviewHref(range, refresh)}>Reload now</a>
+      </div>
       {disabledSinks.map((sink) => (
         <Notice tone="bad">
           <span data-testid="sink-disabled">
@@ -39,10 +85,10 @@ export const OverviewPage: FC<{ volume: WebhookVolume; outbox: OutboxSummary; po
         </Notice>
       ))}
       <div class="grid">
-        <Stat label="Webhooks, last hour" value={String(received)} testId="stat-webhooks" />
-        <Stat label="Outbox lag" value={outbox.unrelayed === 0 ? 'none' : formatDuration(outbox.lagSeconds * 1000)} tone={lagTone(outbox)} testId="stat-outbox-lag" />
-        <Stat label="Dead letters" value={String(outbox.deadLetters)} tone={outbox.deadLetters > 0 ? 'bad' : 'ok'} testId="stat-dead-letters" />
-        <Stat label="Pollers degraded" value={`${degraded} of ${pollers.length}`} tone={degraded > 0 ? 'bad' : 'ok'} testId="stat-pollers" />
+        <Stat label={`Webhooks, ${VOLUME_RANGES[range].label}`} value={String(received)} testId="stat-webhooks" href="/console/receipts" />
+        <Stat label="Outbox lag" value={outbox.unrelayed === 0 ? 'none' : formatDuration(outbox.lagSeconds * 1000)} tone={lagTone(outbox)} testId="stat-outbox-lag" href="/console/outbox" />
+        <Stat label="Dead letters" value={String(outbox.deadLetters)} tone={outbox.deadLetters > 0 ? 'bad' : 'ok'} testId="stat-dead-letters" href="/console/deliveries?state=dead" />
+        <Stat label="Pollers degraded" value={`${degraded} of ${pollers.length}`} tone={degraded > 0 ? 'bad' : 'ok'} testId="stat-pollers" href="/console/pollers" />
         <Stat
           label="Polling, fleet-wide"
           value={!fleet ? 'not seen yet' : fleet.state === 'stalled' ? `STALLED, last pass ${fleet.lastPassAt}` : 'running'}
@@ -50,7 +96,15 @@ export const OverviewPage: FC<{ volume: WebhookVolume; outbox: OutboxSummary; po
           testId="stat-poller-fleet"
         />
       </div>
-      <h2>Webhook volume and outcomes, last hour</h2>
+      <h2>Webhook volume and outcomes, {VOLUME_RANGES[range].label}</h2>
+      <div class="toolbar" data-testid="range-choices">
+        <span>Range</span>
+        {(Object.keys(VOLUME_RANGES) as VolumeRange[]).map((key) => (
+          <a href={overviewHref(key, refresh)} class={key === range ? 'on' : undefined}>
+            {key}
+          </a>
+        ))}
+      </div>
       <div class="card">
         <VolumeChart volume={volume} />
       </div>
@@ -142,6 +196,10 @@ export const OutboxPage: FC<{
     </div>
 
     <h2>Sinks</h2>
+    <p class="muted small">
+      Open a sink for its success rate, to enable or disable it, or to send it a test event. <a href="/console/deliveries">Every delivery</a>, filtered by
+      sink, state, type and date, with each attempt.
+    </p>
     <table data-testid="sinks-table">
       <thead>
         <tr>
@@ -162,8 +220,10 @@ export const OutboxPage: FC<{
           </tr>
         ) : (
           summary.sinks.map((sink) => (
-            <tr>
-              <td class="mono">{sink.id}</td>
+            <tr data-sink={sink.id}>
+              <td class="mono">
+                <a href={sinkPath(sink.id)}>{sink.id}</a>
+              </td>
               <td>{sink.kind}</td>
               <td class="mono">{sink.target}</td>
               <td>
@@ -220,14 +280,7 @@ export const OutboxPage: FC<{
                 <div class="small mono muted">{d.eventId}</div>
               </td>
               <td>
-                {d.provider && d.paymentId ? (
-                  <a class="mono" href={paymentPath(d.provider, d.paymentId)}>
-                    {d.provider}/{d.paymentId}
-                  </a>
-                ) : (
-                  <span class="muted">—</span>
-                )}
-                {d.version !== null ? <span class="mono small"> v{String(d.version)}</span> : null}
+                <PaymentRef provider={d.provider} paymentId={d.paymentId} version={d.version} />
               </td>
               <td>
                 <span class="mono small">{d.sinkTarget}</span>

@@ -2,49 +2,73 @@ import type { FC } from 'hono/jsx';
 import { PAYMENT_STATUSES } from '../providers/types.js';
 import { formatDuration, formatMoney } from './format.js';
 import { Badge, Duration, Instant, Layout, Notice } from './layout.js';
-import type { DeliveryRecord, PaymentDetail, PaymentListRow, PaymentSearch } from './queries.js';
-import { ProviderSelect, ReprocessButton, SyncButton } from './activity-pages.js';
+import type { DeliveryRecord, PaymentDetail, PaymentListRow } from './queries.js';
+import { ChoiceSelect, ProviderSelect, ReprocessButton, SyncButton } from './activity-pages.js';
 import type { TimelineEntry } from './timeline.js';
 
 export const paymentPath = (provider: string, id: string) => `/console/payments/${encodeURIComponent(provider)}/${encodeURIComponent(id)}`;
 
-function searchHref(search: Omit<PaymentSearch, 'limit'>): string {
+/** The payment search form's values as typed (amounts as decimals, dates as YYYY-MM-DD). */
+export interface PaymentFormValues {
+  provider?: string;
+  status?: string;
+  id?: string;
+  account?: string;
+  method?: string;
+  currency?: string;
+  min?: string;
+  max?: string;
+  from?: string;
+  to?: string;
+  meta?: string;
+}
+
+function searchHref(search: PaymentFormValues & { before?: number; after?: number }): string {
   const params = new URLSearchParams();
-  if (search.provider) params.set('provider', search.provider);
-  if (search.status) params.set('status', search.status);
-  if (search.id) params.set('id', search.id);
-  if (search.beforeId !== undefined) params.set('before', String(search.beforeId));
+  for (const [key, value] of Object.entries(search)) if (value !== undefined && value !== '') params.set(key, String(value));
   const query = params.toString();
   return `/console/payments${query ? `?${query}` : ''}`;
 }
 
-export const PaymentsPage: FC<{ search: PaymentSearch; rows: PaymentListRow[]; hasMore: boolean; now: Date; problem?: string }> = ({ search, rows, hasMore, now, problem }) => {
-  const last = rows.at(-1);
+const TextField: FC<{ label: string; name: keyof PaymentFormValues; search: PaymentFormValues; placeholder?: string; size?: number; type?: string }> = ({ label, name, search, placeholder, size, type }) => (
+  <label>
+    {label}
+    <input type={type ?? 'search'} name={name} value={search[name] ?? ''} placeholder={placeholder} size={size ?? 12} maxlength={type === 'date' ? undefined : 260} />
+  </label>
+);
+
+export const PaymentsPage: FC<{ search: PaymentFormValues; rows: PaymentListRow[]; total: number; newer: number | null; older: number | null; now: Date; problem?: string }> = ({
+  search,
+  rows,
+  total,
+  newer,
+  older,
+  now,
+  problem,
+}) => {
   return (
     <Layout title="Payments" nav="payments" signedIn>
       <h1>Payments</h1>
       {problem ? <Notice tone="warn">{problem}</Notice> : null}
       <form class="search" method="get" action="/console/payments">
         <ProviderSelect selected={search.provider} />
-        <label>
-          Status
-          <select name="status">
-            <option value="">any</option>
-            {PAYMENT_STATUSES.map((status) => (
-              <option value={status} selected={search.status === status}>
-                {status}
-              </option>
-            ))}
-          </select>
-        </label>
-        <label>
-          Payment id (or its start)
-          <input type="search" name="id" value={search.id ?? ''} placeholder="tr_… / PM…" size={30} maxlength={64} />
-        </label>
+        <ChoiceSelect label="Status" name="status" choices={PAYMENT_STATUSES} selected={search.status} />
+        <TextField label="Payment id (or its start)" name="id" search={search} placeholder="tr_… / PM…" size={22} />
+        <TextField label="Account" name="account" search={search} placeholder="default" />
+        <TextField label="Method" name="method" search={search} placeholder="ideal / sepa_core" />
+        <TextField label="Currency" name="currency" search={search} placeholder="EUR" size={5} />
+        <TextField label="Amount from" name="min" search={search} placeholder="10.00" size={8} />
+        <TextField label="Amount to" name="max" search={search} placeholder="99.99" size={8} />
+        <TextField label="First seen from" name="from" search={search} type="date" />
+        <TextField label="First seen to (inclusive)" name="to" search={search} type="date" />
+        <TextField label="Metadata key (or key=value)" name="meta" search={search} placeholder="orderId=1234" size={18} />
         <button class="primary" type="submit">
           Search
         </button>
       </form>
+      <p class="small" data-testid="payments-count">
+        {String(total)} {total === 1 ? 'payment matches' : 'payments match'}
+      </p>
       <table data-testid="payments-table">
         <thead>
           <tr>
@@ -94,8 +118,8 @@ export const PaymentsPage: FC<{ search: PaymentSearch; rows: PaymentListRow[]; h
         </tbody>
       </table>
       <div class="pager">
-        {search.beforeId !== undefined ? <a href={searchHref({ ...search, beforeId: undefined })}>« Newest</a> : null}
-        {hasMore && last ? <a href={searchHref({ ...search, beforeId: last.id })}>Older »</a> : null}
+        {newer !== null ? <a href={searchHref({ ...search, after: newer })}>« Newer</a> : null}
+        {older !== null ? <a href={searchHref({ ...search, before: older })}>Older »</a> : null}
       </div>
     </Layout>
   );
@@ -165,6 +189,20 @@ const Facts: FC<{ payment: PaymentDetail; now: Date }> = ({ payment: p, now }) =
       </>
     ) : null}
   </dl>
+);
+
+/** A payment an event or delivery is about, linked, with the version it carries; a dash for none. */
+export const PaymentRef: FC<{ provider: string | null; paymentId: string | null; version: number | null }> = ({ provider, paymentId, version }) => (
+  <>
+    {provider && paymentId ? (
+      <a class="mono" href={paymentPath(provider, paymentId)}>
+        {provider}/{paymentId}
+      </a>
+    ) : (
+      <span class="muted">—</span>
+    )}
+    {version !== null ? <span class="mono small"> v{String(version)}</span> : null}
+  </>
 );
 
 export const RedriveButton: FC<{ deliveryId: number; back: string }> = ({ deliveryId, back }) => (

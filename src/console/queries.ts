@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, inArray, isNotNull, like, lt, or, sql, type SQL } from 'drizzle-orm';
+import { and, asc, desc, eq, gt, gte, inArray, isNotNull, like, lt, lte, or, sql, type SQL } from 'drizzle-orm';
 import type { DbOrTx } from '../db/client.js';
 import { eventDeliveries, eventSinks } from '../db/schema/event-deliveries.js';
 import { outbox } from '../db/schema/outbox.js';
@@ -17,13 +17,30 @@ import { listDeadLetters, listSinkStates, outboxLagSeconds, redriveDeadLetter, t
 // ---------------------------------------------------------------------------------------
 // Payments
 
-export interface PaymentSearch {
+export interface PaymentFilter {
   provider?: string;
   status?: string;
   /** A provider payment id, or the start of one. */
   id?: string;
+  account?: string;
+  method?: string;
+  currency?: string;
+  /** Amount bounds in minor units, inclusive. */
+  minMinor?: number;
+  maxMinor?: number;
+  /** When the gateway first saw the payment: from inclusive, to exclusive. */
+  from?: Date;
+  to?: Date;
+  /** A metadata key the payment's metadata has, or has with this value (`key=value`, as text). */
+  metaKey?: string;
+  metaValue?: string;
+}
+
+export interface PaymentSearch extends PaymentFilter {
   /** Exclusive upper bound on the row id: pages run newest first and stay stable under inserts. */
   beforeId?: number;
+  /** Exclusive lower bound: the page after it, towards the newest (still listed newest first). */
+  afterId?: number;
   limit: number;
 }
 
@@ -34,13 +51,43 @@ export type PaymentListRow = Pick<
 
 const escapeLike = (value: string) => value.replace(/[\\%_]/g, (char) => `\\${char}`);
 
-export async function searchPayments(db: DbOrTx, params: PaymentSearch): Promise<PaymentListRow[]> {
+/** The filter as conditions; metadata is only ever tested, never read out. */
+function paymentConditions(params: PaymentFilter): SQL[] {
   const filters: SQL[] = [];
   if (params.provider) filters.push(eq(payments.provider, params.provider));
   if (params.status) filters.push(eq(payments.status, params.status));
   if (params.id) filters.push(or(eq(payments.providerPaymentId, params.id), like(payments.providerPaymentId, `${escapeLike(params.id)}%`))!);
+  if (params.account) filters.push(eq(payments.account, params.account));
+  if (params.method) filters.push(eq(payments.method, params.method));
+  if (params.currency) filters.push(eq(payments.currency, params.currency));
+  if (params.minMinor !== undefined) filters.push(gte(payments.amountMinor, params.minMinor));
+  if (params.maxMinor !== undefined) filters.push(lte(payments.amountMinor, params.maxMinor));
+  if (params.from) filters.push(gte(payments.createdAt, params.from));
+  if (params.to) filters.push(lt(payments.createdAt, params.to));
+  if (params.metaKey !== undefined) {
+    filters.push(
+      params.metaValue === undefined
+        ? sql`jsonb_typeof(${payments.metadata}) = 'object' and ${payments.metadata} ? ${params.metaKey}`
+        : sql`jsonb_typeof(${payments.metadata}) = 'object' and ${payments.metadata} ->> ${params.metaKey} = ${params.metaValue}`,
+    );
+  }
+  return filters;
+}
+
+/** How many payments match, for the result count. */
+export async function countPayments(db: DbOrTx, params: PaymentFilter): Promise<number> {
+  const filters = paymentConditions(params);
+  const rows = await db.select({ n: sql<number>`count(*)::int` }).from(payments).where(filters.length > 0 ? and(...filters) : undefined);
+  return Number(rows[0]?.n ?? 0);
+}
+
+/** Newest first by row id; `afterId` pages towards the newest (fetched oldest first, returned newest first). */
+export async function searchPayments(db: DbOrTx, params: PaymentSearch): Promise<PaymentListRow[]> {
+  const filters = paymentConditions(params);
   if (params.beforeId !== undefined) filters.push(lt(payments.id, params.beforeId));
-  return db
+  const forward = params.beforeId === undefined && params.afterId !== undefined;
+  if (forward) filters.push(gt(payments.id, params.afterId!));
+  const rows = await db
     .select({
       id: payments.id,
       provider: payments.provider,
@@ -56,8 +103,9 @@ export async function searchPayments(db: DbOrTx, params: PaymentSearch): Promise
     })
     .from(payments)
     .where(filters.length > 0 ? and(...filters) : undefined)
-    .orderBy(desc(payments.id))
+    .orderBy(forward ? asc(payments.id) : desc(payments.id))
     .limit(params.limit);
+  return forward ? rows.reverse() : rows;
 }
 
 export type PaymentDetail = Omit<SelectPayment, 'metadata' | 'snapshot' | 'previous'>;
@@ -417,27 +465,34 @@ export interface VolumeBucket {
 export interface WebhookVolume {
   /** The database's current minute: the last bucket. */
   until: Date;
+  /** Each bucket's length. */
+  bucketMinutes: number;
   buckets: VolumeBucket[];
 }
 
 /**
- * Webhook receipts per minute and state over the last `minutes` minutes (the current
- * minute included), every minute present even when empty. Uses the database's clock,
- * the same one that stamped received_at.
+ * Webhook receipts per bucket (`bucketMinutes`, 1 by default) and state over the last
+ * `minutes` minutes (the current bucket included), every bucket present even when empty.
+ * Buckets start at whole multiples of their length since the epoch (date_bin), so a
+ * 1-minute bucket is the minute. Uses the database's clock, the same one that stamped
+ * received_at.
  */
-export async function getWebhookVolume(db: DbOrTx, params: { minutes: number; provider?: string }): Promise<WebhookVolume> {
+export async function getWebhookVolume(db: DbOrTx, params: { minutes: number; bucketMinutes?: number; provider?: string }): Promise<WebhookVolume> {
+  const bucket = Math.max(1, Math.floor(params.bucketMinutes ?? 1));
+  const count = Math.max(1, Math.ceil(params.minutes / bucket));
   const rows = await db.execute<{ minute: string | Date; state: string | null; n: number }>(sql`
-    with span as (
-      select date_trunc('minute', now()) - make_interval(mins => ${params.minutes - 1}) as start, date_trunc('minute', now()) as until
+    with step as (select make_interval(mins => ${bucket}) as width), span as (
+      select date_bin(step.width, now(), timestamptz 'epoch') - step.width * ${count - 1} as start, date_bin(step.width, now(), timestamptz 'epoch') as until, step.width
+      from step
     ), counted as (
-      select date_trunc('minute', r.received_at) as minute, r.state, count(*)::int as n
+      select date_bin(span.width, r.received_at, timestamptz 'epoch') as minute, r.state, count(*)::int as n
       from webhook_receipts r, span
       where r.received_at >= span.start
         ${params.provider ? sql`and r.provider = ${params.provider}` : sql``}
       group by 1, 2
     )
     select m.minute, c.state, coalesce(c.n, 0)::int as n
-    from span, generate_series(span.start, span.until, interval '1 minute') as m(minute)
+    from span, generate_series(span.start, span.until, span.width) as m(minute)
     left join counted c on c.minute = m.minute
     order by m.minute`);
   const buckets = new Map<number, VolumeBucket>();
@@ -454,5 +509,5 @@ export async function getWebhookVolume(db: DbOrTx, params: { minutes: number; pr
     else bucket.other += n;
   }
   const list = [...buckets.values()];
-  return { until: list.at(-1)?.minute ?? new Date(), buckets: list };
+  return { until: list.at(-1)?.minute ?? new Date(), bucketMinutes: bucket, buckets: list };
 }

@@ -21,8 +21,24 @@ import { PAYMENT_STATUSES, PROVIDERS, isProviderName } from '../providers/types.
 import { CONSOLE_CSS_HASH } from './layout.js';
 import { readBankReadiness } from '../bank/readiness.js';
 import { BankPage } from './bank-page.js';
-import { OutboxPage, OverviewPage, PollersPage } from './operations-pages.js';
-import { PaymentNotFoundPage, PaymentPage, PaymentsPage } from './payment-pages.js';
+import { DeliveriesPage, DeliveryPage, SinkPage, deliveriesHref, deliveryPath, sinkPath, type DeliverySearch } from './delivery-pages.js';
+import { enableSink, listSinkStates } from '../events/deliveries.js';
+import {
+  DELIVERY_STATES,
+  countDeliveries,
+  disableSink,
+  getDelivery,
+  listDeliveries,
+  listDeliveryAttempts,
+  redriveDeadLetters,
+  sendTestEvent,
+  sinkAttemptStats,
+  type DeliveryFilter,
+  type DeliveryState,
+} from '../events/delivery-operations.js';
+import { OutboxPage, OverviewPage, PollersPage, REFRESH_CHOICES, VOLUME_RANGES, type VolumeRange } from './operations-pages.js';
+import { PaymentNotFoundPage, PaymentPage, PaymentsPage, type PaymentFormValues } from './payment-pages.js';
+import { currencyExponent } from '../money.js';
 import {
   getOutboxSummary,
   getPaymentDetail,
@@ -30,9 +46,10 @@ import {
   getWebhookVolume,
   listConsoleDeadLetters,
   listPollerHealth,
+  countPayments,
   redriveFromConsole,
   searchPayments,
-  type PaymentSearch,
+  type PaymentFilter,
 } from './queries.js';
 import {
   CONSOLE_PATH,
@@ -50,7 +67,6 @@ import { buildTimeline } from './timeline.js';
 
 const PAGE_SIZE = 50;
 const DEAD_LETTER_PAGE_SIZE = 100;
-const VOLUME_MINUTES = 60;
 const PAYMENT_ID = /^[A-Za-z0-9_-]{1,64}$/;
 /** Console forms carry a token, an id and a path: a few hundred bytes. */
 const FORM_BODY_LIMIT = 8 * 1024;
@@ -170,40 +186,35 @@ export function consoleRoutes(deps: ConsoleDeps, options: { failedAttempts?: Fai
   // ---- pages ---------------------------------------------------------------------------
 
   app.get('/', requireSession, async (c) => {
+    const rangeParam = c.req.query('range');
+    const range: VolumeRange = rangeParam && rangeParam in VOLUME_RANGES ? (rangeParam as VolumeRange) : '1h';
+    const refreshParam = Number(c.req.query('refresh'));
+    const refresh = (REFRESH_CHOICES as readonly number[]).includes(refreshParam) ? refreshParam : 0;
     const [volume, outbox, pollers, fleet] = await Promise.all([
-      getWebhookVolume(deps.db, { minutes: VOLUME_MINUTES }),
+      getWebhookVolume(deps.db, VOLUME_RANGES[range]),
       getOutboxSummary(deps.db),
       listPollerHealth(deps.db),
       readPollerFleet(deps.db, deps.env.POLLER_STALLED_AFTER_MS),
     ]);
-    return c.html(<OverviewPage volume={volume} outbox={outbox} pollers={pollers} fleet={fleet} />);
+    return c.html(<OverviewPage volume={volume} outbox={outbox} pollers={pollers} fleet={fleet} range={range} refresh={refresh} />);
   });
 
   app.get('/payments', requireSession, async (c) => {
-    const query = c.req.query();
-    const problems: string[] = [];
-    const search: PaymentSearch = { limit: PAGE_SIZE + 1 };
-    if (query.provider) {
-      if ((PROVIDERS as readonly string[]).includes(query.provider)) search.provider = query.provider;
-      else problems.push(`unknown provider; expected one of ${PROVIDERS.join(', ')}`);
-    }
-    if (query.status) {
-      if ((PAYMENT_STATUSES as readonly string[]).includes(query.status)) search.status = query.status;
-      else problems.push(`unknown status; expected one of ${PAYMENT_STATUSES.join(', ')}`);
-    }
-    const id = query.id?.trim();
-    if (id) {
-      if (PAYMENT_ID.test(id)) search.id = id;
-      else problems.push('a payment id is 1-64 letters, digits, _ or -');
-    }
-    search.beforeId = positiveInt(query.before);
-    const rows = await searchPayments(deps.db, search);
-    const page = rows.slice(0, PAGE_SIZE);
+    const { search, filter, problems } = paymentSearchOf(c.req.query());
+    const before = positiveInt(c.req.query('before'));
+    const after = before === undefined ? positiveInt(c.req.query('after')) : undefined;
+    const [rows, total] = await Promise.all([
+      searchPayments(deps.db, { ...filter, beforeId: before, afterId: after, limit: PAGE_SIZE + 1 }),
+      countPayments(deps.db, filter),
+    ]);
+    const { page, newer, older } = pageBothWays(rows, { before, after, size: PAGE_SIZE });
     return c.html(
       <PaymentsPage
-        search={{ ...search, limit: PAGE_SIZE }}
+        search={search}
         rows={page}
-        hasMore={rows.length > PAGE_SIZE}
+        total={total}
+        newer={newer}
+        older={older}
         now={now()}
         problem={problems.length > 0 ? `Ignored: ${problems.join('; ')}.` : undefined}
       />,
@@ -257,13 +268,7 @@ export function consoleRoutes(deps: ConsoleDeps, options: { failedAttempts?: Fai
       afterId: search.after,
       limit: RECEIPT_PAGE_SIZE + 1,
     });
-    const more = rows.length > RECEIPT_PAGE_SIZE;
-    // One row past the page says whether there is more that way: paging back it is the last
-    // (oldest) row, paging forward (after=) the first (newest), as the list is newest first.
-    const page = search.after !== undefined ? rows.slice(more ? 1 : 0) : rows.slice(0, RECEIPT_PAGE_SIZE);
-    const paged = search.before !== undefined || search.after !== undefined;
-    const newer = (search.after !== undefined ? more : paged) && page[0] ? page[0].id : null;
-    const older = (search.after !== undefined ? true : more) && page.at(-1) ? page.at(-1)!.id : null;
+    const { page, newer, older } = pageBothWays(rows, { before: search.before, after: search.after, size: RECEIPT_PAGE_SIZE });
     const reprocessed = positiveInt(q.reprocessed);
     const notFailed = positiveInt(q['not-failed']);
     const notice =
@@ -335,7 +340,97 @@ export function consoleRoutes(deps: ConsoleDeps, options: { failedAttempts?: Fai
     );
   });
 
+  app.get('/deliveries', requireSession, async (c) => {
+    const q = c.req.query();
+    const { search, filter, problems } = deliverySearchOf(q);
+    const before = positiveInt(q.before);
+    const after = before === undefined ? positiveInt(q.after) : undefined;
+    const [rows, total, deadMatching, sinks] = await Promise.all([
+      listDeliveries(deps.db, { ...filter, beforeId: before, afterId: after, limit: DELIVERY_PAGE_SIZE + 1 }),
+      countDeliveries(deps.db, filter),
+      filter.state === undefined || filter.state === 'dead' ? countDeliveries(deps.db, { ...filter, state: 'dead' }) : Promise.resolve(0),
+      listSinkStates(deps.db),
+    ]);
+    const { page, newer, older } = pageBothWays(rows, { before, after, size: DELIVERY_PAGE_SIZE });
+    const redriven = q['bulk-redriven'];
+    const notice =
+      redriven !== undefined && /^\d{1,6}$/.test(redriven)
+        ? { tone: 'ok' as const, text: `${redriven} dead letters are queued again${q.more !== undefined ? '; more match: re-drive again for the rest' : ''}.` }
+        : undefined;
+    return c.html(
+      <DeliveriesPage
+        search={search}
+        sinks={sinks}
+        rows={page}
+        total={total}
+        deadMatching={deadMatching}
+        newer={newer}
+        older={older}
+        now={now()}
+        notice={notice}
+        problem={problems.length > 0 ? `Ignored: ${problems.join('; ')}.` : undefined}
+      />,
+    );
+  });
+
+  app.get('/deliveries/:id', requireSession, async (c) => {
+    const id = positiveInt(c.req.param('id'));
+    const delivery = id === undefined ? null : await getDelivery(deps.db, id);
+    if (!delivery) throw new AppError('delivery_not_found', 'No such delivery (retention may have deleted it).');
+    const attempts = await listDeliveryAttempts(deps.db, delivery.id);
+    const notice = c.req.query('redriven') !== undefined ? { tone: 'ok' as const, text: `Delivery #${delivery.id} is queued again.` } : c.req.query('test') !== undefined ? { tone: 'ok' as const, text: 'A gateway.test event is queued for this sink alone; reload to see the attempt.' } : undefined;
+    return c.html(<DeliveryPage delivery={delivery} attempts={attempts} now={now()} notice={notice} />);
+  });
+
+  app.get('/sinks/:id', requireSession, async (c) => {
+    const id = c.req.param('id');
+    const [sink] = SINK_ID.test(id) ? await listSinkStates(deps.db, { id }) : [];
+    if (!sink) throw new AppError('sink_not_found', 'No such sink.');
+    const stats = await sinkAttemptStats(deps.db, sink.id, SINK_STATS_HOURS);
+    const changed = c.req.query('changed');
+    const notice = changed === 'enabled' ? { tone: 'ok' as const, text: 'Enabled: its waiting events are delivered in order.' } : changed === 'disabled' ? { tone: 'warn' as const, text: 'Disabled: its events wait until it is enabled again.' } : undefined;
+    return c.html(<SinkPage sink={sink} stats={stats} now={now()} notice={notice} />);
+  });
+
   // ---- actions ---------------------------------------------------------------------------
+
+  app.post('/deliveries/redrive', requireSession, async (c) => {
+    const form = await c.req.parseBody();
+    const fields = Object.fromEntries(Object.entries(form).filter((entry): entry is [string, string] => typeof entry[1] === 'string'));
+    const { search, filter, problems } = deliverySearchOf(fields);
+    // A form that does not say what it means re-drives nothing.
+    if (problems.length > 0) throw new AppError('bad_request', `Not re-driven: ${problems.join('; ')}.`);
+    const result = await redriveDeadLetters(deps.db, { sinkId: filter.sinkId, type: filter.type, from: filter.from, to: filter.to });
+    c.get('logger').info({ ...search, redriven: result.redriven, more: result.more }, 'console bulk re-drive');
+    await audit(c, {
+      action: 'delivery.bulk_redrive',
+      target: 'deliveries',
+      outcome: result.redriven > 0 ? 'applied' : 'no_change',
+      detail: { filter: { sink: search.sink, type: search.type, from: search.from, to: search.to }, redriven: result.redriven, more: result.more },
+    });
+    const back = deliveriesHref({ sink: search.sink, type: search.type, from: search.from, to: search.to });
+    return c.redirect(`${back}${back.includes('?') ? '&' : '?'}bulk-redriven=${result.redriven}${result.more ? '&more' : ''}`, 303);
+  });
+
+  const changeSink = (change: 'enable' | 'disable') => async (c: ConsoleContext) => {
+    const id = c.req.param('id') ?? '';
+    if (!SINK_ID.test(id)) throw new AppError('sink_not_found', 'No such sink.');
+    const applied = change === 'enable' ? await enableSink(deps.db, id) : await disableSink(deps.db, id, 'disabled by an operator');
+    await audit(c, { action: change === 'enable' ? 'sink.enable' : 'sink.disable', target: `sink:${id}`, outcome: applied ? 'applied' : 'no_change' });
+    if (!applied) throw new AppError('sink_not_found', 'No such sink.');
+    return c.redirect(`${sinkPath(id)}?changed=${change}d`, 303);
+  };
+  app.post('/sinks/:id/enable', requireSession, changeSink('enable'));
+  app.post('/sinks/:id/disable', requireSession, changeSink('disable'));
+
+  app.post('/sinks/:id/test', requireSession, async (c) => {
+    const id = c.req.param('id');
+    const sent = SINK_ID.test(id) ? await sendTestEvent(deps.db, { sinkId: id, requestedBy: consoleActor(getCookie(c, SESSION_COOKIE) ?? '') }) : null;
+    await audit(c, { action: 'sink.test', target: `sink:${id}`, outcome: sent ? 'applied' : 'no_change', detail: sent ? { ...sent } : undefined });
+    if (!sent) throw new AppError('sink_not_found', 'No such sink.');
+    return c.redirect(`${deliveryPath(sent.deliveryId)}?test`, 303);
+  });
+
 
   app.post('/dead-letters/:id/redrive', requireSession, async (c) => {
     const id = positiveInt(c.req.param('id'));
@@ -346,7 +441,7 @@ export function consoleRoutes(deps: ConsoleDeps, options: { failedAttempts?: Fai
     await audit(c, { action: 'delivery.redrive', target: `delivery:${id}`, outcome: redriven ? 'applied' : 'no_change' });
     // Back to the page the button was on (a console path only), saying what happened.
     const back = safeNextPath(typeof form.back === 'string' ? form.back.split('?')[0] : undefined);
-    const target = back.startsWith(`${CONSOLE_PATH}/payments/`) && redriven ? back : `${CONSOLE_PATH}/outbox`;
+    const target = (back.startsWith(`${CONSOLE_PATH}/payments/`) || back.startsWith(`${CONSOLE_PATH}/deliveries/`)) && redriven ? back : `${CONSOLE_PATH}/outbox`;
     return c.redirect(`${target}?${redriven ? 'redriven' : 'not-dead'}=${id}`, 303);
   });
 
@@ -385,6 +480,148 @@ export function consoleRoutes(deps: ConsoleDeps, options: { failedAttempts?: Fai
   });
 
   return app;
+}
+
+/**
+ * A newest-first page fetched with one row past it (`size + 1` rows), by `before` (older
+ * ids) or `after` (newer ids): the extra row says whether there is more that way, the
+ * last (oldest) row paging back, the first (newest) paging forward. Returns the page and
+ * the ids the "Newer" and "Older" links start from (null: no such link).
+ */
+export function pageBothWays<T extends { id: number }>(rows: T[], at: { before?: number; after?: number; size: number }): { page: T[]; newer: number | null; older: number | null } {
+  const more = rows.length > at.size;
+  const forward = at.after !== undefined;
+  const page = forward ? rows.slice(more ? 1 : 0) : rows.slice(0, at.size);
+  const paged = at.before !== undefined || forward;
+  const newer = (forward ? more : paged) && page[0] ? page[0].id : null;
+  const older = (forward || more) && page.at(-1) ? page.at(-1)!.id : null;
+  return { page, newer, older };
+}
+
+const ACCOUNT = /^[A-Za-z0-9_.-]{1,64}$/;
+const METHOD = /^[a-z0-9_]{1,40}$/;
+const META_KEY = /^[A-Za-z0-9_.-]{1,64}$/;
+const AMOUNT = /^\d{1,12}(\.\d{1,3})?$/;
+
+/** An amount as typed ("49.95", "50") in minor units of the currency (two decimals when none is given). */
+function amountToMinor(value: string, currency: string | undefined): number | undefined {
+  if (!AMOUNT.test(value)) return undefined;
+  const exponent = currencyExponent(currency ?? 'EUR');
+  const [whole, fraction = ''] = value.split('.');
+  if (fraction.length > exponent) return undefined;
+  return Number(whole) * 10 ** exponent + Number(fraction.padEnd(exponent, '0') || '0');
+}
+
+/** The payments filter from the search form's query: what the page echoes, what the query takes, what was not understood. */
+function paymentSearchOf(q: Record<string, string | undefined>): { search: PaymentFormValues; filter: PaymentFilter; problems: string[] } {
+  const search: PaymentFormValues = {};
+  const filter: PaymentFilter = {};
+  const problems: string[] = [];
+  const text = (key: keyof PaymentFormValues) => q[key]?.trim() || undefined;
+  const provider = text('provider');
+  if (provider) {
+    if (isProviderName(provider)) search.provider = filter.provider = provider;
+    else problems.push(`unknown provider; expected one of ${PROVIDERS.join(', ')}`);
+  }
+  const status = text('status');
+  if (status) {
+    if ((PAYMENT_STATUSES as readonly string[]).includes(status)) search.status = filter.status = status;
+    else problems.push(`unknown status; expected one of ${PAYMENT_STATUSES.join(', ')}`);
+  }
+  const id = text('id');
+  if (id) {
+    if (PAYMENT_ID.test(id)) search.id = filter.id = id;
+    else problems.push('a payment id is 1-64 letters, digits, _ or -');
+  }
+  const account = text('account');
+  if (account) {
+    if (ACCOUNT.test(account)) search.account = filter.account = account;
+    else problems.push('an account is 1-64 letters, digits, _, . or -');
+  }
+  const method = text('method');
+  if (method) {
+    if (METHOD.test(method)) search.method = filter.method = method;
+    else problems.push('a method looks like ideal, creditcard or sepa_core');
+  }
+  const currency = text('currency')?.toUpperCase();
+  if (currency) {
+    if (/^[A-Z]{3}$/.test(currency)) search.currency = filter.currency = currency;
+    else problems.push('a currency is three letters (EUR)');
+  }
+  for (const [key, bound] of [['min', 'minMinor'], ['max', 'maxMinor']] as const) {
+    const value = text(key);
+    if (!value) continue;
+    const minor = amountToMinor(value, filter.currency);
+    if (minor === undefined) problems.push(`${key} is an amount such as 49.95`);
+    else {
+      search[key] = value;
+      filter[bound] = minor;
+    }
+  }
+  for (const key of ['from', 'to'] as const) {
+    const value = text(key);
+    if (!value) continue;
+    const day = DAY.test(value) ? new Date(`${value}T00:00:00Z`) : null;
+    if (!day || Number.isNaN(day.getTime())) problems.push(`${key} is a date, YYYY-MM-DD`);
+    else {
+      search[key] = value;
+      filter[key] = key === 'to' ? new Date(day.getTime() + 86_400_000) : day;
+    }
+  }
+  const meta = text('meta');
+  if (meta) {
+    const at = meta.indexOf('=');
+    const key = at === -1 ? meta : meta.slice(0, at).trim();
+    const value = at === -1 ? undefined : meta.slice(at + 1).trim();
+    if (META_KEY.test(key) && (value === undefined || value.length <= 200)) {
+      search.meta = meta;
+      filter.metaKey = key;
+      filter.metaValue = value;
+    } else problems.push('metadata is a key (orderId) or key=value, the key 1-64 letters, digits, _, . or -');
+  }
+  return { search, filter, problems };
+}
+
+const DELIVERY_PAGE_SIZE = 50;
+const SINK_STATS_HOURS = 24;
+const SINK_ID = /^snk_[0-9a-f]{16}$/;
+const DAY = /^\d{4}-\d{2}-\d{2}$/;
+const EVENT_TYPE = /^[a-z0-9_]+(\.[a-z0-9_]+)*\.?$/;
+
+/**
+ * The deliveries filter from a query or a form: what the page echoes back, what the
+ * queries take (the "to" day is inclusive, so it ends at the next midnight UTC), and
+ * what was not understood.
+ */
+function deliverySearchOf(q: Record<string, string | undefined>): { search: DeliverySearch; filter: DeliveryFilter; problems: string[] } {
+  const search: DeliverySearch = {};
+  const filter: DeliveryFilter = {};
+  const problems: string[] = [];
+  if (q.sink) {
+    if (SINK_ID.test(q.sink)) search.sink = filter.sinkId = q.sink;
+    else problems.push('a sink id looks like snk_<16 hex digits>');
+  }
+  if (q.state) {
+    if ((DELIVERY_STATES as readonly string[]).includes(q.state)) search.state = filter.state = q.state as DeliveryState;
+    else problems.push(`unknown state; expected one of ${DELIVERY_STATES.join(', ')}`);
+  }
+  const type = q.type?.trim();
+  if (type) {
+    if (type.length <= 100 && EVENT_TYPE.test(type)) search.type = filter.type = type;
+    else problems.push('an event type looks like payment.paid, or a prefix like payment.');
+  }
+  for (const key of ['from', 'to'] as const) {
+    const value = q[key];
+    if (!value) continue;
+    const day = DAY.test(value) ? new Date(`${value}T00:00:00Z`) : null;
+    if (!day || Number.isNaN(day.getTime())) {
+      problems.push(`${key} is a date, YYYY-MM-DD`);
+      continue;
+    }
+    search[key] = value;
+    filter[key] = key === 'to' ? new Date(day.getTime() + 86_400_000) : day;
+  }
+  return { search, filter, problems };
 }
 
 type ReceiptListProvider = Parameters<typeof listReceipts>[1]['provider'];

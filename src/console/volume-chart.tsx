@@ -15,6 +15,8 @@ const PAD = { left: 44, right: 12, top: 12, bottom: 28 };
 
 const total = (bucket: VolumeBucket) => RECEIPT_STATES.reduce((sum, state) => sum + bucket.counts[state], bucket.other);
 const hhmm = (date: Date) => date.toISOString().slice(11, 16);
+/** Past a day, the date too. */
+const tickLabel = (date: Date, spanMinutes: number) => (spanMinutes > 1440 ? date.toISOString().slice(5, 16).replace('T', ' ') : hhmm(date));
 
 /** A round axis maximum (1, 2, 5 × 10^n) at or above the busiest minute. */
 function niceMax(value: number): number {
@@ -44,13 +46,16 @@ export const VolumeChart: FC<{ volume: WebhookVolume }> = ({ volume }) => {
   }
   const first = buckets[0]?.minute;
   const last = buckets.at(-1)?.minute;
+  const span = buckets.length * volume.bucketMinutes;
+  const per = volume.bucketMinutes === 1 ? 'minute' : volume.bucketMinutes % 60 === 0 ? `${volume.bucketMinutes / 60} h` : `${volume.bucketMinutes} min`;
+  const labelEvery = Math.max(1, Math.ceil(buckets.length / 8));
 
   return (
     <div class="chart">
       <svg
         viewBox={`0 0 ${WIDTH} ${HEIGHT}`}
         role="img"
-        aria-label={`Webhook receipts per minute${first && last ? `, ${hhmm(first)} to ${hhmm(last)} UTC` : ''}`}
+        aria-label={`Webhook receipts per ${per}${first && last ? `, ${hhmm(first)} to ${hhmm(last)} UTC` : ''}`}
         data-testid="volume-chart"
       >
         {ticks.map((tick) => (
@@ -74,16 +79,16 @@ export const VolumeChart: FC<{ volume: WebhookVolume }> = ({ volume }) => {
               base = top;
               return rect;
             });
-          const label = `${hhmm(bucket.minute)} UTC: ${total(bucket)} receipts (${RECEIPT_STATES.map((state) => `${bucket.counts[state]} ${state}`).join(', ')}${bucket.other ? `, ${bucket.other} other` : ''})`;
+          const label = `${tickLabel(bucket.minute, span)} UTC: ${total(bucket)} receipts (${RECEIPT_STATES.map((state) => `${bucket.counts[state]} ${state}`).join(', ')}${bucket.other ? `, ${bucket.other} other` : ''})`;
           return (
             <g data-minute={bucket.minute.toISOString()} data-total={String(total(bucket))}>
               <title>{label}</title>
               {/* A transparent full-height target so empty minutes have a tooltip too. */}
               <rect x={(PAD.left + index * slot).toFixed(1)} y={PAD.top} width={slot.toFixed(1)} height={plotHeight} fill="transparent" />
               {segments}
-              {index % 10 === 0 || index === buckets.length - 1 ? (
+              {index % labelEvery === 0 ? (
                 <text x={(x + barWidth / 2).toFixed(1)} y={HEIGHT - 8} text-anchor="middle" font-size="11" fill="#687386">
-                  {hhmm(bucket.minute)}
+                  {tickLabel(bucket.minute, span)}
                 </text>
               ) : null}
             </g>
@@ -99,7 +104,9 @@ export const VolumeChart: FC<{ volume: WebhookVolume }> = ({ volume }) => {
               {state} <strong data-testid={`volume-total-${state}`}>{String(totals[state])}</strong>
             </span>
           ))}
-        <span class="muted">per minute, last {String(buckets.length)} min, UTC</span>
+        <span class="muted">
+          per {per}, last {span >= 120 ? `${String(Math.round(span / 60))} h` : `${String(span)} min`}, UTC
+        </span>
       </div>
     </div>
   );

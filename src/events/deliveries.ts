@@ -1,4 +1,4 @@
-import { sql } from 'drizzle-orm';
+import { sql, type SQL } from 'drizzle-orm';
 import type { Db, DbOrTx } from '../db/client.js';
 import { enqueueEvents } from './outbox.js';
 import type { OutboundEvent } from './payment-events.js';
@@ -135,7 +135,51 @@ export async function leaseDueDeliveries(db: DbOrTx, params: { sinkIds: string[]
   return rows.map((row) => ({ id: Number(row.id), sinkId: row.sink_id, attempts: Number(row.attempts), eventId: row.event_id, event: row.payload }));
 }
 
-type Fence = Pick<LeasedDelivery, 'id' | 'attempts'>;
+/** What one attempt was, beyond its outcome: kept as a row of event_delivery_attempts. */
+export interface AttemptFacts {
+  startedAt: Date;
+  durationMs: number;
+  /** The first bytes of the sink's answer, when it gave one. */
+  answer?: string | null;
+  probe?: boolean;
+}
+
+/** How much of a sink's answer an attempt row keeps. */
+export const ANSWER_BYTES = 512;
+
+/**
+ * The lease an outcome is recorded under; with `attempt`, the attempt itself is kept too,
+ * in the same statement (so a recorded outcome always has its attempt row).
+ */
+type Fence = Pick<LeasedDelivery, 'id' | 'attempts'> & { attempt?: AttemptFacts };
+
+type AttemptOutcome = 'delivered' | 'retry' | 'dead' | 'gone' | 'probe_failed';
+
+/**
+ * Runs a fenced outcome UPDATE (one that returns a row when it applied) and, when the
+ * fence carries the attempt's facts, appends the attempt row in the same statement. The
+ * row is written whether or not the lease was still this relay's: the sink was called
+ * either way, and `superseded` says the outcome went unrecorded on the delivery.
+ */
+async function applyOutcome(db: DbOrTx, fence: Fence, result: { outcome: AttemptOutcome; status: number | null; error: string | null }, update: SQL): Promise<boolean> {
+  const facts = fence.attempt;
+  if (!facts) return (await db.execute(update)).length > 0;
+  const rows = await db.execute<{ applied: number }>(sql`
+    with applied as (${update}), logged as (
+      insert into event_delivery_attempts (delivery_id, sink_id, attempt, started_at, duration_ms, outcome, status, error, answer, probe, superseded)
+      select d.id, d.sink_id, ${fence.attempts}, ${facts.startedAt.toISOString()}::timestamptz, ${Math.max(0, Math.round(facts.durationMs))},
+             ${result.outcome}, ${result.status}, ${result.error}, ${cleanAnswer(facts.answer)}, ${facts.probe ?? false}, not exists (select 1 from applied)
+      from event_deliveries d where d.id = ${fence.id}
+      returning 1)
+    select (select count(*) from applied)::int as applied`);
+  return Number(rows[0]?.applied ?? 0) > 0;
+}
+
+/** Text Postgres can store (no NUL), at most ANSWER_BYTES of it. */
+function cleanAnswer(answer: string | null | undefined): string | null {
+  if (!answer) return null;
+  return Buffer.from(answer, 'utf8').subarray(0, ANSWER_BYTES).toString('utf8').replaceAll('\u0000', '');
+}
 
 /**
  * Gives back leases that were never attempted (the relay is stopping): the deliveries are
@@ -156,12 +200,11 @@ export async function releaseLeases(db: DbOrTx, fences: Fence[]): Promise<void> 
  * overwrite the outcome of the relay that took over. They return whether they applied.
  */
 export async function markDelivered(db: DbOrTx, fence: Fence, status: number | null): Promise<boolean> {
-  const rows = await db.execute(sql`
+  return applyOutcome(db, fence, { outcome: 'delivered', status, error: null }, sql`
     update event_deliveries
     set state = 'delivered', delivered_at = now(), last_status = ${status}, last_error = null
     where id = ${fence.id} and attempts = ${fence.attempts} and state = 'pending'
     returning 1`);
-  return rows.length > 0;
 }
 
 /**
@@ -169,13 +212,12 @@ export async function markDelivered(db: DbOrTx, fence: Fence, status: number | n
  * of probes and pull-forwards: it waits for exactly the time asked.
  */
 export async function scheduleRetry(db: DbOrTx, fence: Fence, failure: { status: number | null; error: string; delayMs: number; earlyAllowed: boolean }): Promise<boolean> {
-  const rows = await db.execute(sql`
+  return applyOutcome(db, fence, { outcome: 'retry', status: failure.status, error: failure.error }, sql`
     update event_deliveries
     set next_attempt_at = now() + make_interval(secs => ${failure.delayMs / 1000}),
         last_status = ${failure.status}, last_error = ${failure.error}, awaiting_retry = ${failure.earlyAllowed}
     where id = ${fence.id} and attempts = ${fence.attempts} and state = 'pending'
     returning 1`);
-  return rows.length > 0;
 }
 
 export interface LeasedProbe extends LeasedDelivery {
@@ -229,13 +271,12 @@ export async function leaseProbeDelivery(db: DbOrTx, params: { sinkId: string; l
  * token is left).
  */
 export async function restoreAfterProbe(db: DbOrTx, probe: Fence & { resumeAt: Date }, failure: { status: number | null; error: string }): Promise<boolean> {
-  const rows = await db.execute(sql`
+  return applyOutcome(db, probe, { outcome: 'probe_failed', status: failure.status, error: failure.error }, sql`
     update event_deliveries
     set attempts = attempts - 1, next_attempt_at = greatest(${probe.resumeAt.toISOString()}::timestamptz, now()),
         awaiting_retry = true, last_status = ${failure.status}, last_error = ${failure.error}
     where id = ${probe.id} and attempts = ${probe.attempts} and state = 'pending'
     returning 1`);
-  return rows.length > 0;
 }
 
 /**
@@ -252,12 +293,11 @@ export async function pullForwardRetries(db: DbOrTx, sinkId: string): Promise<nu
 }
 
 export async function markDeadLetter(db: DbOrTx, fence: Fence, failure: { status: number | null; error: string }): Promise<boolean> {
-  const rows = await db.execute(sql`
+  return applyOutcome(db, fence, { outcome: 'dead', status: failure.status, error: failure.error }, sql`
     update event_deliveries
     set state = 'dead', dead_lettered_at = now(), last_status = ${failure.status}, last_error = ${failure.error}
     where id = ${fence.id} and attempts = ${fence.attempts} and state = 'pending'
     returning 1`);
-  return rows.length > 0;
 }
 
 /**
@@ -278,10 +318,11 @@ export async function disableSinkAfterGone(
       update event_sinks set disabled_at = now(), disabled_reason = ${failure.error}
       where id = ${fence.sinkId} and disabled_at is null
       returning disabled_at`);
-    await tx.execute(sql`
+    await applyOutcome(tx, fence, { outcome: 'gone', status: failure.status, error: failure.error }, sql`
       update event_deliveries
       set next_attempt_at = now(), last_status = ${failure.status}, last_error = ${failure.error}, awaiting_retry = false
-      where id = ${fence.id} and attempts = ${fence.attempts} and state = 'pending'`);
+      where id = ${fence.id} and attempts = ${fence.attempts} and state = 'pending'
+      returning 1`);
     const at = disabled[0]?.disabled_at;
     if (at === undefined) return { disabledNow: false };
     const disabledAt = new Date(at).toISOString();

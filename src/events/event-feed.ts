@@ -43,6 +43,8 @@ export async function readEventFeed(db: DbOrTx, query: FeedQuery): Promise<FeedP
     from outbox
     where tx_id < pg_snapshot_xmin(pg_current_snapshot())
       and (tx_id, id) > (${query.after.txId}::xid8, ${query.after.id}::bigint)
+      -- An operator's test of one sink is for that sink alone.
+      and type <> 'gateway.test'
       ${query.provider ? sql`and provider = ${query.provider}` : sql``}
       ${query.paymentId ? sql`and provider_payment_id = ${query.paymentId}` : sql``}
       ${query.types ? typeFilter(query.types) : sql``}

@@ -136,6 +136,12 @@ export const sinkDisabledData = z.object({
   disabledAt: isoDate,
 });
 
+export const sinkTestData = z.object({
+  sink: z.object({ id: z.string(), kind: z.string(), target: z.string() }),
+  requestedAt: isoDate,
+  requestedBy: z.string().describe('Who asked: a console session or an API token, by fingerprint'),
+});
+
 const bankConnectionBase = { connectionId: z.string(), reference: z.string() };
 
 /** What every bank connection event carries, plus its own fields (see the README's bank-feed section). */
@@ -294,6 +300,14 @@ export const EVENT_CATALOGUE: readonly EventCatalogueEntry[] = [
     data: sinkDisabledData,
     summary: 'A sink answered 410 Gone and is disabled until an operator enables it',
     description: 'Once per disablement; sent to the other sinks and the pull API.',
+    versioned: false,
+  },
+  {
+    type: 'gateway.test',
+    matches: (candidate) => candidate === 'gateway.test',
+    data: sinkTestData,
+    summary: 'An operator checks one sink',
+    description: 'Sent to that sink alone (not to the others, not in the pull API), when an operator asks; acknowledge it like any event.',
     versioned: false,
   },
 ];

@@ -2,6 +2,7 @@ import { Webhook } from 'standardwebhooks';
 import { callDeadline } from '../call-deadline.js';
 import { errorMessage } from '../primitives/error-message.js';
 import { parseRetryAfter } from '../primitives/retry-after.js';
+import { ANSWER_BYTES } from './deliveries.js';
 import type { OutboundEvent } from './payment-events.js';
 import { eventBody, sinkId, type DeliveryOutcome, type EventSink } from './sinks.js';
 
@@ -16,7 +17,7 @@ export interface HttpSinkOptions {
 }
 
 const USER_AGENT = 'payment-webhook-gateway/0.1 (+standard-webhooks)';
-/** How much of a failing sink's answer is kept for the operator. */
+/** How much of a failing sink's answer goes into the delivery's last error. */
 const ERROR_SNIPPET_BYTES = 300;
 
 /**
@@ -110,26 +111,29 @@ export function createHttpSink(options: HttpSinkOptions): EventSink {
       const reason = describeFailure(error, options.timeoutMs).replaceAll(endpoint.url, target).replaceAll(options.url, target);
       return { kind: 'failed', status: null, error: reason };
     }
-    const snippet = await readSnippet(response).catch(() => '');
-    if (response.status >= 200 && response.status < 300) return { kind: 'delivered', status: response.status };
-    if (response.status === 410) return { kind: 'gone', status: 410, error: `410 Gone${snippet ? `: ${snippet}` : ''}` };
+    const head = await readAnswer(response).catch(() => Buffer.alloc(0));
+    const answer = head.toString('utf8');
+    const snippet = head.subarray(0, ERROR_SNIPPET_BYTES).toString('utf8').replace(/\s+/g, ' ').trim();
+    if (response.status >= 200 && response.status < 300) return { kind: 'delivered', status: response.status, answer };
+    if (response.status === 410) return { kind: 'gone', status: 410, error: `410 Gone${snippet ? `: ${snippet}` : ''}`, answer };
     return {
       kind: 'failed',
       status: response.status,
       error: `HTTP ${response.status}${snippet ? `: ${snippet}` : ''}`,
       retryAfterMs: parseRetryAfter(response.headers.get('retry-after'), at.getTime()),
+      answer,
     };
   }
 }
 
-/** Reads at most a few hundred bytes of the answer and lets the connection go. */
-async function readSnippet(response: Response): Promise<string> {
-  if (!response.body) return '';
+/** Reads the first ANSWER_BYTES of the answer (kept with the attempt) and lets the connection go. */
+async function readAnswer(response: Response): Promise<Buffer> {
+  if (!response.body) return Buffer.alloc(0);
   const reader = response.body.getReader();
   const chunks: Uint8Array[] = [];
   let size = 0;
   try {
-    while (size < ERROR_SNIPPET_BYTES) {
+    while (size < ANSWER_BYTES) {
       const { done, value } = await reader.read();
       if (done) break;
       chunks.push(value);
@@ -138,7 +142,7 @@ async function readSnippet(response: Response): Promise<string> {
   } finally {
     await reader.cancel().catch(() => {});
   }
-  return Buffer.concat(chunks).subarray(0, ERROR_SNIPPET_BYTES).toString('utf8').replace(/\s+/g, ' ').trim();
+  return Buffer.concat(chunks).subarray(0, ANSWER_BYTES);
 }
 
 function describeFailure(error: unknown, timeoutMs: number): string {

@@ -16,6 +16,7 @@ import {
   releaseLeases,
   restoreAfterProbe,
   scheduleRetry,
+  type AttemptFacts,
   type LeasedDelivery,
   type LeasedProbe,
 } from './deliveries.js';
@@ -174,8 +175,9 @@ async function attemptSafely(deps: RelayDeps, sink: EventSink, delivery: LeasedD
   }
 }
 
-async function attempt(deps: RelayDeps, sink: EventSink, delivery: LeasedDelivery, options: RelayOptions, step: RelayStep, probe?: LeasedProbe): Promise<boolean> {
+async function attempt(deps: RelayDeps, sink: EventSink, delivery: LeasedDelivery & { attempt?: AttemptFacts }, options: RelayOptions, step: RelayStep, probe?: LeasedProbe): Promise<boolean> {
   const started = performance.now();
+  const startedAt = new Date();
   let outcome: DeliveryOutcome;
   try {
     outcome = await sink.deliver(delivery.event);
@@ -183,6 +185,8 @@ async function attempt(deps: RelayDeps, sink: EventSink, delivery: LeasedDeliver
     outcome = { kind: 'failed', status: null, error: errorMessage(error) };
   }
   deps.metrics.eventDeliveryDuration.observe({ kind: sink.kind }, (performance.now() - started) / 1000);
+  // Each outcome recorder below keeps this attempt's row along with the outcome.
+  delivery = { ...delivery, attempt: { startedAt, durationMs: performance.now() - started, answer: outcome.answer, probe: probe !== undefined } };
   const log = { job: 'event-relay', sink: sink.id, kind: sink.kind, eventId: delivery.eventId, type: delivery.event.type, attempt: delivery.attempts, ...(probe ? { probe: true } : {}) };
   let recorded: boolean;
   let result: keyof Pick<RelayStep, 'delivered' | 'retried' | 'dead' | 'gone' | 'probeFailed'>;

@@ -6,12 +6,13 @@ import { createNatsSink } from './nats-sink.js';
 import type { OutboundEvent } from './payment-events.js';
 import { createStreamSink } from './stream-sink.js';
 
-/** What one delivery attempt came to. */
-export type DeliveryOutcome =
+/** What one delivery attempt came to; `answer`: the first bytes of the sink's reply, kept with the attempt. */
+export type DeliveryOutcome = (
   | { kind: 'delivered'; status: number | null }
   /** The sink asked never to be called again (HTTP 410 Gone). */
   | { kind: 'gone'; status: number; error: string }
-  | { kind: 'failed'; status: number | null; error: string; retryAfterMs?: number };
+  | { kind: 'failed'; status: number | null; error: string; retryAfterMs?: number }
+) & { answer?: string };
 
 /**
  * Somewhere outbound events go. Implementations do one attempt and report; retries,

@@ -7,6 +7,7 @@ import { AppError, toErrorResponse } from './errors.js';
 import { annotateRequest, requestContext, requestMetrics, requestSpan, requireAdminToken, type AppEnv } from './middleware.js';
 import { bankConnectionRoutes, bankTransactionRoutes } from './routes/bank-connections.js';
 import { gocardlessWebhookRoutes } from './routes/gocardless-webhooks.js';
+import { deliveryRoutes } from './routes/deliveries.js';
 import { outboundEventRoutes } from './routes/events.js';
 import { healthRoutes } from './routes/health.js';
 import { mollieWebhookRoutes } from './routes/mollie-webhooks.js';
@@ -123,6 +124,7 @@ export function createApp(deps: Deps, options: { surface?: AppSurface } = {}) {
   v1.route('/bank-connections', bankConnectionRoutes(deps));
   v1.route('/bank-transactions', bankTransactionRoutes(deps));
   v1.route('/', outboundEventRoutes(deps));
+  v1.route('/', deliveryRoutes(deps));
   app.route('/v1', v1);
   if (surface === 'all') app.route('/console', consoleRoutes(deps, { failedAttempts }));
   registerConsolePaths(app.openAPIRegistry);

@@ -60,6 +60,7 @@ export const ERROR_CODES = {
   event_not_found: { status: 404, meaning: 'No such outbound event' },
   dead_letter_not_found: { status: 404, meaning: 'No such dead letter (or already re-driven)' },
   sink_not_found: { status: 404, meaning: 'No such event sink' },
+  delivery_not_found: { status: 404, meaning: 'No such delivery (retention may have deleted it)' },
 
   // Bank feeds
   bank_not_configured: { status: 503, meaning: 'GOCARDLESS_BANK_SECRET_ID and _KEY are unset' },

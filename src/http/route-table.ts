@@ -74,6 +74,13 @@ const CONSOLE_PAGES: Array<{ method: 'get' | 'post'; path: string; summary: stri
   { method: 'get', path: '/console/requests', summary: 'The inbound log: every request to a webhook route' },
   { method: 'get', path: '/console/audit', summary: 'The audit trail of operator actions' },
   { method: 'get', path: '/console/bank', summary: 'Bank feeds: connections, accounts, syncs, calls left, broken and expiring ones' },
+  { method: 'get', path: '/console/deliveries', summary: 'Deliveries by sink, state, event type and date, with a bulk re-drive of the dead letters matching' },
+  { method: 'get', path: '/console/deliveries/{id}', summary: 'One delivery and every attempt at it' },
+  { method: 'post', path: '/console/deliveries/redrive', summary: 'Re-drive the dead letters a filter matches (form)' },
+  { method: 'get', path: '/console/sinks/{id}', summary: 'One sink: success rate, enable or disable, send a test event' },
+  { method: 'post', path: '/console/sinks/{id}/enable', summary: 'Enable a sink (form)' },
+  { method: 'post', path: '/console/sinks/{id}/disable', summary: 'Disable a sink (form)' },
+  { method: 'post', path: '/console/sinks/{id}/test', summary: 'Send a gateway.test event to one sink (form)' },
 ];
 
 export function registerConsolePaths(registry: OpenAPIRegistry): void {

@@ -1,6 +1,6 @@
 import type { Db } from '../db/client.js';
 import { claimSweepRun, recordSweepRun } from '../db/queries/sweeps.js';
-import { deleteDeliveredAttempts, deleteOldAuditEntries, deleteOldWebhookRequests, deleteSettledOutboxEvents, deleteSettledReceipts } from '../db/queries/retention.js';
+import { deleteDeliveredAttempts, deleteOldAuditEntries, deleteOldDeliveryAttempts, deleteOldWebhookRequests, deleteSettledOutboxEvents, deleteSettledReceipts } from '../db/queries/retention.js';
 import { sleep } from '../abortable-sleep.js';
 import type { Deps } from '../deps.js';
 import { errorMessage } from '../primitives/error-message.js';
@@ -16,21 +16,28 @@ export interface RetentionPolicy {
   requestsDays: number;
 }
 
-type Rule = keyof RetentionPolicy;
-
-const RULES: Record<Rule, (db: Db, params: { before: Date; limit: number }) => Promise<number>> = {
-  // Deliveries first: an outbox event goes only once its attempts are settled.
-  deliveriesDays: deleteDeliveredAttempts,
-  receiptsDays: deleteSettledReceipts,
-  outboxDays: deleteSettledOutboxEvents,
-  auditDays: deleteOldAuditEntries,
-  requestsDays: deleteOldWebhookRequests,
-};
-
-type Counted = 'receipts' | 'deliveries' | 'outbox' | 'audit' | 'requests';
+type Counted = 'receipts' | 'deliveries' | 'attempts' | 'outbox' | 'audit' | 'requests';
 export type RetentionSummary = Record<Counted, number> & { complete: boolean; durationMs: number };
 
-const SUMMARY_KEY: Record<Rule, Counted> = { receiptsDays: 'receipts', deliveriesDays: 'deliveries', outboxDays: 'outbox', auditDays: 'audit', requestsDays: 'requests' };
+interface Rule {
+  /** The policy setting that says after how long. */
+  policy: keyof RetentionPolicy;
+  counted: Counted;
+  /** The metric's label. */
+  table: string;
+  prune: (db: Db, params: { before: Date; limit: number }) => Promise<number>;
+}
+
+const RULES: Rule[] = [
+  // Deliveries first: an outbox event goes only once its attempts are settled.
+  { policy: 'deliveriesDays', counted: 'deliveries', table: 'event_deliveries', prune: deleteDeliveredAttempts },
+  // Each try at a delivery ages like a delivered delivery (a delivered one's go with it).
+  { policy: 'deliveriesDays', counted: 'attempts', table: 'event_delivery_attempts', prune: deleteOldDeliveryAttempts },
+  { policy: 'receiptsDays', counted: 'receipts', table: 'webhook_receipts', prune: deleteSettledReceipts },
+  { policy: 'outboxDays', counted: 'outbox', table: 'outbox', prune: deleteSettledOutboxEvents },
+  { policy: 'auditDays', counted: 'audit', table: 'audit_log', prune: deleteOldAuditEntries },
+  { policy: 'requestsDays', counted: 'requests', table: 'webhook_requests', prune: deleteOldWebhookRequests },
+];
 
 /** What a retention run uses. */
 export type RetentionDeps = Pick<Deps, 'db' | 'env' | 'clock' | 'metrics' | 'logger'>;
@@ -55,11 +62,11 @@ export async function pruneExpiredRows(
   input: { policy: RetentionPolicy; batchSize: number; budgetMs?: number; signal?: AbortSignal },
 ): Promise<RetentionSummary> {
   const started = performance.now();
-  const summary: RetentionSummary = { receipts: 0, deliveries: 0, outbox: 0, audit: 0, requests: 0, complete: true, durationMs: 0 };
+  const summary: RetentionSummary = { receipts: 0, deliveries: 0, attempts: 0, outbox: 0, audit: 0, requests: 0, complete: true, durationMs: 0 };
   const now = deps.clock.now().getTime();
   const outOfTime = () => input.signal?.aborted || performance.now() - started > (input.budgetMs ?? 60_000);
-  for (const [rule, deleteOne] of Object.entries(RULES) as Array<[Rule, (typeof RULES)[Rule]]>) {
-    const days = input.policy[rule];
+  for (const rule of RULES) {
+    const days = input.policy[rule.policy];
     if (days <= 0) continue;
     const before = new Date(now - days * DAY_MS);
     for (;;) {
@@ -67,8 +74,8 @@ export async function pruneExpiredRows(
         summary.complete = false;
         break;
       }
-      const deleted = await deleteOne(deps.db, { before, limit: input.batchSize });
-      summary[SUMMARY_KEY[rule]] += deleted;
+      const deleted = await rule.prune(deps.db, { before, limit: input.batchSize });
+      summary[rule.counted] += deleted;
       if (deleted < input.batchSize) break;
     }
   }
@@ -93,11 +100,7 @@ export async function runDueRetention(deps: RetentionDeps, options: { signal?: A
     signal: options.signal,
   });
   await recordSweepRun(deps.db, { ...CLAIM, completedFrom: null, summary: { ...summary, startedAt: claim.startedAt.toISOString() } });
-  deps.metrics.retentionDeleted.inc({ table: 'webhook_receipts' }, summary.receipts);
-  deps.metrics.retentionDeleted.inc({ table: 'event_deliveries' }, summary.deliveries);
-  deps.metrics.retentionDeleted.inc({ table: 'outbox' }, summary.outbox);
-  deps.metrics.retentionDeleted.inc({ table: 'audit_log' }, summary.audit);
-  deps.metrics.retentionDeleted.inc({ table: 'webhook_requests' }, summary.requests);
+  for (const rule of RULES) deps.metrics.retentionDeleted.inc({ table: rule.table }, summary[rule.counted]);
   deps.logger.info({ job: 'retention', ...summary }, summary.complete ? 'retention pass complete' : 'retention pass stopped at its time budget');
   return summary;
 }

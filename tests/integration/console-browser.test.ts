@@ -208,4 +208,73 @@ describe('the operator console in Chromium', () => {
     // The wrong token's 401 is the only failed load; no CSP refusal, no script error.
     expect(browserProblems.filter((problem) => !/status of 401/.test(problem))).toEqual([]);
   }, 120_000);
+
+  it('fits 1280x800 and 390x844, light and dark: no table overflows the viewport, no header breaks mid-word', async () => {
+    onTestFailed(async () => {
+      await shot('layout-failure').catch(() => {});
+    });
+    await page.setViewportSize({ width: 1280, height: 800 });
+    await page.goto(`${baseUrl}/console/sign-in`);
+    await page.fill('input[name=token]', TEST_ADMIN_TOKEN);
+    await page.click('button[type=submit]');
+    await page.waitForURL(`${baseUrl}/console`);
+    const [delivery] = await deps.db.execute<{ id: number; sink_id: string }>(sql`select id, sink_id from event_deliveries order by id limit 1`);
+    const pages: Array<[string, string]> = [
+      ['overview', '/console?range=6h'],
+      ['payments', '/console/payments?provider=mollie&currency=EUR&min=10&max=100'],
+      ['payment', `/console/payments/mollie/${paymentId}`],
+      ['receipts', '/console/receipts'],
+      ['pollers', '/console/pollers'],
+      ['outbox', '/console/outbox'],
+      ['deliveries', '/console/deliveries'],
+      ['delivery', `/console/deliveries/${delivery!.id}`],
+      ['sink', `/console/sinks/${delivery!.sink_id}`],
+      ['audit', '/console/audit'],
+    ];
+    for (const scheme of ['light', 'dark'] as const) {
+      await page.emulateMedia({ colorScheme: scheme });
+      for (const [width, height] of [[1280, 800], [390, 844]] as const) {
+        await page.setViewportSize({ width, height });
+        for (const [name, url] of pages) {
+          await page.goto(`${baseUrl}${url}`);
+          await page.waitForSelector('main h1');
+          await shot(`${name}-${width}x${height}-${scheme}`);
+          const layout = await page.evaluate(() => {
+            const viewport = document.documentElement.clientWidth;
+            // A table may be wider than the screen only inside its own scrolling box.
+            const overflowing = Array.from(document.querySelectorAll('table'))
+              .filter((table) => table.getBoundingClientRect().right > viewport + 1)
+              .map((table) => table.getAttribute('data-testid') ?? table.className ?? 'table');
+            // A word split over two lines has more than one client rect.
+            const broken: string[] = [];
+            for (const label of Array.from(document.querySelectorAll('th, .stat .label, .kind'))) {
+              const walker = document.createTreeWalker(label, NodeFilter.SHOW_TEXT);
+              for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+                for (const match of (node.textContent ?? '').matchAll(/\S+/g)) {
+                  const range = document.createRange();
+                  range.setStart(node, match.index!);
+                  range.setEnd(node, match.index! + match[0].length);
+                  const lines = new Set(Array.from(range.getClientRects()).map((rect) => Math.round(rect.top)));
+                  if (lines.size > 1) broken.push(match[0]);
+                }
+              }
+            }
+            return { overflowing, broken, pageWidth: document.documentElement.scrollWidth, viewport, background: getComputedStyle(document.body).backgroundColor };
+          });
+          const where = `${name} at ${width}px, ${scheme}`;
+          expect(layout.overflowing, `${where}: tables past the viewport`).toEqual([]);
+          expect(layout.broken, `${where}: labels broken mid-word`).toEqual([]);
+          expect(layout.pageWidth, `${where}: the page scrolls sideways`).toBeLessThanOrEqual(layout.viewport + 1);
+          expect(layout.background, where).toBe(scheme === 'dark' ? 'rgb(18, 22, 29)' : 'rgb(246, 248, 251)');
+        }
+      }
+    }
+    await page.emulateMedia({ colorScheme: 'light' });
+    // The overview's cards are links to their pages.
+    await page.setViewportSize({ width: 1280, height: 800 });
+    await page.goto(`${baseUrl}/console`);
+    await page.click('a.card.link:has([data-testid=stat-dead-letters])');
+    await page.waitForURL(`${baseUrl}/console/deliveries?state=dead`);
+    expect(browserProblems.filter((problem) => !/status of 401/.test(problem))).toEqual([]);
+  }, 180_000);
 });

@@ -250,6 +250,49 @@ describe('console pages', () => {
     expect(unknown.status).toBe(404);
   });
 
+  it('searches payments by amount, currency, dates, method, account and metadata key, with a count; metadata is never shown', async () => {
+    const cookie = await signIn();
+    const count = async (query: string) => {
+      const html = await (await app.request(`/console/payments?${query}`, { headers: { cookie } })).text();
+      expect(html).not.toContain(EMAIL);
+      return { n: Number(/data-testid="payments-count">(\d+) payment/.exec(html)?.[1] ?? -1), html };
+    };
+    const today = new Date().toISOString().slice(0, 10);
+    const tomorrow = new Date(Date.now() + 86_400_000).toISOString().slice(0, 10);
+    expect((await count('')).n).toBe(1);
+    expect((await count('min=49.95&max=49.95&currency=eur')).n).toBe(1);
+    expect((await count('min=50')).n).toBe(0);
+    expect((await count('max=49.94')).n).toBe(0);
+    expect((await count('currency=GBP')).n).toBe(0);
+    expect((await count('method=ideal&account=default')).n).toBe(1);
+    expect((await count('method=creditcard')).n).toBe(0);
+    expect((await count('account=other')).n).toBe(0);
+    expect((await count(`from=${today}&to=${today}`)).n).toBe(1);
+    expect((await count(`from=${tomorrow}`)).n).toBe(0);
+    expect((await count('meta=customerEmail')).n).toBe(1);
+    expect((await count('meta=orderId')).n).toBe(0);
+    expect((await count('meta=customerEmail%3Dsomeone%40example.org')).n).toBe(0);
+    const bad = await count('min=lots&from=yesterday&meta=%24bad');
+    expect(bad.html).toContain('Ignored: min is an amount such as 49.95; from is a date, YYYY-MM-DD; metadata is a key');
+    expect(bad.n).toBe(1);
+  });
+
+  it('offers chart ranges and a reload without script', async () => {
+    const cookie = await signIn();
+    const day = await app.request('/console?range=24h&refresh=30', { headers: { cookie } });
+    const html = await day.text();
+    expect(html).toContain('<meta http-equiv="refresh" content="30"/>');
+    expect(html).toContain('Webhook volume and outcomes, last 24 hours');
+    expect(html).toContain('per 15 min, last 24 h, UTC');
+    expect([...html.matchAll(/<g data-minute=/g)]).toHaveLength(96);
+    expect(html).toContain('href="/console/deliveries?state=dead"');
+    expect(html).not.toMatch(/<script/i);
+    expect(day.headers.get('content-security-policy')).toContain("default-src 'none'");
+    const plain = await (await app.request('/console?range=forever&refresh=1', { headers: { cookie } })).text();
+    expect(plain).not.toContain('http-equiv="refresh"');
+    expect([...plain.matchAll(/<g data-minute=/g)]).toHaveLength(60);
+  });
+
   it('re-drives a dead letter from the outbox page', async () => {
     const cookie = await signIn();
     const before = await deadLetterIds(deps, PAYMENT);

@@ -59,11 +59,11 @@ async function readAll(cursor: string | undefined, limit = 50, filter = ''): Pro
   }
 }
 
-/** Inserts an outbox row on the given connection (inside whatever transaction it has open). */
+/** Inserts an outbox row on the given connection (inside whatever transaction it has open); its type is no catalogue type, and not gateway.test (which the feed leaves out). */
 async function insertEvent(on: postgres.Sql | postgres.ReservedSql | postgres.TransactionSql, label: string): Promise<string> {
   const id = `evt_${label}_${randomBytes(6).toString('hex')}`;
-  const payload = { id, type: 'gateway.test', timestamp: new Date().toISOString(), data: { label } };
-  await on`insert into outbox (event_id, dedupe_key, type, payload) values (${id}, ${id}, 'gateway.test', ${on.json(payload)})`;
+  const payload = { id, type: 'gateway.pull_check', timestamp: new Date().toISOString(), data: { label } };
+  await on`insert into outbox (event_id, dedupe_key, type, payload) values (${id}, ${id}, 'gateway.pull_check', ${on.json(payload)})`;
   return id;
 }
 

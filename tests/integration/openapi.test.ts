@@ -177,7 +177,50 @@ function cases(eventId: string): Record<string, { valid: Call; invalid: Call | n
       valid: { method: 'POST', path: '/v1/event-sinks/snk_0123456789abcdef/enable', headers: auth, expect: 404 },
       invalid: { method: 'POST', path: '/v1/event-sinks/sink-1/enable', headers: auth },
     },
+    'get /v1/deliveries': {
+      valid: { path: '/v1/deliveries?state=dead&type=payment.&from=2026-01-01&limit=5', headers: auth },
+      invalid: { path: '/v1/deliveries?from=yesterday', headers: auth },
+    },
+    'get /v1/deliveries/{id}': {
+      valid: { path: '/v1/deliveries/1', headers: auth, expect: 404 },
+      invalid: { path: '/v1/deliveries/abc', headers: auth },
+    },
+    'post /v1/deliveries/redrive': {
+      valid: { method: 'POST', path: '/v1/deliveries/redrive', headers: json, body: JSON.stringify({ type: 'payment.', to: '2026-01-01T00:00:00Z' }) },
+      invalid: { method: 'POST', path: '/v1/deliveries/redrive', headers: json, body: JSON.stringify({ state: 'pending' }) },
+    },
+    'get /v1/event-sinks/{id}': {
+      valid: { path: '/v1/event-sinks/snk_0123456789abcdef', headers: auth, expect: 404 },
+      invalid: { path: '/v1/event-sinks/sink-1', headers: auth },
+    },
+    'post /v1/event-sinks/{id}/disable': {
+      valid: { method: 'POST', path: '/v1/event-sinks/snk_0123456789abcdef/disable', headers: auth, expect: 404 },
+      invalid: { method: 'POST', path: '/v1/event-sinks/sink-1/disable', headers: auth },
+    },
+    'post /v1/event-sinks/{id}/test': {
+      valid: { method: 'POST', path: '/v1/event-sinks/snk_0123456789abcdef/test', headers: auth, expect: 404 },
+      invalid: { method: 'POST', path: '/v1/event-sinks/sink-1/test', headers: auth },
+    },
     'get /console': { valid: { path: '/console' }, invalid: null },
+    'get /console/deliveries': { valid: { path: '/console/deliveries' }, invalid: null },
+    'get /console/deliveries/{id}': { valid: { path: '/console/deliveries/1' }, invalid: null },
+    'post /console/deliveries/redrive': {
+      valid: { method: 'POST', path: '/console/deliveries/redrive', headers: { origin: 'http://localhost' } },
+      invalid: { method: 'POST', path: '/console/deliveries/redrive' },
+    },
+    'get /console/sinks/{id}': { valid: { path: '/console/sinks/snk_0123456789abcdef' }, invalid: null },
+    'post /console/sinks/{id}/enable': {
+      valid: { method: 'POST', path: '/console/sinks/snk_0123456789abcdef/enable', headers: { origin: 'http://localhost' } },
+      invalid: { method: 'POST', path: '/console/sinks/snk_0123456789abcdef/enable' },
+    },
+    'post /console/sinks/{id}/disable': {
+      valid: { method: 'POST', path: '/console/sinks/snk_0123456789abcdef/disable', headers: { origin: 'http://localhost' } },
+      invalid: { method: 'POST', path: '/console/sinks/snk_0123456789abcdef/disable' },
+    },
+    'post /console/sinks/{id}/test': {
+      valid: { method: 'POST', path: '/console/sinks/snk_0123456789abcdef/test', headers: { origin: 'http://localhost' } },
+      invalid: { method: 'POST', path: '/console/sinks/snk_0123456789abcdef/test' },
+    },
     'get /console/sign-in': { valid: { path: '/console/sign-in' }, invalid: null },
     'post /console/sign-in': {
       valid: { method: 'POST', path: '/console/sign-in', headers: { origin: 'http://localhost', 'content-type': 'application/x-www-form-urlencoded' }, body: `token=${encodeURIComponent(TEST_ADMIN_TOKEN)}` },

@@ -86,7 +86,7 @@ describe('retention', () => {
     // Batches of 2: several statements per rule, as a large backlog would take.
     const summary = await pruneExpiredRows(deps, { policy: retentionPolicy(deps.env), batchSize: 2 });
 
-    expect(summary).toMatchObject({ receipts: goneReceipts.length, deliveries: 4, outbox: 1, audit: 1, requests: 1, complete: true });
+    expect(summary).toMatchObject({ receipts: goneReceipts.length, deliveries: 4, attempts: 0, outbox: 1, audit: 1, requests: 1, complete: true });
     expect((await sql`select request_id from webhook_requests`).map((row) => row.request_id)).toEqual(['req_b']);
     expect((await sql`select count(*)::int as n from audit_log`)[0]!.n).toBe(1);
     expect(await ids('webhook_receipts')).toEqual(keptReceipts.sort((a, b) => a - b));
@@ -99,6 +99,28 @@ describe('retention', () => {
 
     // Nothing left to do: a second pass deletes nothing.
     expect(await pruneExpiredRows(deps, { policy: retentionPolicy(deps.env), batchSize: 2 })).toMatchObject({ receipts: 0, deliveries: 0, outbox: 0 });
+  });
+
+  it('deletes delivery attempts past the delivered deliveries\' policy, whatever their delivery\'s state', async () => {
+    const rows = opsRows(sql);
+    await rows.sink('snk_a');
+    const event = await rows.event({ ageDays: 1, relayed: true });
+    const dead = await rows.delivery({ outboxId: event, sinkId: 'snk_a', state: 'dead', ageDays: 1 });
+    const pending = await rows.delivery({ outboxId: await rows.event({ ageDays: 1, relayed: true }), sinkId: 'snk_a', state: 'pending', ageDays: 1 });
+    const attempt = (deliveryId: number, ageDays: number) => sql`
+      insert into event_delivery_attempts (delivery_id, sink_id, attempt, started_at, duration_ms, outcome, status)
+      values (${deliveryId}, 'snk_a', 1, now() - make_interval(days => ${ageDays}), 5, 'retry', 500)`;
+    for (const ageDays of [45, 31, 29, 1]) await attempt(dead, ageDays);
+    for (const ageDays of [60, 2]) await attempt(pending, ageDays);
+
+    const summary = await pruneExpiredRows(deps, { policy: retentionPolicy(deps.env), batchSize: 2 });
+    expect(summary).toMatchObject({ attempts: 3, deliveries: 0, complete: true });
+    const left = await sql<{ delivery_id: string; age: number }[]>`
+      select delivery_id, extract(day from now() - started_at)::int as age from event_delivery_attempts order by delivery_id, started_at`;
+    expect(left.map((row) => [Number(row.delivery_id), row.age])).toEqual([[dead, 29], [dead, 1], [pending, 2]]);
+    // 0 days keeps them all.
+    await attempt(dead, 400);
+    expect(await pruneExpiredRows(deps, { policy: { ...retentionPolicy(deps.env), deliveriesDays: 0 }, batchSize: 2 })).toMatchObject({ attempts: 0 });
   });
 
   it('0 days keeps a table whole; with no sink ever registered, events go by age alone', async () => {

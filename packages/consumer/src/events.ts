@@ -69,6 +69,8 @@ export type GoCardlessForwardedEvent = Envelope<`gocardless.${string}`, { provid
 /** `data.scope` tells a provider account's polling (`account`) from the whole fleet's (`fleet`, stalled and recovered only). */
 export type PollerHealthEvent = Envelope<'gateway.poller.degraded' | 'gateway.poller.recovered' | 'gateway.poller.stalled', { scope: 'account' | 'fleet' } & Record<string, unknown>>;
 export type SinkDisabledEvent = Envelope<'gateway.sink.disabled', { sink: { id: string; kind: string; target: string }; status: number; reason: string; disabledAt: string }>;
+/** An operator's test of one sink (the console's or the API's "send a test event"). */
+export type SinkTestEvent = Envelope<'gateway.test', { sink: { id: string; kind: string; target: string }; requestedAt: string; requestedBy: string }>;
 export type BankConnectionEvent = Envelope<
   'bank.connection.linked' | 'bank.connection.expiring' | 'bank.connection.expired' | 'bank.connection.broken' | 'bank.connection.recovered',
   { connectionId: string; reference: string } & Record<string, unknown>
@@ -79,7 +81,7 @@ export type BankTransactionEvent = Envelope<
 >;
 
 /** Every event type this package knows; narrow on `type`. */
-export type GatewayEvent = PaymentChangeEvent | PaymentStuckEvent | GoCardlessForwardedEvent | PollerHealthEvent | SinkDisabledEvent | BankConnectionEvent | BankTransactionEvent;
+export type GatewayEvent = PaymentChangeEvent | PaymentStuckEvent | GoCardlessForwardedEvent | PollerHealthEvent | SinkDisabledEvent | SinkTestEvent | BankConnectionEvent | BankTransactionEvent;
 
 export class EventParseError extends Error {
   override readonly name = 'EventParseError';

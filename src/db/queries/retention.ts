@@ -35,6 +35,17 @@ export function deleteDeliveredAttempts(db: DbOrTx, params: { before: Date; limi
 }
 
 /**
+ * Attempt rows older than the cutoff, whatever their delivery's state: a delivery still
+ * pending or dead keeps its last status and error on its own row, and a sink that stays
+ * down is probed every few seconds, so these rows must not wait for their delivery.
+ */
+export function deleteOldDeliveryAttempts(db: DbOrTx, params: { before: Date; limit: number }): Promise<number> {
+  return deleteBatch(db, sql`
+    delete from event_delivery_attempts
+    where id in (select id from event_delivery_attempts where started_at < ${params.before.toISOString()}::timestamptz order by started_at limit ${params.limit} for update skip locked)`);
+}
+
+/**
  * Outbox events older than the cutoff that every sink is done with: relayed (fanned out to
  * the sinks) and with no delivery still pending or dead. Where no sink was ever registered
  * (the pull API alone reads the outbox) nothing is ever marked relayed, and age alone

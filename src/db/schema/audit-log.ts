@@ -13,7 +13,7 @@ export const auditLog = pgTable(
     at: timestamp('at', { withTimezone: true }).notNull().defaultNow(),
     /** console:<session fingerprint> | api:<token fingerprint> | anonymous */
     actor: text('actor').notNull(),
-    /** console.sign_in | console.sign_in_refused | console.sign_out | delivery.redrive | receipt.reprocess | payment.sync | sink.enable */
+    /** console.sign_in | console.sign_in_refused | console.sign_out | delivery.redrive | delivery.bulk_redrive | receipt.reprocess | payment.sync | sink.enable | sink.disable | sink.test */
     action: text('action').notNull(),
     /** What it was done to: delivery:42, receipt:7, payment:mollie/tr_x, sink:snk_... */
     target: text('target'),

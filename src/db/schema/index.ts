@@ -5,6 +5,7 @@ export * from './outbox.js';
 export * from './provider-cursors.js';
 export * from './poller-health.js';
 export * from './event-deliveries.js';
+export * from './event-delivery-attempts.js';
 export * from './poller-fleet.js';
 export * from './audit-log.js';
 export * from './webhook-requests.js';

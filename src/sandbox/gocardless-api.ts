@@ -35,6 +35,7 @@ import { z } from 'zod';
 import { GOCARDLESS_API_VERSION } from '../providers/gocardless/client.js';
 import { GOCARDLESS_PAYMENT_STATUSES, type GoCardlessPaymentStatus } from '../providers/gocardless/mapping.js';
 import type { GoCardlessEvent } from '../providers/gocardless/webhook.js';
+import { createGoCardlessSandboxCreditors, mountGoCardlessCreditorRoutes, type GoCardlessSandboxCreditors } from './gocardless-creditors.js';
 import {
   GOCARDLESS_SANDBOX_ORIGIN,
   sendGoCardlessWebhooks,
@@ -267,6 +268,8 @@ export interface GoCardlessSandbox {
   readonly accessToken: string;
   readonly webhookSecret: string;
   readonly state: GoCardlessSandboxState;
+  /** More access tokens, each with its own creditor, and revocation. */
+  readonly creditors: GoCardlessSandboxCreditors;
   close(): Promise<void>;
   /** Forgets payments, events, counts, faults and the webhook endpoint. */
   reset(): void;
@@ -398,6 +401,7 @@ export async function startGoCardlessSandbox(options: GoCardlessSandboxOptions =
   const eventOrder = options.eventOrder ?? 'newest_first';
   const rateLimitPerMinute = options.rateLimitPerMinute ?? DEFAULT_RATE_LIMIT_PER_MINUTE;
   const creditorId = options.creditorId ?? 'CR000SANDBOX01';
+  const creditors = createGoCardlessSandboxCreditors(accessTokens, creditorId);
   const origin = options.origin ?? GOCARDLESS_SANDBOX_ORIGIN;
   const lifetime = new AbortController();
 
@@ -861,6 +865,8 @@ export async function startGoCardlessSandbox(options: GoCardlessSandboxOptions =
     return c.res;
   });
 
+  mountGoCardlessCreditorRoutes(app, creditors, json);
+
   app.get('/payments/:id', (c) => {
     const payment = payments.get(c.req.param('id'));
     if (!payment) return gcError(404, 'invalid_api_usage', 'resource_not_found', 'Resource not found');
@@ -1130,6 +1136,7 @@ export async function startGoCardlessSandbox(options: GoCardlessSandboxOptions =
     accessToken: accessTokens[0]!,
     webhookSecret,
     state,
+    creditors,
     close() {
       closed ??= new Promise<void>((resolve) => {
         lifetime.abort();

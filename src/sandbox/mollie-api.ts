@@ -17,6 +17,7 @@ import {
   type WebhookDeliveryResult,
   type WebhookSendOptions,
 } from './mollie-webhook-sender.js';
+import { createMollieSandboxAccounts, mountMollieAccountRoutes, type MollieSandboxAccounts } from './mollie-accounts.js';
 
 export const SANDBOX_DEFAULT_API_KEY = 'test_sandbox';
 
@@ -187,6 +188,8 @@ export interface MollieSandbox {
   url: string;
   port: number;
   state: MollieSandboxState;
+  /** API keys and organization tokens: add, revoke, and who each belongs to. */
+  accounts: MollieSandboxAccounts;
   close(): Promise<void>;
   createPayment(input?: CreateSandboxPaymentInput): SandboxPayment;
   setStatus(paymentId: string, status: SandboxPaymentStatus): SandboxPayment;
@@ -526,7 +529,7 @@ function validAmount(amount: SandboxAmount): SandboxAmount {
 // ---------------------------------------------------------------------------
 
 export async function startMollieSandbox(options: MollieSandboxOptions = {}): Promise<MollieSandbox> {
-  const apiKeys = new Set(options.apiKeys ?? [SANDBOX_DEFAULT_API_KEY]);
+  const accounts = createMollieSandboxAccounts(options.apiKeys ?? [SANDBOX_DEFAULT_API_KEY]);
   const autoWebhooks: WebhookSendOptions | null =
     options.autoWebhooks === true ? {} : options.autoWebhooks ? options.autoWebhooks : null;
   const state: MollieSandboxState = {
@@ -834,7 +837,7 @@ export async function startMollieSandbox(options: MollieSandboxOptions = {}): Pr
     if (!response) {
       const auth = c.req.header('authorization') ?? '';
       const key = /^Bearer\s+(\S+)$/i.exec(auth)?.[1];
-      if (!key || !apiKeys.has(key)) response = mollieError(401);
+      if (!key || !accounts.accepts(key)) response = mollieError(401);
     }
     if (!response) {
       const fault = takeFault(paymentId);
@@ -908,6 +911,8 @@ export async function startMollieSandbox(options: MollieSandboxOptions = {}): Pr
     const items = page.items.map((cb) => renderChargeback(cb, baseUrl));
     return halResponse(200, listBody('chargebacks', items, page.next, baseUrl, '/v2/chargebacks', query));
   });
+
+  mountMollieAccountRoutes(app, accounts, { hal: halResponse, error: mollieError, baseUrl: () => baseUrl });
 
   // -------------------------------------------------------------------------
   // The control API: JSON in, JSON out, no auth (it is a sandbox).
@@ -1030,6 +1035,7 @@ export async function startMollieSandbox(options: MollieSandboxOptions = {}): Pr
     url: baseUrl,
     port: address.port,
     state,
+    accounts,
     close,
     createPayment,
     setStatus,

@@ -11,7 +11,7 @@ import type { ProviderName } from '../providers/types.js';
 const token = (what: string) => z.string().min(8, `must be ${what}`).max(4096).regex(/^\S+$/, 'must not contain spaces');
 
 export const mollieApiKeyCredentials = z.strictObject({
-  apiKey: z.string().regex(/^(live|test)_[A-Za-z0-9]{10,}$/, 'must be a Mollie API key (live_... or test_...)'),
+  apiKey: z.string().regex(/^(live|test)_[A-Za-z0-9]+$/, 'must be a Mollie API key (live_... or test_...)'),
 });
 export const mollieOrganizationCredentials = z.strictObject({
   organizationToken: token('a Mollie organization access token (access_...)'),

@@ -163,7 +163,7 @@ const isPosition = (value: unknown): value is { e: number; a: number } =>
   typeof value === 'object' && value !== null && Number.isInteger((value as { e?: unknown }).e) && Number.isInteger((value as { a?: unknown }).a);
 
 /** POST/GET /v1/accounts, GET/PATCH/DELETE /:provider/:name. */
-export function accountRoutes(deps: Deps) {
+export function accountRoutes(deps: Pick<Deps, 'db' | 'env'>) {
   const app: OpenAPIHono<AppEnv> = newApiRouter();
   const accountDeps: AccountDeps = { db: deps.db, env: deps.env, secrets: accountSecretsFromEnv(deps.env) };
   app.onError((error, c) => toErrorResponse(toAppError(error), c));

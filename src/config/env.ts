@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { decodeAccountKey } from '../accounts/secrets.js';
 
 /**
  * The gateway's whole configuration, parsed once from a plain record:
@@ -24,6 +25,12 @@ const port = z.coerce
 const whsec = z
   .string()
   .regex(/^whsec_[A-Za-z0-9+/]+={0,2}$/, 'must look like whsec_<base64>');
+
+/** A key for account secrets at rest: base64 of 32 bytes. */
+const accountKey = z.string().superRefine((value, ctx) => {
+  const decoded = decodeAccountKey(value);
+  if (typeof decoded === 'string') ctx.addIssue({ code: 'custom', message: decoded });
+});
 
 const DURATION_UNITS_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
 const MAX_RETRY_DELAY_MS = 7 * 86_400_000;
@@ -80,6 +87,16 @@ export const envSchema = z.object({
   GOCARDLESS_ACCESS_TOKEN: z.string().min(1).optional(),
   GOCARDLESS_API_URL: url('https://api.gocardless.com').default('https://api.gocardless.com'),
   GOCARDLESS_WEBHOOK_SECRETS: list,
+  /**
+   * Seals the credentials and webhook secrets of accounts created through /v1/accounts
+   * (AES-256-GCM). Without it, creating an account answers 503; the env-configured
+   * `default` accounts need no key.
+   */
+  ACCOUNT_SECRETS_KEY: accountKey.optional(),
+  /** Comma-separated older keys, still opened during a rotation (`npm run accounts:rotate-keys` re-seals every row). */
+  ACCOUNT_SECRETS_PREVIOUS_KEYS: list.pipe(z.array(accountKey)),
+  /** How often every active account's credentials are checked against its provider. */
+  ACCOUNT_CHECK_INTERVAL_MS: z.coerce.number().int().min(1000).default(300_000),
   /** How often GET /events is paged to recover events whose webhooks never came; 0 disables it. */
   GOCARDLESS_EVENTS_INTERVAL_MS: z.coerce.number().int().min(0).default(300_000),
   EVENT_SINK_URLS: list.refine(
@@ -228,6 +245,9 @@ export function parseEnv(source: Record<string, string | undefined>): Env {
   if (result.success) {
     if (result.data.EVENT_SINK_URLS.length > 0 && !result.data.EVENT_SINK_SECRET) {
       throw new ConfigError(['EVENT_SINK_SECRET: required when EVENT_SINK_URLS is set']);
+    }
+    if (result.data.ACCOUNT_SECRETS_PREVIOUS_KEYS.length > 0 && !result.data.ACCOUNT_SECRETS_KEY) {
+      throw new ConfigError(['ACCOUNT_SECRETS_PREVIOUS_KEYS: set only together with ACCOUNT_SECRETS_KEY (the key new secrets are sealed with)']);
     }
     // Broker sinks carry the same Standard Webhooks signature as HTTP ones.
     for (const name of ['EVENT_NATS_URL', 'EVENT_AMQP_URL'] as const) {

@@ -5,6 +5,7 @@ import type { Deps } from '../deps.js';
 import { consoleRoutes } from '../console/routes.js';
 import { AppError, toErrorResponse } from './errors.js';
 import { annotateRequest, requestContext, requestMetrics, requestSpan, requireAdminToken, type AppEnv } from './middleware.js';
+import { accountRoutes } from './routes/accounts.js';
 import { bankConnectionRoutes, bankTransactionRoutes } from './routes/bank-connections.js';
 import { gocardlessWebhookRoutes } from './routes/gocardless-webhooks.js';
 import { deliveryRoutes } from './routes/deliveries.js';
@@ -121,6 +122,7 @@ export function createApp(deps: Deps, options: { surface?: AppSurface } = {}) {
   v1.route('/payments', paymentRoutes(deps));
   v1.route('/receipts', receiptRoutes(deps));
   v1.route('/webhook-requests', webhookRequestRoutes(deps));
+  v1.route('/accounts', accountRoutes(deps));
   v1.route('/bank-connections', bankConnectionRoutes(deps));
   v1.route('/bank-transactions', bankTransactionRoutes(deps));
   v1.route('/', outboundEventRoutes(deps));

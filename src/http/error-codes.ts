@@ -62,6 +62,13 @@ export const ERROR_CODES = {
   sink_not_found: { status: 404, meaning: 'No such event sink' },
   delivery_not_found: { status: 404, meaning: 'No such delivery (retention may have deleted it)' },
 
+  // Accounts
+  secrets_not_configured: { status: 503, meaning: 'ACCOUNT_SECRETS_KEY is unset, so no account can be stored' },
+  account_name_taken: { status: 409, meaning: 'The account name belongs to another provider-side identity' },
+  account_read_only: { status: 409, meaning: 'An account configured by the environment; change it there' },
+  account_identity_mismatch: { status: 409, meaning: 'New credentials belong to another provider-side identity' },
+  credentials_refused: { status: 422, meaning: 'The provider refused the credentials (its message included); nothing stored' },
+
   // Bank feeds
   bank_not_configured: { status: 503, meaning: 'GOCARDLESS_BANK_SECRET_ID and _KEY are unset' },
   bank_refused: { status: 422, meaning: 'GoCardless Bank Account Data refused the request' },

@@ -83,6 +83,7 @@ export function buildOpenApiDocument(app: OpenAPIHono<AppEnv>) {
     servers: [{ url: '/', description: 'This gateway' }],
     tags: [
       { name: 'Payments', description: 'The one row per payment' },
+      { name: 'Accounts', description: 'Provider accounts (merchants): credentials checked and encrypted at rest' },
       { name: 'Events', description: 'The outbound event feed, dead letters and sinks' },
       { name: 'Provider webhooks', description: 'Where Mollie and GoCardless post' },
       { name: 'Operations', description: 'Health, readiness, metrics, this document' },

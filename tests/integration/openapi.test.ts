@@ -250,6 +250,27 @@ function cases(eventId: string): Record<string, { valid: Call; invalid: Call | n
     'get /console/requests': { valid: { path: '/console/requests' }, invalid: null },
     'get /console/audit': { valid: { path: '/console/audit' }, invalid: null },
     'get /console/bank': { valid: { path: '/console/bank' }, invalid: null },
+    'post /v1/accounts': {
+      // No ACCOUNT_SECRETS_KEY in this app: a well-formed creation answers 503 naming it.
+      valid: { method: 'POST', path: '/v1/accounts', headers: json, body: JSON.stringify({ provider: 'mollie', name: 'openapi-shop', credentials: { apiKey: 'test_openapi123' } }), expect: 503 },
+      invalid: { method: 'POST', path: '/v1/accounts', headers: json, body: JSON.stringify({ provider: 'mollie', name: 'Not A Name', credentials: { accessToken: 'x' } }) },
+    },
+    'get /v1/accounts': {
+      valid: { path: '/v1/accounts?provider=mollie&limit=5', headers: auth },
+      invalid: { path: '/v1/accounts?status=lost', headers: auth },
+    },
+    'get /v1/accounts/{provider}/{name}': {
+      valid: { path: '/v1/accounts/mollie/no-such-shop', headers: auth, expect: 404 },
+      invalid: { path: '/v1/accounts/stripe/shop', headers: auth },
+    },
+    'patch /v1/accounts/{provider}/{name}': {
+      valid: { method: 'PATCH', path: '/v1/accounts/mollie/no-such-shop', headers: json, body: JSON.stringify({ disabled: true }), expect: 404 },
+      invalid: { method: 'PATCH', path: '/v1/accounts/mollie/no-such-shop', headers: json, body: JSON.stringify({ disabled: 'yes' }) },
+    },
+    'delete /v1/accounts/{provider}/{name}': {
+      valid: { method: 'DELETE', path: '/v1/accounts/gocardless/no-such-shop', headers: auth, expect: 404 },
+      invalid: { method: 'DELETE', path: '/v1/accounts/gocardless/Bad%20Name', headers: auth },
+    },
     'post /v1/bank-connections': {
       valid: { method: 'POST', path: '/v1/bank-connections', headers: json, body: JSON.stringify({ institutionId: 'SANDBOXFINANCE_SFIN0000', reference: 'openapi-1', redirectUrl: 'https://example.com/back' }), expect: 503 },
       invalid: { method: 'POST', path: '/v1/bank-connections', headers: json, body: JSON.stringify({ institutionId: 'x', reference: '', redirectUrl: 'ftp://x' }) },

@@ -14,3 +14,4 @@ export * from './bank-connections.js';
 export * from './bank-accounts.js';
 export * from './bank-call-budgets.js';
 export * from './bank-transactions.js';
+export * from './accounts.js';

@@ -65,6 +65,8 @@ export interface GoCardlessEventsPage {
 
 export type GoCardlessProvider = PaymentProvider & {
   listEvents(account: string, options?: ListEventsOptions): Promise<GoCardlessEventsPage>;
+  /** The creditor the account's access token acts for (GET /creditors): who the token belongs to. */
+  getCreditorId(account: string, options?: FetchOptions): Promise<string>;
 };
 
 const errorEnvelopeSchema = z.object({
@@ -87,6 +89,8 @@ const eventsPageSchema = z.looseObject({
     limit: z.number().optional(),
   }),
 });
+
+const creditorsPageSchema = z.looseObject({ creditors: z.array(z.looseObject({ id: z.string().min(1) })) });
 
 function inferMode(apiUrl: string): 'live' | 'test' | null {
   try {
@@ -312,10 +316,23 @@ export function createGoCardlessProvider(config: GoCardlessProviderConfig): GoCa
     };
   }
 
+  async function getCreditorId(account: string, options: FetchOptions = {}): Promise<string> {
+    const label = 'GoCardless GET /creditors';
+    // A token belongs to one organisation; its first creditor names it.
+    const response = await get(account, '/creditors?limit=1', options.signal);
+    if (response.status < 200 || response.status >= 300) throw unexpectedStatus(label, response);
+    const parsed = creditorsPageSchema.safeParse(parseJson(label, response.text));
+    if (!parsed.success) throw new ProviderError('gocardless', 'bad_response', `${label}: unexpected creditors body`, false);
+    const creditor = parsed.data.creditors[0];
+    if (!creditor) throw new ProviderError('gocardless', 'bad_response', `${label}: the token's organisation has no creditor`, false);
+    return creditor.id;
+  }
+
   return {
     name: 'gocardless',
     hasAccount: (account) => Object.hasOwn(config.accounts, account),
     fetchPayment,
     listEvents,
+    getCreditorId,
   };
 }

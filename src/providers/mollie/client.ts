@@ -167,7 +167,7 @@ function isStatus(error: unknown, ...statuses: number[]): boolean {
   return error instanceof ClientError && !(error instanceof ResponseValidationError) && statuses.includes(error.statusCode);
 }
 
-function normaliseApiUrl(apiUrl: string): string {
+export function normaliseApiUrl(apiUrl: string): string {
   // The SDK joins relative `v2/...` paths itself, so a configured .../v2 would double it.
   return apiUrl.replace(/\/+$/, '').replace(/\/v2$/, '');
 }

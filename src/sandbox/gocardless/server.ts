@@ -38,6 +38,7 @@ import type { GoCardlessEvent } from '../../providers/gocardless/webhook.js';
 import { GOCARDLESS_SANDBOX_ORIGIN, type SendGoCardlessWebhooksReport } from '../gocardless-webhook-sender.js';
 import { registerGoCardlessApiRoutes } from './api-routes.js';
 import { registerGoCardlessControlRoutes } from './control-routes.js';
+import { createGoCardlessSandboxCreditors, mountGoCardlessCreditorRoutes, type GoCardlessSandboxCreditors } from './creditors.js';
 import { gatekeeping, type SandboxEnv } from './gatekeeping.js';
 import {
   createGoCardlessStore,
@@ -81,6 +82,8 @@ export interface GoCardlessSandbox {
   readonly accessToken: string;
   readonly webhookSecret: string;
   readonly state: GoCardlessSandboxState;
+  /** More access tokens, each with its own creditor, and revocation. */
+  readonly creditors: GoCardlessSandboxCreditors;
   close(): Promise<void>;
   /** Forgets payments, events, counts, faults and the webhook endpoint. */
   reset(): void;
@@ -120,6 +123,7 @@ export interface GoCardlessSandbox {
 
 export async function startGoCardlessSandbox(options: GoCardlessSandboxOptions = {}): Promise<GoCardlessSandbox> {
   const accessTokens = options.accessTokens && options.accessTokens.length > 0 ? [...options.accessTokens] : [DEFAULT_SANDBOX_ACCESS_TOKEN];
+  const creditors = createGoCardlessSandboxCreditors(accessTokens, options.creditorId ?? 'CR000SANDBOX01');
   const webhookSecret = options.webhookSecret ?? DEFAULT_SANDBOX_WEBHOOK_SECRET;
   const origin = options.origin ?? GOCARDLESS_SANDBOX_ORIGIN;
   const lifetime = new AbortController();
@@ -151,6 +155,7 @@ export async function startGoCardlessSandbox(options: GoCardlessSandboxOptions =
   // version header, rate limit. The control API skips all of it.
   app.use('*', gatekeeping(store, lifetime));
   registerGoCardlessApiRoutes(app, store);
+  mountGoCardlessCreditorRoutes(app, creditors, json);
   registerGoCardlessControlRoutes(app, store, webhooks);
 
   app.notFound((c) =>
@@ -174,6 +179,7 @@ export async function startGoCardlessSandbox(options: GoCardlessSandboxOptions =
     accessToken: accessTokens[0]!,
     webhookSecret,
     state: store.view,
+    creditors,
     close() {
       closed ??= new Promise<void>((resolve) => {
         lifetime.abort();

@@ -31,7 +31,8 @@ import {
   type SandboxRefundStatus,
 } from './state.js';
 import { createMollieNotifier } from './webhooks.js';
-import { mollieError, renderPayment } from './wire.js';
+import { createMollieSandboxAccounts, mountMollieAccountRoutes, type MollieSandboxAccounts } from './accounts.js';
+import { halResponse, mollieError, renderPayment } from './wire.js';
 
 export interface MollieSandboxOptions {
   /** 0 (default) picks a free port. */
@@ -52,6 +53,8 @@ export interface MollieSandbox {
   url: string;
   port: number;
   state: MollieSandboxState;
+  /** API keys and organization tokens: add, revoke, and who each belongs to. */
+  accounts: MollieSandboxAccounts;
   close(): Promise<void>;
   createPayment(input?: CreateSandboxPaymentInput): SandboxPayment;
   setStatus(paymentId: string, status: SandboxPaymentStatus): SandboxPayment;
@@ -83,7 +86,8 @@ export async function startMollieSandbox(options: MollieSandboxOptions = {}): Pr
   const autoWebhooks: WebhookSendOptions | null =
     options.autoWebhooks === true ? {} : options.autoWebhooks ? options.autoWebhooks : null;
   const site = { baseUrl: '' };
-  const store = createMollieStore(options.apiKeys ?? [SANDBOX_DEFAULT_API_KEY], {
+  const accounts = createMollieSandboxAccounts(options.apiKeys ?? [SANDBOX_DEFAULT_API_KEY]);
+  const store = createMollieStore(accounts, {
     changed: (payment) => notifier.autoNotify(payment),
     timelineSet: (payment) => notifier.armTimeline(payment),
   });
@@ -99,6 +103,7 @@ export async function startMollieSandbox(options: MollieSandboxOptions = {}): Pr
 
   const app = new Hono<{ Bindings: HttpBindings }>();
   app.route('/', mollieApiRoutes(store, faults, site));
+  mountMollieAccountRoutes(app, accounts, { hal: halResponse, error: mollieError, baseUrl: () => site.baseUrl });
   app.route('/__sandbox', mollieControlRoutes({ store, faults, notifier, site, paymentJson, reset }));
 
   app.notFound((c) => (c.req.path.startsWith('/__sandbox') ? c.json({ error: `no control route ${c.req.method} ${c.req.path}` }, 404) : mollieError(404, `No route ${c.req.method} ${c.req.path}`)));
@@ -134,6 +139,7 @@ export async function startMollieSandbox(options: MollieSandboxOptions = {}): Pr
     url: site.baseUrl,
     port: address.port,
     state,
+    accounts,
     close,
     createPayment: store.createPayment,
     setStatus: store.setStatus,

@@ -218,8 +218,7 @@ export interface MollieStoreHooks {
   timelineSet(payment: SandboxPayment): void;
 }
 
-export function createMollieStore(apiKeys: readonly string[], hooks: MollieStoreHooks) {
-  const keys = new Set(apiKeys);
+export function createMollieStore(credentials: { accepts(token: string): boolean }, hooks: MollieStoreHooks) {
   const state: MollieSandboxState = {
     payments: new Map(),
     faults: [],
@@ -398,8 +397,8 @@ export function createMollieStore(apiKeys: readonly string[], hooks: MollieStore
 
   return {
     state,
-    /** Whether a bearer token is one of the sandbox's API keys. */
-    acceptsKey: (key: string) => keys.has(key),
+    /** Whether a bearer token is one of the sandbox's live API keys or organization tokens. */
+    acceptsKey: (key: string) => credentials.accepts(key),
     paymentOf,
     createPayment,
     setStatus,

@@ -1,0 +1,91 @@
+/** Plain queries over the accounts table: `(db, params)`, no provider calls, no secrets in clear. */
+import { and, asc, eq, gt, sql } from 'drizzle-orm';
+import type { DbOrTx } from '../db/client.js';
+import { accounts, type InsertAccount, type SelectAccount } from '../db/schema/accounts.js';
+import type { ProviderName } from '../providers/types.js';
+
+export type AccountStatus = 'active' | 'broken' | 'disabled';
+
+export type NewAccountRow = Pick<
+  InsertAccount,
+  'provider' | 'name' | 'externalId' | 'credentialsKind' | 'credentialsLast4' | 'credentialsKeyId' | 'credentialsCiphertext' | 'webhookSecretsKeyId' | 'webhookSecretsCiphertext' | 'lastCheckedAt'
+>;
+
+export type InsertAccountOutcome =
+  | { outcome: 'created'; account: SelectAccount }
+  /** The provider-side identity already has an account (under this name or another). */
+  | { outcome: 'existing'; account: SelectAccount }
+  /** The name belongs to an account of another identity. */
+  | { outcome: 'name_taken'; account: SelectAccount };
+
+/**
+ * Inserts an account unless its identity or its name is already taken, race-safe: the
+ * unique indexes decide, not a look-up before the insert. Two requests creating the
+ * same merchant at once both reach the INSERT; ON CONFLICT DO NOTHING lets exactly one
+ * row in, and the loser (which waited for the winner's commit inside the INSERT) then
+ * reads the winner's row.
+ */
+export async function insertAccount(db: DbOrTx, row: NewAccountRow): Promise<InsertAccountOutcome> {
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const [inserted] = await db.insert(accounts).values(row).onConflictDoNothing().returning();
+    if (inserted) return { outcome: 'created', account: inserted };
+    // The identity first: creating a known merchant again answers with its account, whatever the name asked for.
+    const sameIdentity = await getAccountByExternalId(db, row.provider as ProviderName, row.externalId);
+    if (sameIdentity) return { outcome: 'existing', account: sameIdentity };
+    const sameName = await getAccount(db, row.provider as ProviderName, row.name);
+    if (sameName) return { outcome: 'name_taken', account: sameName };
+    // Neither is there any more (a row removed by hand between the two statements): try again.
+  }
+  throw new Error(`account ${row.provider}/${row.name}: insert kept conflicting with rows that then vanished`);
+}
+
+export async function getAccount(db: DbOrTx, provider: ProviderName, name: string): Promise<SelectAccount | undefined> {
+  const rows = await db.select().from(accounts).where(and(eq(accounts.provider, provider), eq(accounts.name, name))).limit(1);
+  return rows[0];
+}
+
+export async function getAccountByExternalId(db: DbOrTx, provider: ProviderName, externalId: string): Promise<SelectAccount | undefined> {
+  const rows = await db.select().from(accounts).where(and(eq(accounts.provider, provider), eq(accounts.externalId, externalId))).limit(1);
+  return rows[0];
+}
+
+export interface ListAccountsParams {
+  provider?: ProviderName;
+  status?: AccountStatus;
+  /** Exclusive lower bound on the row id: pages run oldest first and stay stable under inserts. */
+  afterId?: number;
+  limit: number;
+}
+
+export async function listAccountRows(db: DbOrTx, params: ListAccountsParams): Promise<SelectAccount[]> {
+  const filters = [
+    params.provider ? eq(accounts.provider, params.provider) : undefined,
+    params.status ? eq(accounts.status, params.status) : undefined,
+    params.afterId !== undefined ? gt(accounts.id, params.afterId) : undefined,
+  ].filter((filter) => filter !== undefined);
+  return db
+    .select()
+    .from(accounts)
+    .where(filters.length > 0 ? and(...filters) : undefined)
+    .orderBy(asc(accounts.id))
+    .limit(params.limit);
+}
+
+export type AccountChanges = Partial<
+  Pick<InsertAccount, 'credentialsKind' | 'credentialsLast4' | 'credentialsKeyId' | 'credentialsCiphertext' | 'webhookSecretsKeyId' | 'webhookSecretsCiphertext' | 'lastCheckedAt' | 'lastError'>
+> & { status?: AccountStatus; brokenSince?: Date | null };
+
+/** Applies the changes and answers the row as it is now; undefined when there is no such account. */
+export async function updateAccount(db: DbOrTx, provider: ProviderName, name: string, changes: AccountChanges): Promise<SelectAccount | undefined> {
+  const [row] = await db
+    .update(accounts)
+    .set({ ...changes, updatedAt: sql`now()` })
+    .where(and(eq(accounts.provider, provider), eq(accounts.name, name)))
+    .returning();
+  return row;
+}
+
+/** Disables an account (history kept, the name and identity stay taken); undefined when there is none. */
+export function disableAccount(db: DbOrTx, provider: ProviderName, name: string): Promise<SelectAccount | undefined> {
+  return updateAccount(db, provider, name, { status: 'disabled' });
+}

@@ -1,0 +1,138 @@
+/**
+ * No account secret in clear at rest: a pg_dump of the whole database holds none of the
+ * credentials, webhook secrets or encryption keys used. Key rotation
+ * (`npm run accounts:rotate-keys`) re-encrypts every row under the new key while the API
+ * keeps changing accounts, and afterwards the old key is no longer needed.
+ */
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import postgres from 'postgres';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openCredentials } from '../../src/accounts/accounts.js';
+import { createAccountSecrets } from '../../src/accounts/secrets.js';
+import { getAccount } from '../../src/accounts/store.js';
+import type { Deps } from '../../src/deps.js';
+import { createApp } from '../../src/http/app.js';
+import { startGoCardlessSandbox, type GoCardlessSandbox } from '../../src/sandbox/gocardless-api.js';
+import { startMollieSandbox, type MollieSandbox } from '../../src/sandbox/mollie-api.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { auth, buildTestDeps } from '../helpers/deps.js';
+
+const run = promisify(execFile);
+const ROOT = path.resolve(import.meta.dirname, '../..');
+
+let database: TestDatabase;
+let sql: postgres.Sql;
+let mollie: MollieSandbox;
+let gocardless: GoCardlessSandbox;
+const opened: Deps[] = [];
+const oldKey = randomBytes(32).toString('base64');
+const newKey = randomBytes(32).toString('base64');
+/** Every secret this test hands the gateway. */
+const secretsUsed: string[] = [oldKey, newKey, Buffer.from(oldKey, 'base64').toString('hex'), Buffer.from(newKey, 'base64').toString('hex')];
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+  sql = postgres(database.url, { max: 2, onnotice: () => {} });
+  mollie = await startMollieSandbox();
+  gocardless = await startGoCardlessSandbox();
+});
+
+afterAll(async () => {
+  await Promise.all(opened.map((deps) => deps.close()));
+  await mollie?.close();
+  await gocardless?.close();
+  await sql?.end();
+  await database?.drop();
+});
+
+function gateway(env: Record<string, string>) {
+  const deps = buildTestDeps({ DATABASE_URL: database.url, MOLLIE_API_URL: mollie.url, GOCARDLESS_API_URL: gocardless.url, ...env });
+  opened.push(deps);
+  const app = createApp(deps);
+  return async (method: string, url: string, body: unknown) => {
+    const res = await app.request(url, { method, headers: { ...auth, 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+    return { status: res.status, text: await res.text() };
+  };
+}
+
+async function dump(): Promise<string> {
+  const { stdout } = await run('pg_dump', ['--data-only', '--dbname', database.url], { maxBuffer: 64 * 1024 * 1024 });
+  return stdout;
+}
+
+function expectNoSecret(text: string): void {
+  for (const secret of secretsUsed) expect(text.includes(secret), `found a secret in clear: ${secret.slice(0, 6)}…`).toBe(false);
+}
+
+describe('account secrets at rest', () => {
+  it('a database dump holds no credential, webhook secret or key in clear; rotation re-encrypts every row while accounts keep changing', async () => {
+    const api = gateway({ ACCOUNT_SECRETS_KEY: oldKey });
+    const apiKeys: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      const key = mollie.accounts.addApiKey();
+      apiKeys.push(key.token);
+      const webhookSecret = `mollie-webhook-secret-${randomBytes(8).toString('hex')}`;
+      secretsUsed.push(key.token, webhookSecret);
+      expect((await api('POST', '/v1/accounts', { provider: 'mollie', name: `shop-${i}`, credentials: { apiKey: key.token }, webhookSecrets: [webhookSecret] })).status).toBe(201);
+    }
+    const org = mollie.accounts.addOrganizationToken();
+    const refresh = `refresh_${randomBytes(12).toString('hex')}`;
+    secretsUsed.push(org.token, refresh);
+    expect((await api('POST', '/v1/accounts', { provider: 'mollie', name: 'platform', credentials: { accessToken: org.token, refreshToken: refresh, expiresAt: '2026-12-31T00:00:00Z' } })).status).toBe(201);
+    const gc = gocardless.creditors.addAccessToken();
+    secretsUsed.push(gc.token);
+    expect((await api('POST', '/v1/accounts', { provider: 'gocardless', name: 'gc', credentials: { accessToken: gc.token } })).status).toBe(201);
+
+    const before = await dump();
+    // The dump does hold the accounts (so the search below means something)...
+    expect(before).toContain('shop-5');
+    expect(before).toContain(org.organizationId);
+    // ...and none of the secrets.
+    expectNoSecret(before);
+
+    // Rotation: every gateway gets the new key, the old one as previous; the command re-seals while the API keeps writing.
+    const oldKeyId = await createAccountSecrets(oldKey).currentKeyId();
+    const newKeyId = await createAccountSecrets(newKey).currentKeyId();
+    const rotatingApi = gateway({ ACCOUNT_SECRETS_KEY: newKey, ACCOUNT_SECRETS_PREVIOUS_KEYS: oldKey });
+    const lateSecret = `late-secret-${randomBytes(8).toString('hex')}`;
+    secretsUsed.push(lateSecret);
+    const [rotation, ...patches] = await Promise.all([
+      run(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli/rotate-account-keys.ts')], {
+        cwd: ROOT,
+        env: { ...process.env, DATABASE_URL: database.url, ACCOUNT_SECRETS_KEY: newKey, ACCOUNT_SECRETS_PREVIOUS_KEYS: oldKey, LOG_LEVEL: 'silent' },
+      }),
+      ...Array.from({ length: 6 }, (_, i) => rotatingApi('PATCH', `/v1/accounts/mollie/shop-${i}`, { webhookSecrets: [lateSecret, `old-${i}`] })),
+    ]);
+    expect(rotation.stdout).toMatch(new RegExp(`re-encrypted \\d+ account\\(s\\) under key ${newKeyId}`));
+    for (const patch of patches) expect(patch.status).toBe(200);
+
+    const keyIds = await sql<{ credentials_key_id: string; webhook_secrets_key_id: string | null }[]>`select credentials_key_id, webhook_secrets_key_id from accounts`;
+    expect(keyIds).toHaveLength(8);
+    for (const row of keyIds) {
+      expect(row.credentials_key_id).toBe(newKeyId);
+      if (row.webhook_secrets_key_id !== null) expect(row.webhook_secrets_key_id).toBe(newKeyId);
+    }
+    expect(oldKeyId).not.toBe(newKeyId);
+
+    // The old key can go: the new one alone opens everything, and the old one alone opens nothing.
+    const newOnly = createAccountSecrets(newKey);
+    const reader = buildTestDeps({ DATABASE_URL: database.url });
+    opened.push(reader);
+    const shop0 = (await getAccount(reader.db, 'mollie', 'shop-0'))!;
+    expect(await openCredentials(newOnly, shop0)).toMatchObject({ kind: 'apiKey', apiKey: apiKeys[0] });
+    const platform = (await getAccount(reader.db, 'mollie', 'platform'))!;
+    expect(await openCredentials(newOnly, platform)).toEqual({ kind: 'oauth', accessToken: org.token, refreshToken: refresh, expiresAt: '2026-12-31T00:00:00Z' });
+    await expect(openCredentials(createAccountSecrets(oldKey), platform)).rejects.toThrow(/neither ACCOUNT_SECRETS_KEY nor/);
+    const webhookSecrets = await newOnly.open({ keyId: shop0.webhookSecretsKeyId!, ciphertext: shop0.webhookSecretsCiphertext! }, 'mollie/shop-0/webhook-secrets');
+    expect(JSON.parse(webhookSecrets)).toEqual([lateSecret, 'old-0']);
+
+    // A gateway with only the new key keeps working, and the dump still holds nothing in clear.
+    const afterApi = gateway({ ACCOUNT_SECRETS_KEY: newKey });
+    expect((await afterApi('PATCH', '/v1/accounts/gocardless/gc', { webhookSecrets: ['gc-secret-after-rotation'] })).status).toBe(200);
+    secretsUsed.push('gc-secret-after-rotation');
+    expectNoSecret(await dump());
+  });
+});

@@ -34,7 +34,7 @@ export interface Context {
   ceilingDb: () => Promise<string>;
 }
 
-export async function measured<T>(ctx: Context, gateway: GatewayProcess, work: () => Promise<T>): Promise<{ value: T; usage: Usage }> {
+export async function measured<T>(ctx: Context, gateway: Pick<GatewayProcess, 'pid'>, work: () => Promise<T>): Promise<{ value: T; usage: Usage }> {
   const loadStart = await loadAverage();
   const [g0, s0, sys0] = await Promise.all([sampleProcess(gateway.pid), sampleProcess(ctx.sandbox.pid), sampleSystem()]);
   const d0 = process.cpuUsage();

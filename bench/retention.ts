@@ -1,5 +1,5 @@
 /**
- * `npx tsx bench/retention.ts` (or `npm run bench -- retention`): does the retention job
+ * `npm run bench -- retention` (or `npx tsx bench/retention.ts`): does the retention job
  * keep up with the rate the gateway writes rows at?
  *
  * A fresh database is filled with what BENCH_RETENTION_WEBHOOKS (default 200,000) webhooks
@@ -73,7 +73,13 @@ async function lastIngestRate(): Promise<{ rate: number; at: string } | null> {
   }
 }
 
-async function main(): Promise<void> {
+export interface RetentionBenchResult {
+  allExpiredGone: boolean;
+  keptIntact: boolean;
+  keepsUp: boolean | null;
+}
+
+export async function runRetentionBench(): Promise<RetentionBenchResult> {
   const admin = postgres(ADMIN_URL, { max: 1, onnotice: () => {} });
   const name = `gw_bench_retention_${Date.now().toString(36)}`;
   await admin.unsafe(`create database "${name}"`);
@@ -137,7 +143,7 @@ async function main(): Promise<void> {
       cores: os.cpus().length,
     };
     await writeFile(path.join(ROOT, 'bench/retention-results.json'), `${JSON.stringify(result, null, 2)}\n`);
-    if (!allGone || !keptIntact) process.exitCode = 1;
+    return result;
   } finally {
     await sql.end();
     await admin.unsafe(`drop database if exists "${name}" with (force)`);
@@ -145,4 +151,12 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+if (import.meta.url === `file://${process.argv[1]}`) {
+  runRetentionBench().then(
+    (result) => process.exit(result.allExpiredGone && result.keptIntact && result.keepsUp !== false ? 0 : 1),
+    (error: unknown) => {
+      say(`retention bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+      process.exit(1);
+    },
+  );
+}

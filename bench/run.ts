@@ -3,7 +3,7 @@
  * for the same SQL (bench/db-ceiling.ts), written to bench/results.json and the
  * generated section of bench/RESULTS.md.
  *
- * Scenarios (BENCH_SCENARIOS=a,b,c,d selects):
+ * Scenarios (BENCH_SCENARIOS=a,b,c,d,e selects):
  *   a  Mollie classic webhooks, each for a different payment (paid in the sandbox):
  *      max-rate pass, then a pass at half that rate; with the in-process lock and with
  *      Redlock over a Redis of the benchmark's own.
@@ -12,6 +12,8 @@
  *   c  Contention: webhooks and return-page syncs for 10 payments whose status moves
  *      during the run; checks one row and one event per change afterwards.
  *   d  The poller over BENCH_POLL_PAYMENTS (100,000) tracked payments due now.
+ *   e  The gateway beside a hand-written handler on the same stack (bench/baseline.ts),
+ *      interleaved A B A B (BENCH_AB_ROUNDS, default 2), both with a Redis lock: the ratio.
  *
  * Everything runs on 127.0.0.1: a fresh database (created and dropped through
  * BENCH_DATABASE_ADMIN_URL), the gateway as its own process (plain node on a build
@@ -20,11 +22,12 @@
  * the whole run stops itself after BENCH_DEADLINE_SECONDS (default 540).
  * BENCH_PROFILE=1 runs the gateway under --cpu-prof (profiles in bench/profiles/).
  *
- * The bank-feed benchmark (bench/bank.ts) is its own scenario, run only when asked:
- * `npm run bench -- bank` or BENCH_SCENARIOS=bank (alone, or beside others).
+ * The bank-feed benchmark (bench/bank.ts) and the retention benchmark (bench/retention.ts)
+ * are scenarios of their own, run only when asked: `npm run bench -- bank`, `-- retention`
+ * or BENCH_SCENARIOS=bank,retention (alone, or beside others).
  *
  * The parts: config.ts (BENCH_* variables), machine.ts, database.ts and services.ts
- * (what a run stands on), measure.ts (a pass and its numbers), scenarios/ (a to d) and
+ * (what a run stands on), measure.ts (a pass and its numbers), scenarios/ (a to e) and
  * report.ts (floors, results.json, RESULTS.md).
  */
 import postgres from 'postgres';
@@ -39,16 +42,24 @@ import { scenarioA } from './scenarios/a-mollie-webhooks.js';
 import { scenarioB } from './scenarios/b-gocardless-batches.js';
 import { scenarioC } from './scenarios/c-contention.js';
 import { scenarioD } from './scenarios/d-poller.js';
+import { scenarioE } from './scenarios/e-baseline.js';
 import { startRedis, startSandboxProcess } from './services.js';
 
 async function main(): Promise<void> {
   assertLoopback(ADMIN_URL, 'BENCH_DATABASE_ADMIN_URL');
-  for (const scenario of SCENARIOS) if (!ALL_SCENARIOS.includes(scenario) && scenario !== 'bank') throw new Error(`unknown scenario ${scenario} (a, b, c, d, bank)`);
+  const ownBenches = ['bank', 'retention'];
+  for (const scenario of SCENARIOS) if (!ALL_SCENARIOS.includes(scenario) && !ownBenches.includes(scenario)) throw new Error(`unknown scenario ${scenario} (a, b, c, d, e, bank, retention)`);
+  if (SCENARIOS.includes('retention')) {
+    const { runRetentionBench } = await import('./retention.js');
+    const retention = await runRetentionBench();
+    if (!retention.allExpiredGone || !retention.keptIntact || retention.keepsUp === false) process.exitCode = 1;
+    if (SCENARIOS.every((s) => s === 'retention')) return;
+  }
   if (SCENARIOS.includes('bank')) {
     const { runBankBench } = await import('./bank.js');
     const bank = await runBankBench();
     if (!Object.values(bank.met).every(Boolean)) process.exitCode = 1;
-    if (SCENARIOS.every((s) => s === 'bank')) return;
+    if (SCENARIOS.every((s) => ownBenches.includes(s))) return;
   }
   const deadline = setTimeout(() => {
     say(`\nbenchmark exceeded BENCH_DEADLINE_SECONDS=${DEADLINE_SECONDS}; stopping`);
@@ -59,7 +70,7 @@ async function main(): Promise<void> {
 
   const adminSql = postgres(ADMIN_URL, { max: 2, onnotice: () => {} });
   cleanups.push(() => adminSql.end({ timeout: 5 }));
-  const redis = SCENARIOS.includes('a') && env.BENCH_REDIS !== '0' ? await startRedis() : null;
+  const redis = (SCENARIOS.includes('a') || SCENARIOS.includes('e')) && env.BENCH_REDIS !== '0' ? await startRedis() : null;
   const machine = await describeMachine(adminSql, redis?.version ?? null);
   say(`machine: ${machine.nproc} cores, ${machine.cpuModel}, ${machine.memoryGb} GB, ${machine.node}, ${machine.postgres}; load ${machine.loadAverageAtStart.join(' ')}`);
 
@@ -125,6 +136,14 @@ async function main(): Promise<void> {
     report.d = await scenarioD(ctx);
     report.gateways.push(report.d.gateway);
     report.passes.push({ name: 'd', usage: report.d.usage });
+  }
+  if (SCENARIOS.includes('e')) {
+    const e = await scenarioE(ctx);
+    if (e) {
+      report.e = e;
+      report.gateways.push(e.gateway);
+      e.rounds.forEach((r, i) => report.passes.push({ name: `e gateway ${i + 1}`, usage: r.gateway.usage }, { name: `e baseline ${i + 1}`, usage: r.baseline.usage }));
+    }
   }
   report.floors = floors(report, report.gateways);
   say(`\nfloors:`);

@@ -89,13 +89,13 @@ export const DeliveriesPage: FC<{
     </form>
     <p class="small" data-testid="deliveries-count">
       {String(total)} {total === 1 ? 'delivery matches' : 'deliveries match'}
-      {deadMatching > 0 ? <> · {String(deadMatching)} of them dead letters</> : null}
+      {deadMatching > 0 ? <> · {String(deadMatching)} of them {deadMatching === 1 ? 'a dead letter' : 'dead letters'}</> : null}
     </p>
     {deadMatching > 0 && search.state !== 'pending' && search.state !== 'delivered' ? (
       <form method="post" action="/console/deliveries/redrive" class="inline" data-testid="bulk-redrive">
         <FilterFields search={search} />
         <button class="action" type="submit">
-          Re-drive the {String(deadMatching)} dead letters matching this filter
+          Re-drive the {deadMatching === 1 ? 'dead letter' : `${deadMatching} dead letters`} matching this filter
         </button>
       </form>
     ) : null}

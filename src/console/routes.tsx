@@ -355,7 +355,7 @@ export function consoleRoutes(deps: ConsoleDeps, options: { failedAttempts?: Fai
     const redriven = q['bulk-redriven'];
     const notice =
       redriven !== undefined && /^\d{1,6}$/.test(redriven)
-        ? { tone: 'ok' as const, text: `${redriven} dead letters are queued again${q.more !== undefined ? '; more match: re-drive again for the rest' : ''}.` }
+        ? { tone: 'ok' as const, text: `${redriven === '1' ? '1 dead letter is' : `${redriven} dead letters are`} queued again${q.more !== undefined ? '; more match: re-drive again for the rest' : ''}.` }
         : undefined;
     return c.html(
       <DeliveriesPage

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { sql, type SQL } from 'drizzle-orm';
 import type { Db, DbOrTx } from '../db/client.js';
 import { enqueueEvents } from './outbox.js';
+import type { DeadLetter } from './deliveries.js';
 
 /**
  * The operator's view of deliveries, beyond dead letters: every delivery listed and
@@ -27,18 +28,9 @@ export interface DeliveryFilter {
   to?: Date;
 }
 
-export interface DeliveryListItem {
-  id: number;
-  eventId: string;
-  type: string;
-  sink: { id: string; kind: string; target: string; disabled: boolean };
-  provider: string | null;
-  paymentId: string | null;
-  version: number | null;
+/** A delivery in a list: what a dead letter shows (without its event), in any state. */
+export interface DeliveryListItem extends Pick<DeadLetter, 'id' | 'eventId' | 'type' | 'sink' | 'provider' | 'paymentId' | 'version' | 'attempts' | 'lastStatus' | 'lastError'> {
   state: string;
-  attempts: number;
-  lastStatus: number | null;
-  lastError: string | null;
   createdAt: Date;
   lastAttemptAt: Date | null;
   nextAttemptAt: Date;

@@ -178,7 +178,7 @@ describe('delivery attempts, filters, bulk re-drive and sinks', () => {
     const res = await app.request('/console/deliveries/redrive', form({ sink: billingSink, from: day(0) }));
     expect(res.status).toBe(303);
     expect(res.headers.get('location')).toBe(`/console/deliveries?sink=${billingSink}&from=${day(0)}&bulk-redriven=1`);
-    expect(await (await app.request(res.headers.get('location')!, { headers: { cookie } })).text()).toContain('1 dead letters are queued again');
+    expect(await (await app.request(res.headers.get('location')!, { headers: { cookie } })).text()).toContain('1 dead letter is queued again');
     await drainRelay(deps, { retryDelaysMs: [0] });
 
     const page = await (await app.request(`/console/deliveries/${dead!.id}`, { headers: { cookie } })).text();

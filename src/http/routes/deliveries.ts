@@ -16,7 +16,7 @@ import {
   type DeliveryAttempt,
   type DeliveryListItem,
 } from '../../events/delivery-operations.js';
-import { EventSink, SINK_ID, pageOf } from '../api-schemas.js';
+import { DeadLetter, EventSink, SINK_ID, pageOf } from '../api-schemas.js';
 import { decodeCursor, encodeCursor, pageLimit } from '../cursor.js';
 import { AppError } from '../errors.js';
 import type { AppEnv } from '../middleware.js';
@@ -57,15 +57,8 @@ const redriveBody = z.strictObject({
   limit: z.number().int().min(1).max(BULK_REDRIVE_LIMIT).default(BULK_REDRIVE_LIMIT).meta({ description: 'At most this many in one call' }),
 });
 
-const Delivery = z
-  .object({
-    id: z.number().int(),
-    eventId: z.string(),
-    type: z.string(),
-    sink: z.object({ id: z.string(), kind: z.string(), target: z.string(), disabled: z.boolean() }),
-    provider: z.string().nullable(),
-    paymentId: z.string().nullable(),
-    version: z.number().int().nullable(),
+const Delivery = DeadLetter.pick({ id: true, eventId: true, type: true, sink: true, provider: true, paymentId: true, version: true })
+  .extend({
     state: z.enum(DELIVERY_STATES),
     attempts: z.number().int().meta({ description: 'Attempts since the delivery was created or last re-driven' }),
     lastStatus: z.number().int().nullable(),

@@ -51,6 +51,7 @@ export async function runWrite<T>(db: DbOrTx, body: WriteBody<T>): Promise<T> {
 
 async function runPipelined<T>(client: postgres.Sql, body: WriteBody<T>): Promise<T> {
   const connection = await client.reserve();
+  let healthy = true;
   const run = (statement: Statement) => {
     const { text, params } = statement.query();
     return connection.unsafe(text, params, { prepare: true });
@@ -73,9 +74,21 @@ async function runPipelined<T>(client: postgres.Sql, body: WriteBody<T>): Promis
     );
   } catch (error) {
     // Never hand a connection back inside a transaction (a no-op with a warning if none is open).
-    await connection.unsafe('rollback').catch(() => {});
+    healthy = await connection.unsafe('rollback').then(
+      () => true,
+      (rollbackError: unknown) => !connectionLost(rollbackError),
+    );
     throw error;
   } finally {
-    connection.release();
+    // A connection lost while reserved is already back among the pool's closed ones, and
+    // reconnects when next needed; releasing it would list its dead socket as open, and
+    // the pool would hand queries to it (postgres.js's release does not check).
+    if (healthy) connection.release();
   }
+}
+
+const LOST_CONNECTION = new Set(['CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED']);
+
+function connectionLost(error: unknown): boolean {
+  return LOST_CONNECTION.has(String((error as { code?: unknown } | null)?.code));
 }

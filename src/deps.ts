@@ -55,7 +55,7 @@ export function buildDeps(env: Env, overrides: BuildOverrides = {}): Deps {
   const logger = overrides.logger ?? createLogger(env.LOG_LEVEL);
   const metrics = createMetrics({ defaultMetrics: overrides.defaultMetrics ?? false });
   if (!env.DATABASE_URL) throw new ConfigError(['DATABASE_URL: required (the Node entry starts an embedded Postgres when it is unset)']);
-  const database = createDatabase(env.DATABASE_URL, { max: env.DATABASE_POOL_SIZE });
+  const database = createDatabase(env.DATABASE_URL, { max: env.DATABASE_POOL_SIZE, writeBatchMax: env.WRITE_BATCH_MAX });
   const redis = env.REDIS_URL.length > 0 ? createRedisClients(env.REDIS_URL, env.REDIS_TIMEOUT_MS) : [];
   for (const client of redis) {
     // Connection errors are expected during outages; the locker reports what they cost.

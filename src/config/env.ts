@@ -1,6 +1,9 @@
 import { z } from 'zod';
 import { decodeAccountKey } from '../accounts/secrets.js';
 
+/** WRITE_BATCH_MAX's default (also for databases opened without it, as tests do). */
+export const DEFAULT_WRITE_BATCH_MAX = 64;
+
 /**
  * The gateway's whole configuration, parsed once from a plain record:
  * Node passes process.env, Workers pass their env binding, tests pass a literal.
@@ -124,6 +127,11 @@ export const envSchema = z.object({
   /** Bound on every Redis call, so an unreachable Redis costs little before falling back. */
   REDIS_TIMEOUT_MS: z.coerce.number().int().min(10).default(500),
   DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10),
+  /**
+   * Group commit: concurrent receipt inserts, fence draws and snapshot writes that wait for
+   * the one in flight go together as the next, at most this many; 1 writes each alone.
+   */
+  WRITE_BATCH_MAX: z.coerce.number().int().min(1).max(1000).default(DEFAULT_WRITE_BATCH_MAX),
   /** Poller: due payments leased per pass, and how many of them are polled at once. */
   POLLER_BATCH_SIZE: z.coerce.number().int().min(1).max(1000).default(50),
   POLLER_CONCURRENCY: z.coerce.number().int().min(1).max(100).default(8),

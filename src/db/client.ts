@@ -1,6 +1,7 @@
 import { drizzle, type PostgresJsDatabase } from 'drizzle-orm/postgres-js';
 import { migrate } from 'drizzle-orm/postgres-js/migrator';
 import postgres from 'postgres';
+import { setWriteBatchMax } from './group-commit.js';
 import * as schema from './schema/index.js';
 
 export type Db = PostgresJsDatabase<typeof schema>;
@@ -13,7 +14,11 @@ export interface Database {
   close(): Promise<void>;
 }
 
-export function createDatabase(url: string, options: { max?: number; onnotice?: () => void } = {}): Database {
+/**
+ * `writeBatchMax`: how many concurrent writes (receipts, fences, snapshots) one flush may
+ * carry (src/db/group-commit.ts); 1 writes each alone. Defaults to DEFAULT_WRITE_BATCH_MAX.
+ */
+export function createDatabase(url: string, options: { max?: number; writeBatchMax?: number; onnotice?: () => void } = {}): Database {
   const sql = postgres(url, {
     max: options.max ?? 10,
     // Silence NOTICEs such as "relation already exists, skipping" from migrations.
@@ -34,6 +39,7 @@ export function createDatabase(url: string, options: { max?: number; onnotice?: 
       },
     },
   });
+  if (options.writeBatchMax !== undefined) setWriteBatchMax(sql, options.writeBatchMax);
   const db = drizzle(sql, { schema });
   return { db, sql, close: () => sql.end({ timeout: 5 }) };
 }

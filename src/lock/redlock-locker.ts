@@ -26,6 +26,9 @@ export function createRedisClients(urls: string[], timeoutMs: number): Redis[] {
         // Keep reconnecting in the background; calls fail fast meanwhile.
         retryStrategy: (attempt) => Math.min(attempt * 100, 2000),
         lazyConnect: false,
+        // Commands issued in the same tick (concurrent webhooks' lock acquisitions,
+        // extensions, releases and recent-fetch records) travel as one write and one read.
+        enableAutoPipelining: true,
       }),
   );
 }

@@ -1,17 +1,35 @@
 import type { DbOrTx } from '../db/client.js';
+import { createGroupCommit, groupCommitOn, refusedByDatabase } from '../db/group-commit.js';
 import { executePrepared, renderedStatement } from '../db/prepared.js';
 import { runWrite, type WriteSteps } from './write-executor.js';
+import { ORDERING } from './status-rules.js';
 import { changedResult, planChange, planWrite, unchangedResult, type ApplyInput, type ApplyResult, type UpsertRow, type WritePlan } from './write-plan.js';
-import { fetchFenceAtSql, fetchFenceSql, guardedUpsert, transitionAndEvents, unchangedSql } from './write-statements.js';
+import { fetchFenceAtSql, fetchFencesAtSql, fetchFenceSql, guardedUpsert, transitionAndEvents, unchangedSql } from './write-statements.js';
 
 export type { ApplyInput, ApplyResult, SyncSource } from './write-plan.js';
 // The statements, for their tests and the benchmark's database ceiling (which runs exactly what the gateway runs).
 export { guardedUpsert, guardedUpsertSql, transitionAndEvents, transitionAndEventsSql, unchangedSql } from './write-statements.js';
 
-/** The fence, and the database's time as it was taken (milliseconds): when the fetch started. */
-export async function takeFetchFenceAt(db: DbOrTx): Promise<{ fence: number; at: number }> {
+export interface FetchFence {
+  fence: number;
+  at: number;
+}
+
+/**
+ * The fence, and the database's time as it was taken (milliseconds): when the fetch
+ * started. On the pool, fetches starting together share one round trip (group commit).
+ */
+export async function takeFetchFenceAt(db: DbOrTx): Promise<FetchFence> {
+  const batcher = groupCommitOn(db, 'fences', (maxBatch) => createGroupCommit((calls: null[]) => takeFetchFencesAt(db, calls.length), { maxBatch }));
+  if (batcher) return batcher.submit(null);
   const rows = await executePrepared<{ fence: number; at: number | string }>(db, fetchFenceAtSql());
   return { fence: Number(rows[0]!.fence), at: Number(rows[0]!.at) };
+}
+
+async function takeFetchFencesAt(db: DbOrTx, count: number): Promise<FetchFence[]> {
+  const rows = await executePrepared<{ fence: number; at: number | string }>(db, fetchFencesAtSql(count));
+  if (rows.length !== count) throw new Error(`asked for ${count} fences, got ${rows.length}`);
+  return rows.map((row) => ({ fence: Number(row.fence), at: Number(row.at) }));
 }
 
 /** Takes the fence for a fetch that is about to start. */
@@ -25,32 +43,75 @@ export async function takeFetchFence(db: DbOrTx): Promise<number> {
  * when the row really changed, its transition row and its outbox events; plus the
  * settlement of the receipts the sync answers. Planned by write-plan.ts, rendered by
  * write-statements.ts, run by write-executor.ts (two round trips on the pool).
+ *
+ * On the pool, the snapshots ready while a write is in flight go together as the next
+ * one (group commit): one transaction, still two round trips, one commit. A batch the
+ * database refuses (one bad member) is written again one snapshot at a time, so every
+ * snapshot is applied with all its rows or not at all, and fails only for itself.
  */
 export async function applySnapshot(db: DbOrTx, input: ApplyInput): Promise<ApplyResult> {
   const plan = planWrite(input);
-  return runWrite(db, (steps, ownsCommit) => writeSnapshot(steps, plan, ownsCommit));
+  const batcher = groupCommitOn(db, 'snapshots', (maxBatch) =>
+    createGroupCommit((plans: WritePlan[]) => runWrite(db, (steps, ownsCommit) => writeSnapshots(steps, plans, ownsCommit)), { maxBatch, retryAlone: refusedByDatabase }),
+  );
+  if (batcher) return batcher.submit(plan);
+  const [result] = await runWrite(db, (steps, ownsCommit) => writeSnapshots(steps, [plan], ownsCommit));
+  return result!;
 }
 
-async function writeSnapshot(steps: WriteSteps, plan: WritePlan, ownsCommit: boolean): Promise<ApplyResult> {
-  const s = plan.input.snapshot;
-  // Guarantees 1 and 2 in one statement. The unique index on (provider,
+const paymentKey = (plan: WritePlan) => `${plan.input.snapshot.provider}\u0000${plan.input.snapshot.providerPaymentId}`;
+
+/**
+ * Writes in a fixed order: by payment, so concurrent batches (other processes) lock rows in
+ * the same order and cannot deadlock; and, for one payment, by fence. Each snapshot is its
+ * own guarded upsert, run in turn in the one transaction, so two snapshots of a payment
+ * give exactly what two writes one after the other would (a single multi-row upsert could
+ * not touch the row twice); the transitions and events follow in the same order.
+ */
+function writeOrder(plans: WritePlan[]): number[] {
+  const keys = plans.map(paymentKey);
+  return plans
+    .map((_, index) => index)
+    .sort((a, b) => (keys[a]! < keys[b]! ? -1 : keys[a]! > keys[b]! ? 1 : plans[a]!.input.fence - plans[b]!.input.fence));
+}
+
+async function writeSnapshots(steps: WriteSteps, plans: WritePlan[], ownsCommit: boolean): Promise<ApplyResult[]> {
+  const order = writeOrder(plans);
+  // Guarantees 1 and 2 in one statement per snapshot. The unique index on (provider,
   // provider_payment_id) makes a concurrent insert turn into this update instead of a
   // second row. The WHERE refuses stale snapshots (status rules per provider) and
   // no-op ones (nothing tracked differs), so RETURNING yields a row exactly when a
   // real change was written. `previous` captures the row as it stood under the row
   // lock the update holds, which a separate SELECT could not see race-free.
-  const rows = await steps.open<UpsertRow>(guardedUpsert(s, plan.input.fence, plan.nextPollAt, plan.snapshotJson, plan.metadataJson));
-
-  const row = rows[0];
-  if (!row) {
-    await steps.finish(renderedStatement(() => unchangedSql(s, plan.settleIds, ownsCommit)));
-    return unchangedResult(plan);
-  }
+  const answers = await steps.open<UpsertRow>(
+    order.map((index) => {
+      const plan = plans[index]!;
+      return guardedUpsert(plan.input.snapshot, plan.input.fence, plan.nextPollAt, plan.snapshotJson, plan.metadataJson);
+    }),
+  );
+  const changes = order.map((index, at) => {
+    const row = answers[at]![0];
+    return row ? planChange(plans[index]!, row) : null;
+  });
+  // A commit may skip the WAL flush only when it makes nothing durable but row locks: no
+  // change, and (in a group) no re-poll request either, which any fence-ordered member may write.
+  const mayCommitAsync =
+    ownsCommit && changes.every((change) => change === null) && (plans.length === 1 || plans.every((plan) => ORDERING[plan.input.snapshot.provider] !== 'fence'));
 
   // The transition and its events commit with the change or not at all (guarantee 4).
   // The unique (payment_id, version) and outbox dedupe keys turn any double write into
   // an error that rolls the whole change back, never into a second event.
-  const change = planChange(plan, row);
-  await steps.finish(transitionAndEvents(change));
-  return changedResult(plan, change);
+  await steps.finish(
+    order.map((index, at) => {
+      const plan = plans[index]!;
+      const change = changes[at];
+      return change ? transitionAndEvents(change) : renderedStatement(() => unchangedSql(plan.input.snapshot, plan.settleIds, mayCommitAsync));
+    }),
+  );
+  const results: ApplyResult[] = new Array(plans.length);
+  order.forEach((index, at) => {
+    const change = changes[at];
+    results[index] = change ? changedResult(plans[index]!, change) : unchangedResult(plans[index]!);
+  });
+  return results;
 }

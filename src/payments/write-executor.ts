@@ -8,15 +8,18 @@ import { poolClient, type Statement } from '../db/prepared.js';
  * it, chosen from that answer.
  *
  * On the pool (the usual case) the transaction is pipelined on one reserved connection:
- * BEGIN travels with the first statement and COMMIT with the last, so a write costs
- * two round trips instead of four, with the same statements in the same transaction.
+ * BEGIN travels with the opening statements and COMMIT with the last, so a write (or a
+ * group of writes committed together) costs two round trips, with the same statements
+ * in the same transaction.
  * The statements are prepared once per connection. Given a caller's transaction, the
  * same statements run one by one inside a savepoint of it.
  */
 
 export interface WriteSteps {
-  open<T>(statement: Statement): Promise<T[]>;
-  finish(statement: Statement): Promise<void>;
+  /** The statements that open the transaction, run in order: each one's rows. */
+  open<T>(statements: Statement[]): Promise<T[][]>;
+  /** The statements that end it, run in order, then the commit. */
+  finish(statements: Statement[]): Promise<void>;
 }
 
 /**
@@ -32,9 +35,13 @@ export async function runWrite<T>(db: DbOrTx, body: WriteBody<T>): Promise<T> {
   return db.transaction(async (tx) =>
     body(
       {
-        open: async <R>(statement: Statement) => (await tx.execute(statement.sql())) as unknown as R[],
-        finish: async (statement) => {
-          await tx.execute(statement.sql());
+        open: async <R>(statements: Statement[]) => {
+          const answers: R[][] = [];
+          for (const statement of statements) answers.push((await tx.execute(statement.sql())) as unknown as R[]);
+          return answers;
+        },
+        finish: async (statements) => {
+          for (const statement of statements) await tx.execute(statement.sql());
         },
       },
       false,
@@ -44,6 +51,7 @@ export async function runWrite<T>(db: DbOrTx, body: WriteBody<T>): Promise<T> {
 
 async function runPipelined<T>(client: postgres.Sql, body: WriteBody<T>): Promise<T> {
   const connection = await client.reserve();
+  let healthy = true;
   const run = (statement: Statement) => {
     const { text, params } = statement.query();
     return connection.unsafe(text, params, { prepare: true });
@@ -52,22 +60,35 @@ async function runPipelined<T>(client: postgres.Sql, body: WriteBody<T>): Promis
     return await body(
       {
         // Queries issued together on one connection are sent together and answered in order.
-        open: async <R>(statement: Statement) => {
-          const [, rows] = await Promise.all([connection.unsafe('begin'), run(statement)]);
-          return rows as unknown as R[];
+        open: async <R>(statements: Statement[]) => {
+          const [, ...answers] = await Promise.all([connection.unsafe('begin'), ...statements.map(run)]);
+          return answers as unknown as R[][];
         },
-        finish: async (statement) => {
-          // If the statement fails, the COMMIT behind it ends the aborted transaction as a rollback.
-          await Promise.all([run(statement), connection.unsafe('commit')]);
+        finish: async (statements) => {
+          // If a statement fails, the ones behind it are refused and the COMMIT ends the
+          // aborted transaction as a rollback; the first failure is the one thrown.
+          await Promise.all([...statements.map(run), connection.unsafe('commit')]);
         },
       },
       true,
     );
   } catch (error) {
     // Never hand a connection back inside a transaction (a no-op with a warning if none is open).
-    await connection.unsafe('rollback').catch(() => {});
+    healthy = await connection.unsafe('rollback').then(
+      () => true,
+      (rollbackError: unknown) => !connectionLost(rollbackError),
+    );
     throw error;
   } finally {
-    connection.release();
+    // A connection lost while reserved is already back among the pool's closed ones, and
+    // reconnects when next needed; releasing it would list its dead socket as open, and
+    // the pool would hand queries to it (postgres.js's release does not check).
+    if (healthy) connection.release();
   }
+}
+
+const LOST_CONNECTION = new Set(['CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED']);
+
+function connectionLost(error: unknown): boolean {
+  return LOST_CONNECTION.has(String((error as { code?: unknown } | null)?.code));
 }

@@ -23,6 +23,15 @@ export function fetchFenceAtSql(): SQL {
 }
 
 /**
+ * `count` fences in one round trip, each with the database's time as it was taken: for
+ * fetches about to start together. Every fence is distinct, and every time is later than
+ * anything committed before the statement began (such as the receipts that triggered them).
+ */
+export function fetchFencesAtSql(count: number): SQL {
+  return sql`select nextval('payment_fetch_fence') as fence, (extract(epoch from clock_timestamp()) * 1000)::float8 as at from generate_series(1, ${count}::int)`;
+}
+
+/**
  * The statement that ends a transaction whose upsert wrote nothing: settle the receipts,
  * re-poll a divergent fence-ordered payment, and (on the pool) let the commit skip the
  * WAL flush when it would make nothing durable but a row lock. Such a transaction

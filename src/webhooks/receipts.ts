@@ -1,5 +1,6 @@
 import { and, asc, desc, eq, getTableColumns, gt, lt, sql, type SQL } from 'drizzle-orm';
 import type { DbOrTx } from '../db/client.js';
+import { createGroupCommit, groupCommitOn, refusedByDatabase } from '../db/group-commit.js';
 import { executePrepared } from '../db/prepared.js';
 import { webhookReceipts, type SelectWebhookReceipt } from '../db/schema/webhook-receipts.js';
 import { SPAN_ATTRIBUTES, withSpan } from '../observability/tracing.js';
@@ -59,35 +60,57 @@ export function nextRetryDelayMs(
 /**
  * Stores a batch of receipts in one round trip. Events already stored (same provider
  * and event id) come back as duplicates: the unique index decides, not a prior SELECT.
+ * On the pool, concurrent calls share one insert (group commit, src/db/group-commit.ts);
+ * each call's answer is the one it would get alone, and it returns once its rows are durable.
  */
 export async function recordReceipts(db: DbOrTx, receipts: NewReceipt[]): Promise<RecordedReceipt[]> {
   if (receipts.length === 0) return [];
-  return withSpan('webhook.receipt', { [SPAN_ATTRIBUTES.provider]: receipts[0]!.provider, 'receipt.count': receipts.length }, () => insertReceipts(db, receipts));
+  return withSpan('webhook.receipt', { [SPAN_ATTRIBUTES.provider]: receipts[0]!.provider, 'receipt.count': receipts.length }, () => {
+    const batcher = groupCommitOn(db, 'receipts', (maxBatch) => createGroupCommit((calls: NewReceipt[][]) => insertReceipts(db, calls), { maxBatch, retryAlone: refusedByDatabase }));
+    return batcher ? batcher.submit(receipts) : insertReceipts(db, [receipts]).then((answers) => answers[0]!);
+  });
 }
 
-async function insertReceipts(db: DbOrTx, receipts: NewReceipt[]): Promise<RecordedReceipt[]> {
-  const rows = receiptRows(receipts);
-  const inserted = await executePrepared<{ id: number; event_id: string | null; received_at: Date | string }>(db, recordReceiptsSql(rows));
+/**
+ * One insert for several calls' receipts, answered per call exactly as if the calls had
+ * run one after another in the order given: an event id stored by an earlier call (or
+ * before) is a duplicate with id 0 (ON CONFLICT DO NOTHING returns no row for it), and
+ * the same event id twice in one call makes the second a duplicate of the first.
+ */
+async function insertReceipts(db: DbOrTx, calls: NewReceipt[][]): Promise<RecordedReceipt[][]> {
+  const rows = receiptRows(calls.flat());
+  const inserted = await executePrepared<{ id: number; provider: string; event_id: string | null; received_at: Date | string }>(db, recordReceiptsSql(rows));
+  const eventKey = (provider: string, eventId: string) => `${provider}\u0000${eventId}`;
   const byEvent = new Map<string, number>();
   const plainIds: number[] = [];
   // One statement: every row has the same received_at (the transaction's time).
-  const receivedAt = inserted[0] ? new Date(inserted[0].received_at) : new Date();
+  const statementAt = inserted[0] ? new Date(inserted[0].received_at) : null;
   for (const row of inserted) {
-    if (row.event_id) byEvent.set(row.event_id, Number(row.id));
+    if (row.event_id) byEvent.set(eventKey(row.provider, row.event_id), Number(row.id));
     else plainIds.push(Number(row.id));
   }
   plainIds.sort((a, b) => a - b);
   let plain = 0;
-  // The same event id twice in one batch: the first is new, the rest are duplicates.
-  const claimed = new Set<string>();
-  return rows.map((row) => {
-    if (!row.event_id) return { id: plainIds[plain++]!, eventId: null, receivedAt, duplicate: false };
-    const id = byEvent.get(row.event_id);
-    if (id !== undefined && !claimed.has(row.event_id)) {
-      claimed.add(row.event_id);
-      return { id, eventId: row.event_id, receivedAt, duplicate: false };
-    }
-    return { id: id ?? 0, eventId: row.event_id, receivedAt, duplicate: true };
+  let next = 0;
+  // Which call stored each event id: the first row of the flush that carries it.
+  const claimedBy = new Map<string, number>();
+  return calls.map((call, callIndex) => {
+    const own = rows.slice(next, (next += call.length));
+    const answers = own.map((row) => {
+      if (!row.event_id) return { id: plainIds[plain++]!, eventId: null, duplicate: false };
+      const key = eventKey(row.provider, row.event_id);
+      const id = byEvent.get(key);
+      const claimant = claimedBy.get(key);
+      if (id !== undefined && claimant === undefined) {
+        claimedBy.set(key, callIndex);
+        return { id, eventId: row.event_id, duplicate: false };
+      }
+      // The same event id twice in one call: the first is new, the rest are its duplicates.
+      return { id: claimant === callIndex ? id! : 0, eventId: row.event_id, duplicate: true };
+    });
+    // A call that stored nothing (all duplicates) was not part of the insert's transaction: it answers its own time.
+    const receivedAt = statementAt && answers.some((answer) => !answer.duplicate) ? statementAt : new Date();
+    return answers.map((answer) => ({ ...answer, receivedAt }));
   });
 }
 
@@ -117,7 +140,7 @@ export function recordReceiptsSql(rows: ReturnType<typeof receiptRows>): SQL {
       body text, headers jsonb, signature text)
     order by ord
     on conflict (provider, event_id) where event_id is not null do nothing
-    returning id, event_id, received_at`;
+    returning id, provider, event_id, received_at`;
 }
 
 export function recordReceiptsSqlFor(receipts: NewReceipt[]): SQL {

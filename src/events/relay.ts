@@ -22,6 +22,8 @@ import {
 } from './deliveries.js';
 import { configuredSinks, type DeliveryOutcome, type EventSink } from './sinks.js';
 import { sleep } from '../abortable-sleep.js';
+import { SpanKind } from '@opentelemetry/api';
+import { SPAN_ATTRIBUTES, withSpan } from '../observability/tracing.js';
 
 /** What the relay uses: the database, its sinks and its own state, and where it reports. */
 export type RelayDeps = Pick<Deps, 'db' | 'env' | 'logger' | 'metrics' | 'relayState' | 'eventSinks'>;
@@ -178,12 +180,35 @@ async function attemptSafely(deps: RelayDeps, sink: EventSink, delivery: LeasedD
 async function attempt(deps: RelayDeps, sink: EventSink, delivery: LeasedDelivery & { attempt?: AttemptFacts }, options: RelayOptions, step: RelayStep, probe?: LeasedProbe): Promise<boolean> {
   const started = performance.now();
   const startedAt = new Date();
-  let outcome: DeliveryOutcome;
-  try {
-    outcome = await sink.deliver(delivery.event);
-  } catch (error) {
-    outcome = { kind: 'failed', status: null, error: errorMessage(error) };
-  }
+  // One span per attempt. It starts its own trace (the relay runs long after the webhook's
+  // request ended); event.id and payment.id join it to the trace of the write that made it.
+  const paymentId = typeof delivery.event.data.paymentId === 'string' ? delivery.event.data.paymentId : undefined;
+  const spanAttributes = {
+    'event.id': delivery.eventId,
+    'event.type': delivery.event.type,
+    'sink.id': sink.id,
+    'sink.kind': sink.kind,
+    'delivery.attempt': delivery.attempts,
+    ...(paymentId ? { [SPAN_ATTRIBUTES.paymentId]: paymentId } : {}),
+    ...(probe ? { 'delivery.probe': true } : {}),
+  };
+  const outcome: DeliveryOutcome = await withSpan(
+    'event.deliver',
+    spanAttributes,
+    async (span) => {
+      let answer: DeliveryOutcome;
+      try {
+        answer = await sink.deliver(delivery.event);
+      } catch (error) {
+        answer = { kind: 'failed', status: null, error: errorMessage(error) };
+      }
+      span.setAttribute(SPAN_ATTRIBUTES.outcome, answer.kind);
+      if (answer.status !== null && answer.status !== undefined) span.setAttribute('http.response.status_code', answer.status);
+      return answer;
+    },
+    SpanKind.PRODUCER,
+    true,
+  );
   deps.metrics.eventDeliveryDuration.observe({ kind: sink.kind }, (performance.now() - started) / 1000);
   // Each outcome recorder below keeps this attempt's row along with the outcome.
   delivery = { ...delivery, attempt: { startedAt, durationMs: performance.now() - started, answer: outcome.answer, probe: probe !== undefined } };

@@ -11,9 +11,12 @@ import { errorMessage } from '../primitives/error-message.js';
  */
 const tracer = () => trace.getTracer('payment-webhook-gateway', packageJson.version);
 
-/** Runs `work` inside a child span of the current one; a thrown error marks the span failed and is rethrown. */
-export function withSpan<T>(name: string, attributes: Attributes, work: (span: Span) => Promise<T>, kind = SpanKind.INTERNAL): Promise<T> {
-  return tracer().startActiveSpan(name, { attributes, kind }, async (span) => {
+/**
+ * Runs `work` inside a child span of the current one (or, with `root`, the first span of a
+ * trace of its own); a thrown error marks the span failed and is rethrown.
+ */
+export function withSpan<T>(name: string, attributes: Attributes, work: (span: Span) => Promise<T>, kind = SpanKind.INTERNAL, root = false): Promise<T> {
+  return tracer().startActiveSpan(name, { attributes, kind, root }, async (span) => {
     try {
       return await work(span);
     } catch (error) {

@@ -13,6 +13,8 @@ import { createMollieProvider } from '../../src/providers/mollie/client.js';
 import { SANDBOX_DEFAULT_API_KEY, startMollieSandbox, type MollieSandbox } from '../../src/sandbox/mollie-api.js';
 import { createTestDatabase, redisPrefix, TEST_REDIS_URL, type TestDatabase } from '../helpers/database.js';
 import { buildTestDeps, testEnv } from '../helpers/deps.js';
+import { drainRelay, SINK_SECRET } from '../helpers/outbound-events.js';
+import { startReceiver } from '../helpers/webhook-receiver.js';
 
 let database: TestDatabase;
 let sandbox: MollieSandbox;
@@ -89,5 +91,44 @@ describe('tracing', () => {
     const start = (span: ReadableSpan) => span.startTime[0] * 1e9 + span.startTime[1];
     expect(start(receipt)).toBeLessThan(start(fetch));
     expect(start(fetch)).toBeLessThan(start(write));
+  });
+
+  it('gives every delivery attempt a span of its own, named by event, sink and payment', async () => {
+    const payment = sandbox.createPayment();
+    sandbox.setStatus(payment.id, 'paid');
+    const app = createApp(deps);
+    const posted = await app.request('/webhooks/mollie', {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ id: payment.id }).toString(),
+    });
+    expect(posted.status).toBe(200);
+    // A sink that fails this payment's event once: two attempts, two spans.
+    const failedOnce = new Set<string>();
+    const receiver = await startReceiver((request) => {
+      if (request.json?.data.paymentId !== payment.id || failedOnce.has(request.id)) return { status: 200 };
+      failedOnce.add(request.id);
+      return { status: 503 };
+    });
+    const relaying = buildTestDeps({ DATABASE_URL: database.url, EVENT_SINK_URLS: receiver.url, EVENT_SINK_SECRET: SINK_SECRET });
+    try {
+      await drainRelay(relaying, { retryDelaysMs: [10, 10, 10] });
+      await tracing.flush();
+      const [event] = receiver.accepted().filter((r) => r.json?.data.paymentId === payment.id);
+      expect(event).toBeDefined();
+      const spans = exporter.getFinishedSpans().filter((span) => span.name === 'event.deliver' && span.attributes['event.id'] === event!.id);
+      expect(spans.map((span) => [span.attributes['gateway.outcome'], span.attributes['http.response.status_code']])).toEqual([
+        ['failed', 503],
+        ['delivered', 200],
+      ]);
+      for (const span of spans) {
+        expect(span.attributes).toMatchObject({ 'payment.id': payment.id, 'event.type': event!.json!.type, 'sink.kind': 'http' });
+        // Its own trace: the relay runs long after the webhook's request ended.
+        expect(span.parentSpanContext).toBeUndefined();
+      }
+    } finally {
+      await relaying.close();
+      await receiver.close();
+    }
   });
 });

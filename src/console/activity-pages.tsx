@@ -4,7 +4,7 @@ import { AUDIT_ACTIONS } from '../audit/audit-log.js';
 import { PROVIDERS } from '../providers/types.js';
 import { INBOUND_LOG_RATE, type InboundRequest } from '../webhooks/inbound-log.js';
 import { RECEIPT_STATES, type ReceiptListItem } from '../webhooks/receipts.js';
-import { Badge, Instant, Layout, Notice, type Tone } from './layout.js';
+import { Badge, EmptyRow, Instant, Layout, Notice, type Tone } from './layout.js';
 
 export interface ReceiptSearch {
   provider?: string;
@@ -117,11 +117,7 @@ export const ReceiptsPage: FC<{
         </thead>
         <tbody>
           {rows.length === 0 ? (
-            <tr>
-              <td colspan={7} class="muted">
-                No receipts match.
-              </td>
-            </tr>
+            <EmptyRow cols={7}>No receipts match.</EmptyRow>
           ) : (
             rows.map((row) => (
               <tr data-receipt={String(row.id)}>
@@ -194,11 +190,7 @@ export const AuditPage: FC<{ rows: SelectAuditEntry[]; action?: string; older: n
       </thead>
       <tbody>
         {rows.length === 0 ? (
-          <tr>
-            <td colspan={6} class="muted">
-              Nothing recorded yet.
-            </td>
-          </tr>
+          <EmptyRow cols={6}>Nothing recorded yet.</EmptyRow>
         ) : (
           rows.map((row) => (
             <tr data-action={row.action}>
@@ -266,11 +258,7 @@ export const RequestsPage: FC<{ rows: InboundRequest[]; outcome?: string; provid
       </thead>
       <tbody>
         {rows.length === 0 ? (
-          <tr>
-            <td colspan={7} class="muted">
-              No requests match.
-            </td>
-          </tr>
+          <EmptyRow cols={7}>No requests match.</EmptyRow>
         ) : (
           rows.map((row) => (
             <tr data-outcome={row.outcome}>

@@ -1,6 +1,6 @@
 import type { FC } from 'hono/jsx';
 import type { BankReadiness } from '../bank/readiness.js';
-import { Badge, Instant, Layout } from './layout.js';
+import { Badge, EmptyRow, Instant, Layout } from './layout.js';
 
 const toneOf = (status: string) => (status === 'linked' || status === 'READY' ? 'ok' : status === 'awaiting_consent' ? 'info' : 'bad');
 
@@ -28,9 +28,7 @@ export const BankPage: FC<{ bank: BankReadiness; now: Date }> = ({ bank, now }) 
           </thead>
           <tbody>
             {bank.broken.length === 0 ? (
-              <tr>
-                <td colspan={4} class="muted">None.</td>
-              </tr>
+              <EmptyRow cols={4}>None.</EmptyRow>
             ) : (
               bank.broken.map((c) => (
                 <tr>
@@ -58,9 +56,7 @@ export const BankPage: FC<{ bank: BankReadiness; now: Date }> = ({ bank, now }) 
           </thead>
           <tbody>
             {bank.expiring.length === 0 ? (
-              <tr>
-                <td colspan={3} class="muted">None within the warning window.</td>
-              </tr>
+              <EmptyRow cols={3}>None within the warning window.</EmptyRow>
             ) : (
               bank.expiring.map((c) => (
                 <tr>
@@ -89,9 +85,7 @@ export const BankPage: FC<{ bank: BankReadiness; now: Date }> = ({ bank, now }) 
           </thead>
           <tbody>
             {bank.accounts.length === 0 ? (
-              <tr>
-                <td colspan={7} class="muted">No linked account yet.</td>
-              </tr>
+              <EmptyRow cols={7}>No linked account yet.</EmptyRow>
             ) : (
               bank.accounts.map((a) => (
                 <tr>

@@ -2,7 +2,7 @@ import type { FC } from 'hono/jsx';
 import { DELIVERY_STATES, type DeliveryAttempt, type DeliveryListItem, type SinkAttemptStats } from '../events/delivery-operations.js';
 import type { SinkState } from '../events/deliveries.js';
 import { formatDuration } from './format.js';
-import { Badge, Instant, Layout, Notice, type Tone } from './layout.js';
+import { Badge, EmptyRow, Instant, Layout, Notice, type Tone } from './layout.js';
 import { ChoiceSelect } from './activity-pages.js';
 import { PaymentRef, RedriveButton } from './payment-pages.js';
 
@@ -114,11 +114,7 @@ export const DeliveriesPage: FC<{
         </thead>
         <tbody>
           {rows.length === 0 ? (
-            <tr>
-              <td colspan={7} class="muted">
-                No deliveries match.
-              </td>
-            </tr>
+            <EmptyRow cols={7}>No deliveries match.</EmptyRow>
           ) : (
             rows.map((d) => (
               <tr data-delivery-id={String(d.id)} data-state={d.state}>
@@ -223,11 +219,7 @@ export const DeliveryPage: FC<{ delivery: DeliveryListItem; attempts: DeliveryAt
         </thead>
         <tbody>
           {attempts.length === 0 ? (
-            <tr>
-              <td colspan={5} class="muted">
-                No attempt yet.
-              </td>
-            </tr>
+            <EmptyRow cols={5}>No attempt yet.</EmptyRow>
           ) : (
             attempts.map((a) => (
               <tr data-attempt={String(a.id)} data-outcome={a.outcome}>

@@ -192,6 +192,15 @@ export const Badge: FC<{ value: string | null; tone?: Tone }> = ({ value, tone }
   <span class={`badge tone-${tone ?? STATUS_TONES[value ?? ''] ?? 'none'}`}>{value ?? 'unknown'}</span>
 );
 
+/** The one row of a table that has none: a muted message across every column. */
+export const EmptyRow: FC<{ cols: number; children?: Child }> = ({ cols, children }) => (
+  <tr>
+    <td colspan={cols} class="muted">
+      {children}
+    </td>
+  </tr>
+);
+
 export const Notice: FC<{ tone: Tone; children?: Child }> = ({ tone, children }) => (
   <div class={`notice tone-${tone}`} role="status">
     {children}

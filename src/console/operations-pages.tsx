@@ -1,6 +1,6 @@
 import type { FC } from 'hono/jsx';
 import { formatDuration } from './format.js';
-import { Badge, Instant, Layout, Notice } from './layout.js';
+import { Badge, EmptyRow, Instant, Layout, Notice } from './layout.js';
 import { PaymentRef, RedriveButton } from './payment-pages.js';
 import type { FleetStatus } from '../poller/fleet.js';
 import type { DeadLetterRow, OutboxSummary, PollerAccountHealth, WebhookVolume } from './queries.js';
@@ -136,11 +136,7 @@ export const PollersPage: FC<{ pollers: PollerAccountHealth[]; now: Date }> = ({
       </thead>
       <tbody>
         {pollers.length === 0 ? (
-          <tr>
-            <td colspan={10} class="muted">
-              No poller has reported yet, and no payment has a poll scheduled.
-            </td>
-          </tr>
+          <EmptyRow cols={10}>No poller has reported yet, and no payment has a poll scheduled.</EmptyRow>
         ) : (
           pollers.map((p) => (
             <tr data-provider={p.provider} data-account={p.account}>
@@ -213,11 +209,7 @@ export const OutboxPage: FC<{
       </thead>
       <tbody>
         {summary.sinks.length === 0 ? (
-          <tr>
-            <td colspan={6} class="muted">
-              No sink has been registered (EVENT_SINK_URLS, EVENT_STREAM, EVENT_NATS_URL, EVENT_AMQP_URL).
-            </td>
-          </tr>
+          <EmptyRow cols={6}>No sink has been registered (EVENT_SINK_URLS, EVENT_STREAM, EVENT_NATS_URL, EVENT_AMQP_URL).</EmptyRow>
         ) : (
           summary.sinks.map((sink) => (
             <tr data-sink={sink.id}>
@@ -266,11 +258,7 @@ export const OutboxPage: FC<{
       </thead>
       <tbody>
         {deadLetters.length === 0 ? (
-          <tr>
-            <td colspan={7} class="muted">
-              No dead letters.
-            </td>
-          </tr>
+          <EmptyRow cols={7}>No dead letters.</EmptyRow>
         ) : (
           deadLetters.map((d) => (
             <tr data-delivery-id={String(d.id)}>

@@ -1,7 +1,7 @@
 import type { FC } from 'hono/jsx';
 import { PAYMENT_STATUSES } from '../providers/types.js';
 import { formatDuration, formatMoney } from './format.js';
-import { Badge, Duration, Instant, Layout, Notice } from './layout.js';
+import { Badge, Duration, EmptyRow, Instant, Layout, Notice } from './layout.js';
 import type { DeliveryRecord, PaymentDetail, PaymentListRow } from './queries.js';
 import { ChoiceSelect, ProviderSelect, ReprocessButton, SyncButton } from './activity-pages.js';
 import type { TimelineEntry } from './timeline.js';
@@ -85,11 +85,7 @@ export const PaymentsPage: FC<{ search: PaymentFormValues; rows: PaymentListRow[
         </thead>
         <tbody>
           {rows.length === 0 ? (
-            <tr>
-              <td colspan={9} class="muted">
-                No payments match.
-              </td>
-            </tr>
+            <EmptyRow cols={9}>No payments match.</EmptyRow>
           ) : (
             rows.map((row) => (
               <tr>
@@ -398,11 +394,7 @@ export const PaymentPage: FC<{ payment: PaymentDetail; timeline: TimelineEntry[]
         </thead>
         <tbody>
           {timeline.length === 0 ? (
-            <tr>
-              <td colspan={5} class="muted">
-                Nothing recorded yet.
-              </td>
-            </tr>
+            <EmptyRow cols={5}>Nothing recorded yet.</EmptyRow>
           ) : (
             timeline.map((entry) => <TimelineRow entry={entry} now={now} back={back} />)
           )}

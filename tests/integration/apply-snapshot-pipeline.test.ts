@@ -10,9 +10,9 @@ import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDatabase, type Database } from '../../src/db/client.js';
 import { applySnapshot, takeFetchFence } from '../../src/payments/apply-snapshot.js';
-import type { PaymentSnapshot, PaymentStatus } from '../../src/providers/types.js';
 import { recordReceipts } from '../../src/webhooks/receipts.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { testSnapshot } from '../helpers/snapshots.js';
 
 let database: TestDatabase;
 let db: Database;
@@ -32,23 +32,7 @@ afterAll(async () => {
 
 const newId = (prefix: string) => `${prefix}${randomBytes(5).toString('hex')}`;
 
-function snapshot(id: string, status: PaymentStatus, provider: 'mollie' | 'gocardless' = 'mollie'): PaymentSnapshot {
-  return {
-    provider,
-    account: 'default',
-    providerPaymentId: id,
-    providerStatus: status,
-    status,
-    amount: { minor: 1250, currency: 'EUR' },
-    refundedMinor: 0,
-    chargedBackMinor: 0,
-    mode: 'test',
-    method: 'ideal',
-    metadata: null,
-    providerCreatedAt: new Date('2026-11-01T10:00:00Z'),
-    raw: { id, status },
-  };
-}
+const snapshot = testSnapshot;
 
 async function pendingReceipts(resourceId: string, count: number): Promise<number[]> {
   const recorded = await recordReceipts(

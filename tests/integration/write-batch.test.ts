@@ -13,11 +13,12 @@ import type { Deps } from '../../src/deps.js';
 import { createApp } from '../../src/http/app.js';
 import { applySnapshot, takeFetchFence, takeFetchFenceAt } from '../../src/payments/apply-snapshot.js';
 import { createMollieProvider } from '../../src/providers/mollie/client.js';
-import type { PaymentSnapshot, PaymentStatus } from '../../src/providers/types.js';
+import type { PaymentStatus } from '../../src/providers/types.js';
 import { SANDBOX_DEFAULT_API_KEY, startMollieSandbox, type MollieSandbox } from '../../src/sandbox/mollie-api.js';
 import { recordReceipts, type NewReceipt } from '../../src/webhooks/receipts.js';
 import { createTestDatabase, redisPrefix, TEST_REDIS_URL, type TestDatabase } from '../helpers/database.js';
 import { buildTestDeps } from '../helpers/deps.js';
+import { testSnapshot } from '../helpers/snapshots.js';
 
 let database: TestDatabase;
 let db: Database;
@@ -58,23 +59,7 @@ afterAll(async () => {
 
 const newId = (prefix: string) => `${prefix}${randomBytes(5).toString('hex')}`;
 
-function snapshot(id: string, status: PaymentStatus): PaymentSnapshot {
-  return {
-    provider: 'mollie',
-    account: 'default',
-    providerPaymentId: id,
-    providerStatus: status,
-    status,
-    amount: { minor: 1250, currency: 'EUR' },
-    refundedMinor: 0,
-    chargedBackMinor: 0,
-    mode: 'test',
-    method: 'ideal',
-    metadata: null,
-    providerCreatedAt: new Date('2026-11-01T10:00:00Z'),
-    raw: { id, status },
-  };
-}
+const snapshot = testSnapshot;
 
 function receipt(resourceId: string, eventId: string | null = null): NewReceipt {
   return {

@@ -86,6 +86,8 @@ export const envSchema = z.object({
   ADMIN_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   MOLLIE_API_KEY: z.string().min(1).optional(),
   MOLLIE_API_URL: url('https://api.mollie.com').default('https://api.mollie.com'),
+  /** How a payment is read on the webhook path: one plain GET (direct) or the official SDK (sdk). */
+  MOLLIE_PAYMENT_FETCH: z.enum(['direct', 'sdk']).default('direct'),
   MOLLIE_WEBHOOK_SECRETS: list,
   GOCARDLESS_ACCESS_TOKEN: z.string().min(1).optional(),
   GOCARDLESS_API_URL: url('https://api.gocardless.com').default('https://api.gocardless.com'),

@@ -25,6 +25,7 @@ import {
   type PaymentProvider,
   type PaymentSnapshot,
 } from '../types.js';
+import { createDirectPaymentGet } from './direct-get.js';
 import { MollieMappingError, mapMolliePayment } from './mapping.js';
 import { idPrefixKind } from './webhook.js';
 
@@ -45,6 +46,9 @@ export const MOLLIE_DEFAULT_RETRY: RetryConfig = {
   retryConnectionErrors: true,
 };
 
+/** The SDK's own defaults for whatever a partial backoff config leaves out. */
+const MOLLIE_SDK_BACKOFF = { initialInterval: 500, maxInterval: 60000, exponent: 1.5, maxElapsedTime: 3600000 };
+
 export interface MollieProviderConfig {
   /** Account name → credentials; 'default' is the env-var account. */
   accounts: Record<string, { apiKey: string }>;
@@ -55,6 +59,12 @@ export interface MollieProviderConfig {
   /** The SDK's retry config; tests pass `{ strategy: 'none' }`. */
   retryConfig?: RetryConfig;
   fetcher?: typeof fetch;
+  /**
+   * How `fetchPayment` reads a payment: `direct` (default) with one plain GET checked for
+   * the fields the mapping reads (direct-get.ts), `sdk` through the official SDK like
+   * every other call. Both give the same snapshot.
+   */
+  paymentFetch?: 'direct' | 'sdk';
 }
 
 export interface ListRecentPaymentsOptions {
@@ -195,6 +205,16 @@ export function createMollieProvider(config: MollieProviderConfig): MollieProvid
     },
   });
 
+  const directGet =
+    (config.paymentFetch ?? 'direct') === 'direct'
+      ? createDirectPaymentGet({
+          serverURL,
+          fetcher: baseFetch,
+          timeoutMs,
+          backoff: retryConfig.strategy === 'backoff' ? { ...MOLLIE_SDK_BACKOFF, ...retryConfig.backoff } : null,
+        })
+      : null;
+
   const clients = new Map<string, Client>();
   for (const [account, { apiKey }] of Object.entries(config.accounts)) {
     // security is explicit: without it the SDK reads CLIENT_API_KEY from the environment.
@@ -218,6 +238,20 @@ export function createMollieProvider(config: MollieProviderConfig): MollieProvid
     const client = clientFor(account);
     // Not a payment id: Mollie would 404 it anyway; skip the call (and never build odd paths).
     if (!PAYMENT_ID.test(providerPaymentId)) return { kind: 'not_found' };
+    if (directGet) {
+      const apiKey = config.accounts[account]?.apiKey;
+      if (apiKey === undefined) throw new ProviderError('mollie', 'unknown_account', `no Mollie account named ${JSON.stringify(account)} is configured`, false);
+      const result = await directGet(apiKey, providerPaymentId, options?.signal);
+      if (result.kind === 'not_found') return result;
+      if (result.payment.id !== providerPaymentId) {
+        throw toMollieProviderError(new MollieMappingError(`asked Mollie for ${providerPaymentId} and got ${result.payment.id}`));
+      }
+      try {
+        return { kind: 'found', snapshot: mapMolliePayment(result.payment, account) };
+      } catch (error) {
+        throw toMollieProviderError(error, options?.signal);
+      }
+    }
     try {
       const payment = await client.payments.get({ paymentId: providerPaymentId }, requestOptions(options?.signal));
       if (payment.id !== providerPaymentId) {

@@ -28,7 +28,8 @@ import { accounts, type SelectAccount } from '../db/schema/accounts.js';
 import { forEachLimited } from '../primitives/for-each-limited.js';
 import { errorMessage } from '../primitives/error-message.js';
 import { ProviderError, type ProviderName } from '../providers/types.js';
-import { accountSecretsFromEnv, openCredentials } from './accounts.js';
+import { AccountError, accountSecretsFromEnv, ENV_ACCOUNT_NAME, openCredentials } from './accounts.js';
+import { getAccount } from './store.js';
 import { identifyCredentials, type AccountCredentials } from './credentials.js';
 import { reportAccountRefused, reportAccountWorking } from './health.js';
 import { usableMollieAccessToken } from './oauth.js';
@@ -163,6 +164,27 @@ export async function checkAccount(deps: AccountCheckDeps, secrets: AccountSecre
   if (outcome === 'working') deps.logger.debug(fields, 'account checked');
   else deps.logger.warn({ ...fields, detail }, 'account check did not confirm the credentials');
   return outcome;
+}
+
+/**
+ * Checks one stored account now (POST /v1/accounts/:provider/:name/check, the console's
+ * "Check now"), whatever its status and schedule, and answers the row as the check left
+ * it. An outage is not an error here: the answer's `lastError` says what happened.
+ */
+export async function checkAccountNow(deps: AccountCheckDeps, provider: ProviderName, name: string): Promise<{ outcome: AccountCheckOutcome; account: SelectAccount }> {
+  if (name === ENV_ACCOUNT_NAME) {
+    throw new AccountError('read_only', `the ${provider} account "${ENV_ACCOUNT_NAME}" is configured by the environment and is not stored; its connection shows in the poller's health`);
+  }
+  const account = await getAccount(deps.db, provider, name);
+  if (!account) throw new AccountError('not_found', `no ${provider} account named "${name}"`);
+  const secrets = accountSecretsFromEnv(deps.env);
+  if (!secrets) {
+    throw new AccountError('secrets_not_configured', 'ACCOUNT_SECRETS_KEY is not set: the stored credentials cannot be opened to check them');
+  }
+  const outcome = await checkAccount(deps, secrets, account);
+  const checked = await getAccount(deps.db, provider, name);
+  if (!checked) throw new AccountError('not_found', `no ${provider} account named "${name}"`);
+  return { outcome, account: checked };
 }
 
 export type AccountCheckSummary = Record<AccountCheckOutcome, number> & { claimed: number };

@@ -14,6 +14,7 @@ import { reportAccountRefused, reportAccountWorking } from '../../src/accounts/h
 import { SESSION_COOKIE } from '../../src/console/session.js';
 import type { Deps } from '../../src/deps.js';
 import { createApp } from '../../src/http/app.js';
+import { startGoCardlessSandbox, type GoCardlessSandbox } from '../../src/sandbox/gocardless-api.js';
 import { startMollieSandbox, type MollieSandbox } from '../../src/sandbox/mollie-api.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { auth, buildTestDeps, TEST_ADMIN_TOKEN } from '../helpers/deps.js';
@@ -22,6 +23,7 @@ import { eventContractProblems } from '../helpers/event-contract.js';
 let database: TestDatabase;
 let sql: postgres.Sql;
 let mollie: MollieSandbox;
+let gocardless: GoCardlessSandbox;
 let deps: Deps;
 let app: ReturnType<typeof createApp>;
 const ORIGIN = 'http://localhost';
@@ -30,10 +32,12 @@ beforeAll(async () => {
   database = await createTestDatabase();
   sql = postgres(database.url, { max: 4, onnotice: () => {} });
   mollie = await startMollieSandbox({ port: 42211 });
+  gocardless = await startGoCardlessSandbox({ port: 42212 });
   deps = buildTestDeps({
     DATABASE_URL: database.url,
     ACCOUNT_SECRETS_KEY: randomBytes(32).toString('base64'),
     MOLLIE_API_URL: mollie.url,
+    GOCARDLESS_API_URL: gocardless.url,
     MOLLIE_API_KEY: 'test_envconfigured1234',
     ACCOUNT_CHECK_INTERVAL_MS: '60000',
   });
@@ -43,6 +47,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await deps?.close();
   await mollie?.close();
+  await gocardless?.close();
   await sql?.end();
   await database?.drop();
 });
@@ -167,6 +172,21 @@ describe('POST /v1/accounts/:provider/:name/check', () => {
       expect(JSON.stringify(event.payload)).not.toContain(replacement.token);
     }
     for (const answer of [outage, working, refused, brokenOutage, patched]) expect(answer.text).not.toContain(key.token);
+  });
+
+  it('a GoCardless token revoked at the sandbox breaks its account the same way', async () => {
+    const token = gocardless.creditors.addAccessToken();
+    const created = await call('POST', '/v1/accounts', { provider: 'gocardless', name: 'gc-shop', credentials: { accessToken: token.token } });
+    expect(created.status).toBe(201);
+    expect((await call('POST', '/v1/accounts/gocardless/gc-shop/check')).body).toMatchObject({ status: 'active', lastError: null });
+    gocardless.creditors.revokeAccessToken(token.token);
+    const refused = await call('POST', '/v1/accounts/gocardless/gc-shop/check');
+    expect(refused.body.status).toBe('broken');
+    expect(refused.body.lastError).toMatch(/^unauthorized: /);
+    const events = await accountEvents('gc-shop');
+    expect(events.map((e) => [e.type, e.payload.data.provider, e.payload.data.reason])).toEqual([['gateway.account.broken', 'gocardless', 'unauthorized']]);
+    expect(JSON.stringify(events)).not.toContain(token.token);
+    await sql`update accounts set status = 'disabled' where name = 'gc-shop'`;
   });
 
   it('credentials that now answer for another identity break the account with reason identity_changed', async () => {

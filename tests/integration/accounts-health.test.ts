@@ -261,6 +261,19 @@ describe('the check job', () => {
     const next = await sql<{ in_ms: number }[]>`select extract(epoch from next_check_at - now()) * 1000 as in_ms from accounts where name like 'job-%'`;
     for (const row of next) expect(Number(row.in_ms)).toBeGreaterThan(55_000);
     expect((await checkDueAccounts(deps))!.claimed).toBe(0);
+
+    // Another process's claim, not committed yet, holds those rows: this step skips them at
+    // once (SKIP LOCKED) instead of waiting and then checking them a second time.
+    await sql`update accounts set next_check_at = now() - interval '1 second' where name like 'job-%'`;
+    const callsBefore = profileChecks();
+    const concurrent = await sql.begin(async (tx) => {
+      await tx`update accounts set next_check_at = now() + interval '1 minute' where name like 'job-%'`;
+      const step = checkDueAccounts(deps).then((summary) => summary!.claimed);
+      const waited = new Promise<'waited'>((resolve) => setTimeout(() => resolve('waited'), 5000));
+      return Promise.race([step, waited]);
+    });
+    expect(concurrent).toBe(0);
+    expect(profileChecks()).toBe(callsBefore);
     // Disabled accounts are never claimed.
     expect(await sql`select 1 from accounts where status = 'disabled' and next_check_at is not null`).toHaveLength(0);
   });

@@ -191,5 +191,10 @@ describe('the account check across two processes', () => {
     expect(all.map((event) => event.type)).toEqual(['gateway.account.broken', 'gateway.account.recovered']);
     expect(all[1]!.payload.data).toMatchObject({ provider: 'mollie', account: 'idle-a', brokenSince: before.broken_since!.toISOString() });
     expect(eventContractProblems(all[1]!.payload)).toEqual([]);
+
+    // Loud in the log (once, by whichever process flipped it), and never a key there.
+    const output = gateways.map((gateway) => gateway.output()).join('\n');
+    expect(output.match(/account BROKEN: mollie\/idle-a/g)).toHaveLength(1);
+    for (const key of [...keys.values(), replacement]) expect(output).not.toContain(key.token);
   });
 });

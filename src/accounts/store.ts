@@ -4,7 +4,8 @@ import type { DbOrTx } from '../db/client.js';
 import { accounts, type InsertAccount, type SelectAccount } from '../db/schema/accounts.js';
 import type { ProviderName } from '../providers/types.js';
 
-export type AccountStatus = 'active' | 'broken' | 'disabled';
+export const ACCOUNT_STATUSES = ['active', 'broken', 'disabled'] as const;
+export type AccountStatus = (typeof ACCOUNT_STATUSES)[number];
 
 export type NewAccountRow = Pick<
   InsertAccount,

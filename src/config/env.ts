@@ -100,8 +100,12 @@ export const envSchema = z.object({
   ACCOUNT_SECRETS_KEY: accountKey.optional(),
   /** Comma-separated older keys, still opened during a rotation (`npm run accounts:rotate-keys` re-seals every row). */
   ACCOUNT_SECRETS_PREVIOUS_KEYS: list.pipe(z.array(accountKey)),
-  /** How often every active account's credentials are checked against its provider. */
-  ACCOUNT_CHECK_INTERVAL_MS: z.coerce.number().int().min(1000).default(300_000),
+  /**
+   * How often every active and broken stored account's credentials are checked against its
+   * provider (src/accounts/check-job.ts): once per interval per account fleet-wide, spread
+   * over the interval, even with no traffic.
+   */
+  ACCOUNT_CHECK_INTERVAL_MS: z.coerce.number().int().min(100).default(300_000),
   /** How often GET /events is paged to recover events whose webhooks never came; 0 disables it. */
   GOCARDLESS_EVENTS_INTERVAL_MS: z.coerce.number().int().min(0).default(300_000),
   EVENT_SINK_URLS: list.refine(

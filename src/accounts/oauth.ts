@@ -52,9 +52,9 @@ interface CachedToken {
 
 interface TokenState {
   /** The freshest token this process knows per account id, until it nears expiry. */
-  tokens: Map<number, CachedToken>;
-  /** The refresh under way in this process per account id. */
-  flights: Map<number, Promise<string>>;
+  tokens: Map<string, CachedToken>;
+  /** The refresh under way in this process per account. */
+  flights: Map<string, Promise<string>>;
 }
 
 // Per composition root (the deps' database handle), not per module: two gateways built in
@@ -74,18 +74,22 @@ export const oauthLockKey = (account: Pick<SelectAccount, 'provider' | 'name'>) 
 
 const expiresAtMs = (credentials: MollieOAuthCredentials) => Date.parse(credentials.expiresAt);
 
+/** The row's id with its creation time: a row id reused (a truncated table) is another account. */
+const cacheKey = (account: SelectAccount) => `${account.id}@${account.createdAt.getTime()}`;
+
 /** An access token of the account that is valid now. */
 export async function usableMollieAccessToken(deps: MollieOAuthDeps, account: SelectAccount, credentials: MollieOAuthCredentials): Promise<string> {
   const margin = deps.env.MOLLIE_OAUTH_REFRESH_MARGIN_MS;
   const now = Date.now();
   if (expiresAtMs(credentials) - now > margin) return credentials.accessToken;
   const state = tokenState(deps);
-  const cached = state.tokens.get(account.id);
+  const key = cacheKey(account);
+  const cached = state.tokens.get(key);
   if (cached && cached.expiresAtMs - now > margin) return cached.accessToken;
-  let flight = state.flights.get(account.id);
+  let flight = state.flights.get(key);
   if (!flight) {
-    flight = refreshShared(deps, account, credentials).finally(() => state.flights.delete(account.id));
-    state.flights.set(account.id, flight);
+    flight = refreshShared(deps, account, credentials).finally(() => state.flights.delete(key));
+    state.flights.set(key, flight);
   }
   return flight;
 }
@@ -127,7 +131,7 @@ async function readStored(deps: MollieOAuthDeps, account: SelectAccount): Promis
 }
 
 function remember(deps: MollieOAuthDeps, account: SelectAccount, credentials: MollieOAuthCredentials): string {
-  tokenState(deps).tokens.set(account.id, { accessToken: credentials.accessToken, expiresAtMs: expiresAtMs(credentials) });
+  tokenState(deps).tokens.set(cacheKey(account), { accessToken: credentials.accessToken, expiresAtMs: expiresAtMs(credentials) });
   return credentials.accessToken;
 }
 

@@ -41,6 +41,8 @@ interface Grant {
   scope: string;
   refreshToken: string;
   revoked: boolean;
+  /** When the newest access token of the grant expires (epoch ms). */
+  latestExpiresAt: number;
 }
 
 interface AccessToken {
@@ -54,6 +56,11 @@ export interface SandboxRefreshRecord {
   refreshToken: string;
   organizationId: string;
   at: Date;
+  /**
+   * How long the grant's newest access token still had when this refresh came: a client
+   * that refreshes once per expiry only refreshes when this is under its margin.
+   */
+  remainingMs: number | null;
   /** invalid_grant when refused. */
   outcome: 'refreshed' | 'invalid_grant';
 }
@@ -110,7 +117,8 @@ export function createMollieSandboxOAuth(accounts: MollieSandboxAccounts, option
 
   function issue(grant: Grant) {
     const accessToken = `access_oauth${random()}`;
-    accessTokens.set(accessToken, { grant, expiresAt: Date.now() + lifetimeMs, revoked: false });
+    grant.latestExpiresAt = Date.now() + lifetimeMs;
+    accessTokens.set(accessToken, { grant, expiresAt: grant.latestExpiresAt, revoked: false });
     return {
       access_token: accessToken,
       refresh_token: grant.refreshToken,
@@ -164,6 +172,7 @@ export function createMollieSandboxOAuth(accounts: MollieSandboxAccounts, option
       scope: entry.scope,
       refreshToken: `refresh_${random()}`,
       revoked: false,
+      latestExpiresAt: 0,
     };
     grants.push(grant);
     grantsByRefresh.set(grant.refreshToken, grant);
@@ -175,7 +184,8 @@ export function createMollieSandboxOAuth(accounts: MollieSandboxAccounts, option
     const presented = form.refresh_token ?? '';
     const grant = grantsByRefresh.get(presented);
     const record = (outcome: SandboxRefreshRecord['outcome']) => {
-      stats.refreshLog.push({ refreshToken: presented, organizationId: grant?.organizationId ?? '', at: new Date(), outcome });
+      const remainingMs = grant ? grant.latestExpiresAt - Date.now() : null;
+      stats.refreshLog.push({ refreshToken: presented, organizationId: grant?.organizationId ?? '', at: new Date(), remainingMs, outcome });
       if (stats.refreshLog.length > 10_000) stats.refreshLog.splice(0, stats.refreshLog.length - 10_000);
     };
     if (!grant || grant.revoked || grant.refreshToken !== presented) {

@@ -44,6 +44,8 @@ export interface MollieOAuthDeps {
 
 /** How long a process waits for another one's refresh before answering a retryable error. */
 const REFRESH_LOCK_WAIT_MS = 15_000;
+/** Without the lock, how long a refused refresh waits for a concurrent one to store its tokens. */
+const UNLOCKED_SETTLE_MS = 1000;
 
 interface CachedToken {
   accessToken: string;
@@ -96,13 +98,13 @@ export async function usableMollieAccessToken(deps: MollieOAuthDeps, account: Se
 
 async function refreshShared(deps: MollieOAuthDeps, account: SelectAccount, credentials: MollieOAuthCredentials): Promise<string> {
   try {
-    return await deps.locker.withLock(oauthLockKey(account), () => refreshUnderLock(deps, account), { waitMs: REFRESH_LOCK_WAIT_MS });
+    return await deps.locker.withLock(oauthLockKey(account), () => refreshUnderLock(deps, account, { locked: true }), { waitMs: REFRESH_LOCK_WAIT_MS });
   } catch (error) {
     if (error instanceof LockUnavailableError) {
       // No lock service: refresh anyway. The guarded update still keeps one stored winner;
       // only "once per expiry" is lost until the lock is back.
       deps.logger.warn({ provider: account.provider, account: account.name }, 'oauth refresh without the lock: lock service unreachable');
-      return refreshUnderLock(deps, account);
+      return refreshUnderLock(deps, account, { locked: false });
     }
     if (error instanceof LockBusyError) {
       // Another process has been refreshing for a long time: whatever it stored, or the
@@ -139,7 +141,7 @@ function oauthApp(deps: MollieOAuthDeps): MollieOAuthApp | null {
   return mollieOAuthAppFromEnv(deps.env);
 }
 
-async function refreshUnderLock(deps: MollieOAuthDeps, account: SelectAccount): Promise<string> {
+async function refreshUnderLock(deps: MollieOAuthDeps, account: SelectAccount, mode: { locked: boolean }): Promise<string> {
   const stored = await readStored(deps, account);
   if (!stored) {
     throw new ProviderError('mollie', 'unknown_account', `mollie account ${account.name} no longer holds OAuth credentials`, false);
@@ -160,7 +162,7 @@ async function refreshUnderLock(deps: MollieOAuthDeps, account: SelectAccount): 
     fresh = { kind: 'oauth', ...tokens };
   } catch (error) {
     if (!(error instanceof MollieTokenError)) throw error;
-    return refreshRefused(deps, account, stored, error);
+    return refreshRefused(deps, account, stored, error, mode);
   }
 
   const sealed = await deps.secrets.seal(JSON.stringify(fresh), credentialsContext('mollie', account.name));
@@ -180,12 +182,14 @@ async function refreshUnderLock(deps: MollieOAuthDeps, account: SelectAccount): 
   return remember(deps, account, fresh);
 }
 
-async function refreshRefused(deps: MollieOAuthDeps, account: SelectAccount, stored: StoredCredentials, error: MollieTokenError): Promise<string> {
+async function refreshRefused(deps: MollieOAuthDeps, account: SelectAccount, stored: StoredCredentials, error: MollieTokenError, mode: { locked: boolean }): Promise<string> {
   const stillValid = expiresAtMs(stored.credentials) > Date.now();
   switch (error.code) {
     case 'invalid_grant': {
       // A refresh made without the lock may have rotated the refresh token under this one:
-      // only a refusal of the refresh token still stored means the grant is gone.
+      // only a refusal of the refresh token still stored means the grant is gone. Without
+      // the lock, the other refresh may not have stored its tokens yet: give it a moment.
+      if (!mode.locked) await new Promise((resolve) => setTimeout(resolve, UNLOCKED_SETTLE_MS));
       const now = await readStored(deps, account);
       if (now && now.row.credentialsCiphertext !== stored.row.credentialsCiphertext && expiresAtMs(now.credentials) > Date.now()) {
         return remember(deps, account, now.credentials);

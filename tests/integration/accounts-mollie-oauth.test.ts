@@ -263,6 +263,20 @@ describe('usableMollieAccessToken', () => {
     expect(again.body).toMatchObject({ name: 'shop-revoked', status: 'active', lastError: null });
   });
 
+  it('the app\'s own credentials refused (invalid_client) break no account', async () => {
+    mollie.oauth.setAccessTokenLifetime(1500);
+    expect((await onboard('shop-client')).status).toBe(201);
+    const { account, credentials } = await storedOAuth('shop-client');
+    await eventually(async () => Date.parse(credentials.expiresAt) < Date.now(), { what: 'the token to expire' });
+    const error = await usableMollieAccessToken(oauthDeps({ MOLLIE_OAUTH_CLIENT_SECRET: 'not-the-secret' }), account, credentials).then(
+      () => null,
+      (caught: unknown) => caught,
+    );
+    expect(error).toMatchObject({ provider: 'mollie', code: 'unavailable', retryable: false });
+    expect((error as Error).message).toContain('MOLLIE_OAUTH_CLIENT_SECRET');
+    expect((await storedOAuth('shop-client')).account.status).toBe('active');
+  });
+
   it('a token endpoint outage is not a broken account: the valid token is kept, an expired one is a retryable error', async () => {
     mollie.oauth.setAccessTokenLifetime(1500);
     expect((await onboard('shop-outage')).status).toBe(201);
@@ -282,5 +296,28 @@ describe('usableMollieAccessToken', () => {
     const token = await usableMollieAccessToken(oauthDeps(), account, credentials);
     expect(token).not.toBe(credentials.accessToken);
     expect(await organizationOf(token)).toBe(200);
+  });
+});
+
+describe('the sandbox token endpoint', () => {
+  const basic = `Basic ${btoa(`${SANDBOX_OAUTH_CLIENT_ID}:${SANDBOX_OAUTH_CLIENT_SECRET}`)}`;
+  const tokens = (method: 'POST' | 'DELETE', body: Record<string, string>, authorization = basic) =>
+    fetch(`${mollie.url}/oauth2/tokens`, { method, headers: { Authorization: authorization, 'Content-Type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(body).toString() });
+
+  it('refuses other client credentials, rotates refresh tokens, and revokes a grant through its refresh token', async () => {
+    const code = mollie.oauth.approve({ redirectUri: 'https://gw.example/cb', organizationId: 'org_tokens' });
+    expect((await tokens('POST', { grant_type: 'authorization_code', code, redirect_uri: 'https://gw.example/cb' }, 'Basic eDp5')).status).toBe(401);
+    const first = (await (await tokens('POST', { grant_type: 'authorization_code', code, redirect_uri: 'https://gw.example/cb' })).json()) as { access_token: string; refresh_token: string; expires_in: number };
+    expect(first.expires_in).toBe(3600);
+    expect(await organizationOf(first.access_token)).toBe(200);
+    const second = (await (await tokens('POST', { grant_type: 'refresh_token', refresh_token: first.refresh_token })).json()) as { access_token: string; refresh_token: string };
+    expect(second.refresh_token).not.toBe(first.refresh_token);
+    const reused = await tokens('POST', { grant_type: 'refresh_token', refresh_token: first.refresh_token });
+    expect(reused.status).toBe(400);
+    expect(await reused.json()).toMatchObject({ error: 'invalid_grant' });
+
+    expect((await tokens('DELETE', { token_type_hint: 'refresh_token', token: second.refresh_token })).status).toBe(204);
+    expect(await organizationOf(second.access_token)).toBe(401);
+    expect((await tokens('POST', { grant_type: 'refresh_token', refresh_token: second.refresh_token })).status).toBe(400);
   });
 });

@@ -57,6 +57,12 @@ interface TokenState {
   tokens: Map<string, CachedToken>;
   /** The refresh under way in this process per account. */
   flights: Map<string, Promise<string>>;
+  /**
+   * Per account, the sealed credentials whose refresh Mollie refused (invalid_grant): asked
+   * again with the same ones, the answer is the same, so it is given without calling Mollie.
+   * New credentials (a reconnect, a PATCH) have another ciphertext and are tried.
+   */
+  refused: Map<string, string>;
 }
 
 // Per composition root (the deps' database handle), not per module: two gateways built in
@@ -66,7 +72,7 @@ const tokenStates = new WeakMap<object, TokenState>();
 function tokenState(deps: MollieOAuthDeps): TokenState {
   let state = tokenStates.get(deps.db);
   if (!state) {
-    state = { tokens: new Map(), flights: new Map() };
+    state = { tokens: new Map(), flights: new Map(), refused: new Map() };
     tokenStates.set(deps.db, state);
   }
   return state;
@@ -88,6 +94,7 @@ export async function usableMollieAccessToken(deps: MollieOAuthDeps, account: Se
   const key = cacheKey(account);
   const cached = state.tokens.get(key);
   if (cached && cached.expiresAtMs - now > margin) return cached.accessToken;
+  if (state.refused.get(key) === account.credentialsCiphertext) throw refusedError(account, 'the grant was refused before');
   let flight = state.flights.get(key);
   if (!flight) {
     flight = refreshShared(deps, account, credentials).finally(() => state.flights.delete(key));
@@ -147,6 +154,7 @@ async function refreshUnderLock(deps: MollieOAuthDeps, account: SelectAccount, m
     throw new ProviderError('mollie', 'unknown_account', `mollie account ${account.name} no longer holds OAuth credentials`, false);
   }
   const margin = deps.env.MOLLIE_OAUTH_REFRESH_MARGIN_MS;
+  if (tokenState(deps).refused.get(cacheKey(account)) === stored.row.credentialsCiphertext) throw refusedError(account, 'the grant was refused before');
   // Another process refreshed while this one waited for the lock: use its token.
   if (expiresAtMs(stored.credentials) - Date.now() > margin) return remember(deps, account, stored.credentials);
 
@@ -182,6 +190,10 @@ async function refreshUnderLock(deps: MollieOAuthDeps, account: SelectAccount, m
   return remember(deps, account, fresh);
 }
 
+function refusedError(account: SelectAccount, detail: string): ProviderError {
+  return new ProviderError('mollie', 'unauthorized', `mollie refused the OAuth refresh of account ${account.name} (the merchant may have revoked the app; connect again): ${detail}`, false);
+}
+
 async function refreshRefused(deps: MollieOAuthDeps, account: SelectAccount, stored: StoredCredentials, error: MollieTokenError, mode: { locked: boolean }): Promise<string> {
   const stillValid = expiresAtMs(stored.credentials) > Date.now();
   switch (error.code) {
@@ -195,7 +207,8 @@ async function refreshRefused(deps: MollieOAuthDeps, account: SelectAccount, sto
         return remember(deps, account, now.credentials);
       }
       await reportAccountRefused(deps, 'mollie', account.name, 'invalid_grant', error.message);
-      throw new ProviderError('mollie', 'unauthorized', `mollie refused the OAuth refresh of account ${account.name} (the merchant may have revoked the app): ${error.message}`, false);
+      tokenState(deps).refused.set(cacheKey(account), stored.row.credentialsCiphertext);
+      throw refusedError(account, error.message);
     }
     case 'unavailable':
     case 'bad_response':

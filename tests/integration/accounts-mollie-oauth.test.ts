@@ -256,11 +256,20 @@ describe('usableMollieAccessToken', () => {
     expect(broken.status).toBe('broken');
     expect(broken.lastError).toMatch(/^invalid_grant: /);
     expect(broken.brokenSince).not.toBeNull();
+    // Asked again with the same credentials: the same answer, without asking Mollie again.
+    const refusals = mollie.oauth.stats().invalidGrants;
+    await expect(usableMollieAccessToken(oauthDeps(), account, credentials)).rejects.toMatchObject({ code: 'unauthorized' });
+    expect(mollie.oauth.stats().invalidGrants).toBe(refusals);
 
     mollie.oauth.setAccessTokenLifetime(3_600_000);
     const again = await onboard('shop-revoked-again', 'org_revoker');
     expect(again.status).toBe(200);
     expect(again.body).toMatchObject({ name: 'shop-revoked', status: 'active', lastError: null });
+    // The new grant's token is handed out.
+    const mended = await storedOAuth('shop-revoked');
+    const token = await usableMollieAccessToken(oauthDeps(), mended.account, mended.credentials);
+    expect(token).toBe(mended.credentials.accessToken);
+    expect(await organizationOf(token)).toBe(200);
   });
 
   it('the app\'s own credentials refused (invalid_client) break no account', async () => {

@@ -106,6 +106,25 @@ export const envSchema = z.object({
    * over the interval, even with no traffic.
    */
   ACCOUNT_CHECK_INTERVAL_MS: z.coerce.number().int().min(100).default(300_000),
+  /**
+   * Mollie OAuth (Connect): the app's client id and secret from Mollie's dashboard. Without
+   * both, GET /v1/accounts/mollie/connect answers 503 and OAuth tokens are not refreshed.
+   */
+  MOLLIE_OAUTH_CLIENT_ID: z.string().min(1).optional(),
+  MOLLIE_OAUTH_CLIENT_SECRET: z.string().min(1).optional(),
+  /**
+   * One origin for both OAuth endpoints (<url>/oauth2/authorize and <url>/oauth2/tokens),
+   * e.g. the sandbox's. Unset: Mollie's own, which live on two hosts
+   * (https://my.mollie.com/oauth2/authorize, https://api.mollie.com/oauth2/tokens).
+   */
+  MOLLIE_OAUTH_URL: url('https://api.mollie.com').optional(),
+  /**
+   * The callback URL registered with the Mollie app; Mollie sends the merchant back there.
+   * Unset: <origin of the connect request>/v1/accounts/mollie/connect/callback.
+   */
+  MOLLIE_OAUTH_REDIRECT_URI: url('https://gateway.example.com/v1/accounts/mollie/connect/callback').optional(),
+  /** An OAuth access token is refreshed once it expires within this much (Mollie's last an hour). */
+  MOLLIE_OAUTH_REFRESH_MARGIN_MS: z.coerce.number().int().min(0).default(300_000),
   /** How often GET /events is paged to recover events whose webhooks never came; 0 disables it. */
   GOCARDLESS_EVENTS_INTERVAL_MS: z.coerce.number().int().min(0).default(300_000),
   EVENT_SINK_URLS: list.refine(
@@ -259,6 +278,9 @@ export function parseEnv(source: Record<string, string | undefined>): Env {
   if (result.success) {
     if (result.data.EVENT_SINK_URLS.length > 0 && !result.data.EVENT_SINK_SECRET) {
       throw new ConfigError(['EVENT_SINK_SECRET: required when EVENT_SINK_URLS is set']);
+    }
+    if (Boolean(result.data.MOLLIE_OAUTH_CLIENT_ID) !== Boolean(result.data.MOLLIE_OAUTH_CLIENT_SECRET)) {
+      throw new ConfigError(['MOLLIE_OAUTH_CLIENT_ID and MOLLIE_OAUTH_CLIENT_SECRET: set both (the Mollie app\'s credentials) or neither']);
     }
     if (result.data.ACCOUNT_SECRETS_PREVIOUS_KEYS.length > 0 && !result.data.ACCOUNT_SECRETS_KEY) {
       throw new ConfigError(['ACCOUNT_SECRETS_PREVIOUS_KEYS: set only together with ACCOUNT_SECRETS_KEY (the key new secrets are sealed with)']);

@@ -268,6 +268,14 @@ function cases(eventId: string): Record<string, { valid: Call; invalid: Call | n
       valid: { path: '/v1/accounts?provider=mollie&limit=5', headers: auth },
       invalid: { path: '/v1/accounts?status=lost', headers: auth },
     },
+    'get /v1/accounts/mollie/connect': {
+      valid: { path: '/v1/accounts/mollie/connect?name=openapi-shop', headers: auth, expect: 503 },
+      invalid: { path: '/v1/accounts/mollie/connect?name=Not%20A%20Name', headers: auth },
+    },
+    'get /v1/accounts/mollie/connect/callback': {
+      valid: { path: '/v1/accounts/mollie/connect/callback?code=auth_x&state=abc.def', expect: 503 },
+      invalid: { path: '/v1/accounts/mollie/connect/callback?code=auth_x' },
+    },
     'get /v1/accounts/{provider}/{name}': {
       valid: { path: '/v1/accounts/mollie/no-such-shop', headers: auth, expect: 404 },
       invalid: { path: '/v1/accounts/stripe/shop', headers: auth },

@@ -16,7 +16,7 @@ import { requireJsonBody } from '../validation.js';
 
 const ACCOUNT_STATUSES = ['active', 'broken', 'disabled'] as const;
 
-const accountName = z
+export const accountName = z
   .string()
   .regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, 'must be 1-64 lowercase letters, digits, _ or -, starting with a letter or digit')
   // Kept free for GET /v1/accounts/mollie/connect (onboarding with Mollie OAuth).
@@ -53,7 +53,7 @@ const accountParams = z.object({
   name: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, 'must be an account name').meta({ description: 'The account name' }),
 });
 
-const Account = z
+export const Account = z
   .looseObject({
     provider: z.enum(PROVIDERS),
     name: z.string(),
@@ -142,7 +142,7 @@ const checkRoute = createRoute({
   responses: { 200: json('The account after the check', Account), ...errorResponses(400, 401, 404, 409, 503) },
 });
 
-function toAppError(error: unknown): unknown {
+export function toAppError(error: unknown): unknown {
   if (error instanceof CredentialsShapeError) return badRequest(`credentials: ${error.message}`);
   if (!(error instanceof AccountError)) return error;
   switch (error.code) {

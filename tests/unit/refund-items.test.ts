@@ -55,7 +55,7 @@ describe('Mollie refund and chargeback items', () => {
   });
 
   it('refuses a refund status it does not know', () => {
-    expect(() => mapMollieRefund({ ...WIRE_REFUND, status: 'reversed' })).toThrow(MollieMappingError);
+    expect(() => mapMollieRefund(ListRefundResponse$inboundSchema.parse({ ...WIRE_REFUND, status: 'reversed' }))).toThrow(MollieMappingError);
   });
 
   it('a chargeback is received until Mollie sets reversedAt', () => {

@@ -135,9 +135,9 @@ export function mapGoCardlessPaymentResource(payment: GoCardlessPayment, context
     method: payment.scheme ?? null,
     metadata: payment.metadata ?? {},
     providerCreatedAt: parseTimestamp(payment.created_at),
-    refunds: (refunds ?? []).map(mapGoCardlessRefund),
-    // GoCardless has no chargeback resource: a chargeback is the payment's own status.
-    chargebacks: [],
+    // Only when listed: absent means not looked at (see PaymentSnapshot.refunds). GoCardless
+    // has no chargeback resource: a chargeback is the payment's own status.
+    ...(refunds ? { refunds: refunds.map(mapGoCardlessRefund) } : {}),
     // A GoCardless payment carries ids, amounts and the merchant's own description and
     // reference, no payer data (names and bank details live on customers and mandates).
     raw: { ...payment },

@@ -198,8 +198,9 @@ export function mapMolliePayment(payment: MolliePayment, account: string, adjust
     method: payment.method ?? null,
     metadata: payment.metadata ?? null,
     providerCreatedAt: parseTimestamp('createdAt', payment.createdAt),
-    refunds: (adjustments.refunds ?? []).map(mapMollieRefund),
-    chargebacks: (adjustments.chargebacks ?? []).map(mapMollieChargeback),
+    // Only when listed: absent means not looked at (see PaymentSnapshot.refunds).
+    ...(adjustments.refunds ? { refunds: adjustments.refunds.map(mapMollieRefund) } : {}),
+    ...(adjustments.chargebacks ? { chargebacks: adjustments.chargebacks.map(mapMollieChargeback) } : {}),
     raw: mollieRawWithoutPersonalData(payment),
   };
 }

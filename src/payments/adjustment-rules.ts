@@ -5,16 +5,19 @@ import type { ProviderName } from '../providers/types.js';
  * each provider status has a rank, and a stored item is replaced only by a higher rank
  * (or, at the same status, by a later-started fetch that corrects its amount). So an
  * older snapshot, fetched before the refund moved on and written after, changes
- * nothing. Terminal statuses share the top rank and never replace each other: a refund
- * once `refunded` is not turned `failed` by a snapshot that happens to be written later.
+ * nothing. Statuses that exclude each other share a rank and never replace each other: a
+ * refund once `refunded` is not turned `canceled` by a snapshot that happens to be written
+ * later. A later failure (Mollie `failed` after `refunded`, GoCardless `bounced` after `paid`)
+ * ranks above the success it undoes.
  */
 
 export type AdjustmentKind = 'refund' | 'chargeback';
 
 const RANKS: Record<ProviderName, Record<AdjustmentKind, Readonly<Record<string, number>>>> = {
   mollie: {
-    // queued → pending → processing → refunded | failed | canceled (queued and pending may be canceled).
-    refund: { queued: 1, pending: 2, processing: 3, refunded: 4, failed: 4, canceled: 4 },
+    // queued → pending → processing → refunded; queued and pending may be canceled; a refund
+    // can still fail after it was refunded (the customer's account closed: the money comes back).
+    refund: { queued: 1, pending: 2, processing: 3, canceled: 4, refunded: 4, failed: 5 },
     chargeback: { received: 1, reversed: 2 },
   },
   gocardless: {

@@ -159,7 +159,7 @@ describe('the write path (applySnapshot)', () => {
     expect(events.map((event) => event.data.refund!.previousStatus)).toEqual([null, 'queued', 'pending', 'processing']);
   });
 
-  it('an older snapshot written late never moves a refund back, nor a terminal refund to another terminal status', async () => {
+  it('an older snapshot written late never moves a refund back, nor a refunded refund to canceled', async () => {
     const id = newId('tr_stale');
     const re = newId('re_');
     const older = await takeFetchFence(db.db);
@@ -172,6 +172,12 @@ describe('the write path (applySnapshot)', () => {
     expect(await write(withRefunds(id, [refund(re, 'canceled')]))).toMatchObject({ eventTypes: [] });
     expect(await adjustmentRows(id)).toMatchObject([{ provider_item_id: re, status: 'refunded', version: 1 }]);
     expect(await refundEventsOf(id)).toEqual([`${re}:refund.refunded:v1`]);
+    // A refund can still fail after it was refunded (Mollie: the customer's account closed);
+    // the stale `refunded` view never brings it back.
+    expect(await write(withRefunds(id, [refund(re, 'failed')], 0))).toMatchObject({ eventTypes: ['payment.refund_reversed', 'refund.failed'] });
+    const stale = await write(withRefunds(id, [refund(re, 'refunded')]), newer);
+    expect(stale.eventTypes.filter((type) => type.startsWith('refund.'))).toEqual([]);
+    expect(await refundEventsOf(id)).toEqual([`${re}:refund.refunded:v1`, `${re}:refund.failed:v2`]);
   });
 
   it('a snapshot without refund lists (GoCardless without refunded amounts) leaves stored refunds alone', async () => {

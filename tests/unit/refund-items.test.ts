@@ -104,7 +104,10 @@ describe('adjustment rules', () => {
   it('moves forward only, whatever the fences', () => {
     expect(mayReplaceAdjustment(state('pending', 5), state('processing', 4))).toBe(true);
     expect(mayReplaceAdjustment(state('processing', 4), state('pending', 5))).toBe(false);
-    expect(mayReplaceAdjustment(state('refunded', 4), state('failed', 5))).toBe(false);
+    expect(mayReplaceAdjustment(state('refunded', 4), state('canceled', 5))).toBe(false);
+    // A refund can fail after it was refunded; never the other way round.
+    expect(mayReplaceAdjustment(state('refunded', 4), state('failed', 3))).toBe(true);
+    expect(mayReplaceAdjustment(state('failed', 4), state('refunded', 5))).toBe(false);
     expect(mayReplaceAdjustment(state('pending', 4), state('pending', 5))).toBe(false);
   });
 

@@ -294,6 +294,20 @@ describe('Mollie, through the sandbox', () => {
     expect(events.filter((event) => !event.type.startsWith('payment.'))).toEqual([]);
   });
 
+  it('the direct GET and the SDK path give the same refund and chargeback items', async () => {
+    const payment = mollie.createPayment({ status: 'paid', amount: { currency: 'EUR', value: '40.00' } });
+    mollie.addRefund(payment.id, { amount: { currency: 'EUR', value: '10.00' }, status: 'processing' });
+    mollie.addRefund(payment.id, { amount: { currency: 'EUR', value: '2.50' }, status: 'canceled' });
+    mollie.addChargeback(payment.id, { amount: { currency: 'EUR', value: '27.50' }, reversed: true });
+    const options = { accounts: { default: { apiKey: SANDBOX_DEFAULT_API_KEY } }, apiUrl: mollie.url, retryConfig: { strategy: 'none' as const } };
+    const direct = await createMollieProvider({ ...options, paymentFetch: 'direct' }).fetchPayment('default', payment.id);
+    const sdk = await createMollieProvider({ ...options, paymentFetch: 'sdk' }).fetchPayment('default', payment.id);
+    if (direct.kind !== 'found' || sdk.kind !== 'found') throw new Error('expected both to find the payment');
+    expect(direct.snapshot.refunds).toHaveLength(2);
+    expect(direct.snapshot.chargebacks).toMatchObject([{ status: 'reversed', reversed: true, amount: { minor: 2750 } }]);
+    expect({ refunds: direct.snapshot.refunds, chargebacks: direct.snapshot.chargebacks }).toEqual({ refunds: sdk.snapshot.refunds, chargebacks: sdk.snapshot.chargebacks });
+  });
+
   it('a payment without refunds or chargebacks still costs one request', async () => {
     const payment = mollie.createPayment({ status: 'paid' });
     const before = mollie.state.requests.length;

@@ -367,6 +367,26 @@ describe('GoCardless refund events', () => {
     ]);
   });
 
+  it('the sandbox lists a payment\'s refunds in GoCardless\'s envelope, page by page', async () => {
+    const payment = gocardless.createPayment({ amount: 3000, currency: 'GBP', status: 'confirmed' });
+    const ids = [100, 200, 300].map((amount) => gocardless.refundPayment(payment.id, { amount }).refundId);
+    const get = async (query: string) => {
+      const res = await fetch(`${gocardless.url}/refunds?${query}`, { headers: { Authorization: `Bearer ${gocardless.accessToken}`, 'GoCardless-Version': '2015-07-06' } });
+      expect(res.status).toBe(200);
+      return (await res.json()) as { refunds: Array<{ id: string; status: string; links: { payment: string } }>; meta: { cursors: { after: string | null } } };
+    };
+    const first = await get(`payment=${payment.id}&limit=2`);
+    expect(first.refunds.map((r) => r.id)).toEqual(ids.slice(0, 2));
+    expect(first.meta.cursors.after).toBe(ids[1]);
+    const second = await get(`payment=${payment.id}&limit=2&after=${first.meta.cursors.after}`);
+    expect(second.refunds.map((r) => r.id)).toEqual(ids.slice(2));
+    expect(second.meta.cursors.after).toBeNull();
+    expect(second.refunds[0]).toMatchObject({ status: 'created', links: { payment: payment.id } });
+    // And the provider reads all three, with the payment's refunded amount.
+    await syncPayment(deps, { provider: 'gocardless', account: 'default', providerPaymentId: payment.id, source: 'poll' });
+    expect((await adjustmentRows(payment.id)).map((row) => row.provider_item_id).sort()).toEqual([...ids].sort());
+  });
+
   it('a payment without refunded amounts is fetched with one request', async () => {
     const payment = gocardless.createPayment({ amount: 1200, currency: 'EUR', status: 'confirmed' });
     const before = gocardless.state.requests.length;

@@ -9,7 +9,7 @@
  * so a consumer validating with them keeps working when a later version adds one.
  */
 import { z } from 'zod';
-import { PAYMENT_STATUSES, PROVIDERS } from '../providers/types.js';
+import { PAYMENT_STATUSES, PROVIDERS, REFUND_STATUSES } from '../providers/types.js';
 import { FAILURE_REASONS } from './billing-facts.js';
 
 const money = z
@@ -23,6 +23,29 @@ const money = z
 const provider = z.enum(PROVIDERS);
 const status = z.enum(PAYMENT_STATUSES);
 const isoDate = z.string().describe('ISO 8601, UTC');
+
+const refundStatus = z.enum(REFUND_STATUSES);
+
+const refundItem = z
+  .object({
+    id: z.string().describe('Mollie re_…, GoCardless RF…'),
+    amount: money,
+    status: refundStatus.describe('Normalised: Mollie\'s refund statuses; GoCardless created/pending_submission → pending, submitted → processing, paid → refunded, cancelled → canceled, bounced/funds_returned → failed'),
+    providerStatus: z.string().describe("The provider's own refund status, verbatim"),
+    createdAt: isoDate.nullable(),
+  })
+  .describe('A refund of the payment, as the fetch behind this event saw it');
+
+const chargebackItem = z
+  .object({
+    id: z.string().describe('Mollie chb_…'),
+    amount: money,
+    status: z.enum(['received', 'reversed']),
+    providerStatus: z.string(),
+    createdAt: isoDate.nullable(),
+    reversed: z.boolean(),
+  })
+  .describe('A chargeback of the payment (Mollie; GoCardless has no chargeback resource: its chargebacks show as the payment\'s status only)');
 
 export const paymentChangeData = z
   .object({
@@ -71,8 +94,48 @@ export const paymentChangeData = z
       })
       .optional()
       .describe('What the payment belongs to, where the provider says'),
+    // Refund and chargeback items (added with refund items; absent on events written before them).
+    refunds: z
+      .array(refundItem)
+      .optional()
+      .describe('The refunds the fetch saw (Mollie: whenever the payment has any; GoCardless: when it has refunded amounts or a refund event triggered the fetch)'),
+    chargebacks: z.array(chargebackItem).optional().describe('The chargebacks the fetch saw (Mollie)'),
+    changedRefundIds: z.array(z.string()).optional().describe('The refunds this change created or moved forward (each also has its own `refund.*` event)'),
+    changedChargebackIds: z.array(z.string()).optional().describe('The chargebacks this change received or reversed'),
   })
   .describe('The payment\'s whole state after one real change');
+
+export const refundChangeData = z
+  .object({
+    provider,
+    account: z.string(),
+    refund: z.object({
+      id: z.string().describe('Mollie re_…, GoCardless RF…'),
+      paymentId: z.string().describe("The provider's payment id (tr_…, PM…)"),
+      gatewayPaymentId: z.number().int().describe("The gateway's own id of the payment's row"),
+      amount: money,
+      status: refundStatus.describe('Normalised status after the change'),
+      previousStatus: refundStatus.nullable().describe('Before the change; null when the refund was first seen'),
+      providerStatus: z.string().describe("The provider's own refund status, verbatim"),
+      previousProviderStatus: z.string().nullable(),
+      version: z.number().int().min(1).describe('Increases by one per change of this refund; discard events older than the version you hold for this refund id'),
+      createdAt: isoDate.nullable(),
+    }),
+    payment: z
+      .object({
+        id: z.string(),
+        gatewayId: z.number().int(),
+        status,
+        providerStatus: z.string(),
+        version: z.number().int().min(1).describe("The payment's version as stored with this change"),
+        amount: money,
+        amountRefunded: money,
+        amountChargedBack: money,
+      })
+      .describe('The payment as stored when the refund changed'),
+    source: z.enum(['webhook', 'poll', 'sync', 'sweep', 'replay', 'track']).describe('Which trigger observed the change'),
+  })
+  .describe("A refund's state after one real change");
 
 export const paymentStuckData = z.object({
   provider,
@@ -205,6 +268,24 @@ export const EVENT_CATALOGUE: readonly EventCatalogueEntry[] = [
   paymentChange('payment.refund_reversed', 'The refunded amount went down', 'A refund was reversed at the provider.'),
   paymentChange('payment.chargeback_reversed', 'The charged-back amount went down', 'A chargeback was reversed (GoCardless `chargeback_cancelled`).'),
   paymentChange('payment.updated', 'Another tracked field changed', 'Only the provider\'s own status or the amount changed, e.g. GoCardless `confirmed` → `paid_out`.'),
+  ...REFUND_STATUSES.map(
+    (name): EventCatalogueEntry => ({
+      type: `refund.${name}`,
+      matches: (candidate) => candidate === `refund.${name}`,
+      data: refundChangeData,
+      summary: `A refund became ${name}`,
+      description: `The refund's normalised status changed to \`${name}\` (or the refund was first seen in it). Once per refund and status; \`data.refund.version\` orders one refund's events.`,
+      versioned: false,
+    }),
+  ),
+  {
+    type: 'refund.updated',
+    matches: (candidate) => candidate === 'refund.updated',
+    data: refundChangeData,
+    summary: "A refund's provider status moved within the same normalised status",
+    description: 'E.g. GoCardless `created` → `pending_submission` (both `pending`), or a corrected amount.',
+    versioned: false,
+  },
   {
     type: 'payment.stuck',
     matches: (candidate) => candidate === 'payment.stuck',

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { formatMinorUnits } from '../money.js';
-import type { PaymentStatus, ProviderName } from '../providers/types.js';
+import type { ChargebackItem, PaymentStatus, ProviderName, RefundItem } from '../providers/types.js';
 import type { BillingFacts } from './billing-facts.js';
 
 /** The tracked fields of a payment: a change in any of them is a real change. */
@@ -60,7 +60,7 @@ export function newEventId(): string {
   return `evt_${randomUUID().replaceAll('-', '')}`;
 }
 
-function money(minor: number, currency: string) {
+export function money(minor: number, currency: string) {
   return { value: formatMinorUnits(minor, currency), currency, minor };
 }
 
@@ -76,7 +76,37 @@ export interface PaymentEventInput {
   metadata: unknown;
   /** Description, method, failure and links (see billing-facts.ts). */
   billing: BillingFacts;
+  /** The refunds and chargebacks the fetch saw, and which of them this write changed. */
+  adjustments?: PaymentAdjustmentsFacts;
   changedAt: Date;
+}
+
+export interface PaymentAdjustmentsFacts {
+  refunds: RefundItem[];
+  chargebacks: ChargebackItem[];
+  changedRefundIds: string[];
+  changedChargebackIds: string[];
+}
+
+/** A refund or chargeback as a payment event names it. */
+function adjustmentJson(item: RefundItem | ChargebackItem) {
+  return {
+    id: item.id,
+    amount: money(item.amount.minor, item.amount.currency),
+    status: item.status,
+    providerStatus: item.providerStatus,
+    createdAt: item.createdAt?.toISOString() ?? null,
+  };
+}
+
+/** The payment event's refund and chargeback fields (added with refund items; empty when the fetch saw none). */
+export function adjustmentsData(facts: PaymentAdjustmentsFacts) {
+  return {
+    refunds: facts.refunds.map(adjustmentJson),
+    chargebacks: facts.chargebacks.map((item) => ({ ...adjustmentJson(item), reversed: item.reversed })),
+    changedRefundIds: facts.changedRefundIds,
+    changedChargebackIds: facts.changedChargebackIds,
+  };
 }
 
 export function buildPaymentEvents(input: PaymentEventInput): OutboxEventRow[] {
@@ -116,6 +146,7 @@ export function buildPaymentEvents(input: PaymentEventInput): OutboxEventRow[] {
           failureCode: input.billing.failureCode,
           failureMessage: input.billing.failureMessage,
           links: input.billing.links,
+          ...(input.adjustments ? adjustmentsData(input.adjustments) : {}),
         },
       },
     };

@@ -1,10 +1,11 @@
 import type { DbOrTx } from '../db/client.js';
 import { createGroupCommit, groupCommitOn, refusedByDatabase } from '../db/group-commit.js';
-import { executePrepared, renderedStatement } from '../db/prepared.js';
+import { executePrepared, renderedStatement, type Statement } from '../db/prepared.js';
+import type { AdjustmentChangeRow } from '../events/refund-events.js';
 import { runWrite, type WriteSteps } from './write-executor.js';
 import { ORDERING } from './status-rules.js';
-import { changedResult, planChange, planWrite, unchangedResult, type ApplyInput, type ApplyResult, type UpsertRow, type WritePlan } from './write-plan.js';
-import { fetchFenceAtSql, fetchFencesAtSql, fetchFenceSql, guardedUpsert, transitionAndEvents, unchangedSql } from './write-statements.js';
+import { changedResult, planAdjustmentEvents, planChange, planWrite, unchangedResult, type ApplyInput, type ApplyResult, type UpsertRow, type WritePlan } from './write-plan.js';
+import { adjustmentsUpsert, fetchFenceAtSql, fetchFencesAtSql, fetchFenceSql, guardedUpsert, insertEventsSql, transitionAndEvents, unchangedSql } from './write-statements.js';
 
 export type { ApplyInput, ApplyResult, SyncSource } from './write-plan.js';
 // The statements, for their tests and the benchmark's database ceiling (which runs exactly what the gateway runs).
@@ -83,35 +84,49 @@ async function writeSnapshots(steps: WriteSteps, plans: WritePlan[], ownsCommit:
   // no-op ones (nothing tracked differs), so RETURNING yields a row exactly when a
   // real change was written. `previous` captures the row as it stood under the row
   // lock the update holds, which a separate SELECT could not see race-free.
-  const answers = await steps.open<UpsertRow>(
-    order.map((index) => {
-      const plan = plans[index]!;
-      return guardedUpsert(plan.input.snapshot, plan.input.fence, plan.nextPollAt, plan.snapshotJson, plan.metadataJson);
-    }),
-  );
-  const changes = order.map((index, at) => {
-    const row = answers[at]![0];
-    return row ? planChange(plans[index]!, row) : null;
+  // Each snapshot's refunds and chargebacks follow its payment's upsert (adjustmentsUpsert):
+  // the payment row exists by then, and its lock, held since the upsert, serialises them.
+  const statements: Statement[] = [];
+  const at: Array<{ upsert: number; adjustments: number | null }> = [];
+  for (const index of order) {
+    const plan = plans[index]!;
+    const upsert = statements.push(guardedUpsert(plan.input.snapshot, plan.input.fence, plan.nextPollAt, plan.snapshotJson, plan.metadataJson)) - 1;
+    const adjustments = plan.adjustmentsJson === null ? null : statements.push(adjustmentsUpsert(plan.input.snapshot, plan.input.fence, plan.adjustmentsJson)) - 1;
+    at.push({ upsert, adjustments });
+  }
+  const answers = await steps.open<UpsertRow | AdjustmentChangeRow>(statements);
+  const adjusted = at.map((position) => (position.adjustments === null ? [] : (answers[position.adjustments] as AdjustmentChangeRow[])));
+  const changes = order.map((index, n) => {
+    const row = answers[at[n]!.upsert]![0] as UpsertRow | undefined;
+    return row ? planChange(plans[index]!, row, adjusted[n]) : null;
   });
+  // Refunds that moved while their payment did not: their events, without a transition.
+  const adjustmentEvents = order.map((index, n) => (changes[n] ? [] : planAdjustmentEvents(plans[index]!, adjusted[n]!)));
   // A commit may skip the WAL flush only when it makes nothing durable but row locks: no
   // change, and (in a group) no re-poll request either, which any fence-ordered member may write.
   const mayCommitAsync =
-    ownsCommit && changes.every((change) => change === null) && (plans.length === 1 || plans.every((plan) => ORDERING[plan.input.snapshot.provider] !== 'fence'));
+    ownsCommit &&
+    changes.every((change) => change === null) &&
+    adjusted.every((rows) => rows.length === 0) &&
+    (plans.length === 1 || plans.every((plan) => ORDERING[plan.input.snapshot.provider] !== 'fence'));
 
   // The transition and its events commit with the change or not at all (guarantee 4).
   // The unique (payment_id, version) and outbox dedupe keys turn any double write into
   // an error that rolls the whole change back, never into a second event.
   await steps.finish(
-    order.map((index, at) => {
+    order.flatMap((index, n) => {
       const plan = plans[index]!;
-      const change = changes[at];
-      return change ? transitionAndEvents(change) : renderedStatement(() => unchangedSql(plan.input.snapshot, plan.settleIds, mayCommitAsync));
+      const change = changes[n];
+      if (change) return [transitionAndEvents(change)];
+      const events = adjustmentEvents[n]!;
+      const unchanged = renderedStatement(() => unchangedSql(plan.input.snapshot, plan.settleIds, mayCommitAsync));
+      return events.length > 0 ? [renderedStatement(() => insertEventsSql(events)), unchanged] : [unchanged];
     }),
   );
   const results: ApplyResult[] = new Array(plans.length);
-  order.forEach((index, at) => {
-    const change = changes[at];
-    results[index] = change ? changedResult(plans[index]!, change) : unchangedResult(plans[index]!);
+  order.forEach((index, n) => {
+    const change = changes[n];
+    results[index] = change ? changedResult(plans[index]!, change) : unchangedResult(plans[index]!, adjustmentEvents[n]!);
   });
   return results;
 }

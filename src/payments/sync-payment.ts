@@ -42,6 +42,8 @@ export interface SyncInput {
   mayWait?: boolean;
   /** Why the payment failed, when the trigger knows and the snapshot does not (GoCardless events). */
   failureHint?: FailureHint | null;
+  /** The trigger was about a refund (a GoCardless refund event): the fetch lists the payment's refunds. */
+  adjustments?: boolean;
 }
 
 type FetchOutcome = ({ outcome: 'changed' | 'unchanged' } & ApplyResult) | { outcome: 'not_found' };
@@ -133,7 +135,7 @@ async function fetchApplyAndRecord(
   let fetched;
   try {
     fetched = await withSpan('provider.fetch_payment', paymentAttributes(input), async (span) => {
-      const answer = await provider.fetchPayment(input.account, input.providerPaymentId);
+      const answer = await provider.fetchPayment(input.account, input.providerPaymentId, input.adjustments ? { adjustments: true } : undefined);
       span.setAttribute(SPAN_ATTRIBUTES.outcome, answer.kind);
       return answer;
     });

@@ -1,6 +1,8 @@
 import { billingFacts, type FailureHint } from '../events/billing-facts.js';
 import { buildPaymentEvents, type OutboxEventRow, type TrackedState } from '../events/payment-events.js';
+import { buildRefundEvents, type AdjustmentChangeRow } from '../events/refund-events.js';
 import type { PaymentSnapshot } from '../providers/types.js';
+import { adjustmentRank, type AdjustmentKind } from './adjustment-rules.js';
 import { isFinal } from './status-rules.js';
 
 /**
@@ -57,6 +59,42 @@ export interface WritePlan {
   /** Null once the payment is final: nothing is left to poll for. */
   nextPollAt: Date | null;
   settleIds: number[];
+  /** The snapshot's refunds and chargebacks for the adjustments upsert; null when it has none. */
+  adjustmentsJson: string | null;
+}
+
+/** One refund or chargeback as the adjustments upsert reads it (jsonb_to_recordset). */
+interface AdjustmentInputRow {
+  kind: AdjustmentKind;
+  provider_item_id: string;
+  amount_minor: number;
+  currency: string;
+  status: string;
+  provider_status: string;
+  status_rank: number;
+  provider_created_at: string | null;
+}
+
+function adjustmentRows(s: PaymentSnapshot): AdjustmentInputRow[] {
+  const items = [
+    ...(s.refunds ?? []).map((item) => ({ kind: 'refund' as const, item })),
+    ...(s.chargebacks ?? []).map((item) => ({ kind: 'chargeback' as const, item })),
+  ];
+  return items.map(({ kind, item }) => {
+    const rank = adjustmentRank(s.provider, kind, item.providerStatus);
+    // The mappings refuse unknown statuses; an unranked one here is a bug, not data.
+    if (rank === undefined) throw new Error(`no rank for ${s.provider} ${kind} status ${JSON.stringify(item.providerStatus)} (${item.id})`);
+    return {
+      kind,
+      provider_item_id: item.id,
+      amount_minor: item.amount.minor,
+      currency: item.amount.currency,
+      status: item.status,
+      provider_status: item.providerStatus,
+      status_rank: rank,
+      provider_created_at: item.createdAt?.toISOString() ?? null,
+    };
+  });
 }
 
 /** The transition row, the outbox events and the receipts' settlement of one change. */
@@ -76,20 +114,32 @@ export interface TransitionWrite {
 export function planWrite(input: ApplyInput): WritePlan {
   const s = input.snapshot;
   const final = isFinal(s.provider, s.providerStatus);
+  const adjustments = adjustmentRows(s);
   return {
     input,
     snapshotJson: JSON.stringify(s.raw),
     metadataJson: JSON.stringify(s.metadata ?? null),
     nextPollAt: final ? null : (input.nextPollAt ?? null),
     settleIds: input.settleReceiptIds ?? [],
+    adjustmentsJson: adjustments.length > 0 ? JSON.stringify(adjustments) : null,
   };
+}
+
+/** The `refund.*` events of the refunds a write changed (whether or not the payment changed). */
+export function planAdjustmentEvents(plan: WritePlan, changes: AdjustmentChangeRow[]): OutboxEventRow[] {
+  const s = plan.input.snapshot;
+  return buildRefundEvents({ provider: s.provider, account: s.account, providerPaymentId: s.providerPaymentId, source: plan.input.source, changes });
 }
 
 /** Statuses a failure reason belongs to; a hint never explains a payment that did not fail. */
 const failed = (status: string) => status === 'failed' || status === 'charged_back';
 
-/** The upsert wrote `row`: the transition and events that record the change. */
-export function planChange(plan: WritePlan, row: UpsertRow): TransitionWrite {
+/**
+ * The upsert wrote `row`: the transition and events that record the change. `adjusted`:
+ * the refunds and chargebacks the same write changed; their `refund.*` events travel
+ * with the payment's, and the payment's events name them.
+ */
+export function planChange(plan: WritePlan, row: UpsertRow, adjusted: AdjustmentChangeRow[] = []): TransitionWrite {
   const { input, snapshotJson, settleIds } = plan;
   const s = input.snapshot;
   const previous = row.inserted ? null : row.previous;
@@ -112,8 +162,15 @@ export function planChange(plan: WritePlan, row: UpsertRow): TransitionWrite {
     mode: s.mode,
     metadata: s.metadata,
     billing: billingFacts(s.provider, s.raw, failed(s.status) ? (input.failureHint ?? null) : null),
+    adjustments: {
+      refunds: s.refunds ?? [],
+      chargebacks: s.chargebacks ?? [],
+      changedRefundIds: adjusted.filter((change) => change.kind === 'refund').map((change) => change.provider_item_id),
+      changedChargebackIds: adjusted.filter((change) => change.kind === 'chargeback').map((change) => change.provider_item_id),
+    },
     changedAt: new Date(row.updated_at),
   });
+  events.push(...planAdjustmentEvents(plan, adjusted));
   return {
     paymentRowId: row.id,
     version: row.version,
@@ -128,8 +185,9 @@ export function planChange(plan: WritePlan, row: UpsertRow): TransitionWrite {
   };
 }
 
-export function unchangedResult(plan: WritePlan): ApplyResult {
-  return { changed: false, paymentRowId: null, version: null, previous: null, eventTypes: [], settledReceipts: plan.settleIds.length > 0 };
+/** The payment did not change; `events` are the refunds' own, if any moved. */
+export function unchangedResult(plan: WritePlan, events: OutboxEventRow[] = []): ApplyResult {
+  return { changed: false, paymentRowId: null, version: null, previous: null, eventTypes: events.map((event) => event.type), settledReceipts: plan.settleIds.length > 0 };
 }
 
 export function changedResult(plan: WritePlan, change: TransitionWrite): ApplyResult {

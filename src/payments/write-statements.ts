@@ -1,5 +1,6 @@
 import { sql, type SQL } from 'drizzle-orm';
-import { fixedTextStatement, toQuery, type Statement } from '../db/prepared.js';
+import { fixedTextStatement, renderedStatement, toQuery, type Statement } from '../db/prepared.js';
+import type { OutboxEventRow } from '../events/payment-events.js';
 import { settleReceiptsParams, settleReceiptsSql } from '../db/queries/receipt-settlement.js';
 import type { PaymentSnapshot } from '../providers/types.js';
 import { ORDERING, replaceGuardSql } from './status-rules.js';
@@ -193,4 +194,71 @@ function transitionAndEventsParams(input: TransitionWrite): unknown[] {
 export function transitionAndEvents(input: TransitionWrite): Statement {
   const shape = (input.settleReceiptIds ?? []).length > 0 ? 'transition-events-settle' : 'transition-events';
   return fixedTextStatement(shape, () => transitionAndEventsSql(input), () => transitionAndEventsParams(input));
+}
+
+/**
+ * The refunds and chargebacks of one snapshot, upserted after its payment (in the same
+ * transaction, so the payment row exists even when the snapshot created it). The unique
+ * (provider, provider_item_id) turns a concurrent insert into this update; the WHERE is
+ * adjustment-rules.ts's rule: a higher status rank, or at the same provider status a
+ * later-started fetch that corrects the amount. So an older snapshot never moves an item
+ * back, and RETURNING yields a row exactly for a real change (with the payment as stored
+ * after this transaction's own upsert, for the events' payment summary). Rows are locked
+ * in id order, under the payment row's lock that the upsert before it holds.
+ */
+export function adjustmentsUpsertSql(s: PaymentSnapshot, fence: number, itemsJson: string): SQL {
+  return sql`
+    with items as (
+      select * from jsonb_to_recordset(${itemsJson}::jsonb) as i(
+        kind text, provider_item_id text, amount_minor bigint, currency text, status text,
+        provider_status text, status_rank int, provider_created_at timestamptz)
+    ), written as (
+      insert into payment_adjustments as a (
+        provider, kind, provider_item_id, payment_id, provider_payment_id, amount_minor, currency,
+        status, provider_status, status_rank, version, fence, provider_created_at)
+      select ${s.provider}, i.kind, i.provider_item_id, p.id, p.provider_payment_id, i.amount_minor, i.currency,
+        i.status, i.provider_status, i.status_rank, 1, ${fence}::bigint, i.provider_created_at
+      from items i
+      join payments p on p.provider = ${s.provider} and p.provider_payment_id = ${s.providerPaymentId}
+      order by i.provider_item_id
+      on conflict (provider, provider_item_id) do update set
+        amount_minor = excluded.amount_minor,
+        currency = excluded.currency,
+        status = excluded.status,
+        provider_status = excluded.provider_status,
+        status_rank = excluded.status_rank,
+        previous_status = a.status,
+        previous_provider_status = a.provider_status,
+        version = a.version + 1,
+        fence = greatest(a.fence, excluded.fence),
+        provider_created_at = coalesce(a.provider_created_at, excluded.provider_created_at),
+        updated_at = now()
+      where a.payment_id = excluded.payment_id
+        and (excluded.status_rank > a.status_rank
+          or (excluded.status_rank = a.status_rank
+            and excluded.provider_status = a.provider_status
+            and excluded.fence > a.fence
+            and (excluded.amount_minor, excluded.currency) is distinct from (a.amount_minor, a.currency)))
+      returning a.kind, a.provider_item_id, a.status, a.provider_status, a.previous_status, a.previous_provider_status,
+        a.amount_minor, a.currency, a.version, (xmax = 0) as inserted, a.provider_created_at, a.updated_at, a.payment_id
+    )
+    select w.*, p.version as payment_version, p.status as payment_status, p.provider_status as payment_provider_status,
+      p.amount_minor as payment_amount_minor, p.currency as payment_currency,
+      p.refunded_minor as payment_refunded_minor, p.charged_back_minor as payment_charged_back_minor
+    from written w join payments p on p.id = w.payment_id
+    order by w.kind, w.provider_item_id`;
+}
+
+export function adjustmentsUpsert(s: PaymentSnapshot, fence: number, itemsJson: string): Statement {
+  return renderedStatement(() => adjustmentsUpsertSql(s, fence, itemsJson));
+}
+
+/** Outbox events written without a payment change (a refund moved while the payment did not). */
+export function insertEventsSql(events: OutboxEventRow[]): SQL {
+  return sql`
+    insert into outbox (event_id, dedupe_key, type, provider, provider_payment_id, payment_version, payload)
+    select event_id, dedupe_key, type, provider, provider_payment_id, payment_version, payload
+    from jsonb_to_recordset(${JSON.stringify(events)}::jsonb) as e(
+      event_id text, dedupe_key text, type text, provider text,
+      provider_payment_id text, payment_version int, payload jsonb)`;
 }

@@ -30,6 +30,39 @@ export interface Money {
   currency: string;
 }
 
+/**
+ * A refund's status, normalised across providers (Mollie's own names; GoCardless's mapped
+ * onto them: see each mapping). In order: a refund moves forward through these, never back
+ * (the rank that guards it is the provider status's, see payments/adjustment-rules.ts).
+ */
+export const REFUND_STATUSES = ['queued', 'pending', 'processing', 'refunded', 'failed', 'canceled'] as const;
+export type RefundStatus = (typeof REFUND_STATUSES)[number];
+
+/** A chargeback is received, and may later be reversed (Mollie `reversedAt`). */
+export const CHARGEBACK_STATUSES = ['received', 'reversed'] as const;
+export type ChargebackStatus = (typeof CHARGEBACK_STATUSES)[number];
+
+/** One refund of a payment, as the provider reported it on this fetch. */
+export interface RefundItem {
+  /** Mollie re_…, GoCardless RF… */
+  id: string;
+  amount: Money;
+  status: RefundStatus;
+  /** The provider's own status string, verbatim. */
+  providerStatus: string;
+  createdAt: Date | null;
+}
+
+/** One chargeback of a payment (Mollie chb_…; GoCardless has no chargeback resource). */
+export interface ChargebackItem {
+  id: string;
+  amount: Money;
+  status: ChargebackStatus;
+  providerStatus: string;
+  createdAt: Date | null;
+  reversed: boolean;
+}
+
 /** An authoritative view of one payment, as the provider's API returned it. */
 export interface PaymentSnapshot {
   provider: ProviderName;
@@ -46,6 +79,14 @@ export interface PaymentSnapshot {
   method: string | null;
   metadata: unknown;
   providerCreatedAt: Date | null;
+  /**
+   * The payment's refunds and chargebacks, when this fetch looked at them. Absent or
+   * empty means none seen on this fetch, never "removed": an item once stored is only
+   * ever moved forward (payments/adjustment-rules.ts), so a fetch that skipped the lists
+   * (GoCardless without refunded amounts) changes nothing.
+   */
+  refunds?: RefundItem[];
+  chargebacks?: ChargebackItem[];
   /** What the provider returned, minus personal data the gateway does not need. */
   raw: Record<string, unknown>;
 }
@@ -57,6 +98,12 @@ export type FetchResult =
 export interface FetchOptions {
   /** Aborted when the caller gives up (shutdown, lost lock, deadline). */
   signal?: AbortSignal;
+  /**
+   * The trigger was about a refund or chargeback (a GoCardless refund event): list the
+   * payment's refunds even when its amounts would not say so (a bounced refund's amount
+   * is no longer counted as refunded).
+   */
+  adjustments?: boolean;
 }
 
 export interface PaymentProvider {

@@ -272,6 +272,7 @@ export const gocardlessIntake: WebhookIntake<GoCardlessDelivery> = {
           // Webhooks and recovered events alike: a fetch that started after the newest of them answers them.
           triggeredAt: newestReceipt(group.items.map((item) => item.receipt)),
           failureHint: failureHintOf(group.items),
+          adjustments: group.items.some((item) => item.event.resource_type === 'refunds'),
         });
         if (result.outcome === 'not_found') for (const item of group.items) notFound.add(item.receipt.id);
         else if (result.settledReceipts) for (const id of settleReceiptIds) settledBySync.add(id);

@@ -6,11 +6,12 @@
 import postgres from 'postgres';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createConsumer, type GatewayEvent, type Outcome } from '../../packages/consumer/src/index.js';
+import { createConsumer, isRefundChange, type GatewayEvent, type Outcome } from '../../packages/consumer/src/index.js';
 import { createPostgresStore } from '../../packages/consumer/src/postgres-store.js';
 import type { Deps } from '../../src/deps.js';
 import { billingFacts } from '../../src/events/billing-facts.js';
 import { buildPaymentEvents, type TrackedState } from '../../src/events/payment-events.js';
+import { buildRefundEvents, type AdjustmentChangeRow } from '../../src/events/refund-events.js';
 import { forEachLimited } from '../../src/primitives/for-each-limited.js';
 import { createApp } from '../../src/http/app.js';
 import { seededRandom } from '../../src/sandbox/gocardless-webhook-sender.js';
@@ -151,5 +152,33 @@ describe('the consumer package', () => {
       await deps.close();
       await gatewayDatabase.drop();
     }
+  });
+
+  it('refund events: typed, each applied once, and a stale refund version dropped per refund id', async () => {
+    const store = createPostgresStore(sql);
+    await store.migrate();
+    const applied: string[] = [];
+    const consumer = createConsumer({
+      store,
+      handle: async (event) => {
+        if (isRefundChange(event)) applied.push(`${event.data.refund.id}:${event.data.refund.status}:v${event.data.refund.version}`);
+      },
+    });
+    const paymentId = newPaymentId('tr_refunds');
+    const change = (refundId: string, status: string, previous: string | null, version: number): AdjustmentChangeRow => ({
+      kind: 'refund', provider_item_id: refundId, status, provider_status: status, previous_status: previous, previous_provider_status: previous,
+      amount_minor: 500, currency: 'EUR', version, inserted: version === 1, provider_created_at: new Date('2026-01-01T00:00:00Z'), updated_at: new Date(Date.UTC(2026, 0, 1, 0, version)),
+      payment_id: 7, payment_version: 2, payment_status: 'paid', payment_provider_status: 'paid', payment_amount_minor: 2000, payment_currency: 'EUR', payment_refunded_minor: 500, payment_charged_back_minor: 0,
+    });
+    const events = (changes: AdjustmentChangeRow[]) =>
+      buildRefundEvents({ provider: 'mollie', account: 'default', providerPaymentId: paymentId, source: 'webhook', changes }).map((row) => row.payload as GatewayEvent);
+    const [queued, pending, refunded] = events([change('re_a1', 'queued', null, 1), change('re_a1', 'pending', 'queued', 2), change('re_a1', 'refunded', 'pending', 3)]);
+    const [other] = events([change('re_b1', 'pending', null, 1)]);
+
+    // Newest first, then the older ones (stale), a duplicate, and another refund of the same payment.
+    const outcomes: Outcome[] = [];
+    for (const event of [refunded!, queued!, pending!, refunded!, other!]) outcomes.push(await consumer.apply(event));
+    expect(outcomes).toEqual(['applied', 'stale', 'stale', 'duplicate', 'applied']);
+    expect(applied).toEqual(['re_a1:refunded:v3', 're_b1:pending:v1']);
   });
 });

@@ -320,7 +320,7 @@ describe('events about other resources', () => {
     // The payment the mandate took with it, and the refunded one, come out as payment events.
     expect(await paymentRow(pending.id)).toMatchObject({ status: 'canceled', provider_status: 'cancelled' });
     expect(await paymentRow(paid.id)).toMatchObject({ status: 'paid', refunded_minor: 2000 });
-    expect(await paymentEventTypes(paid.id)).toEqual(['payment.paid', 'payment.refunded']);
+    expect(await paymentEventTypes(paid.id)).toEqual(['payment.paid', 'payment.refunded', 'refund.pending']);
     // Payment events are not forwarded raw: their meaning is the payment.* events.
     const [raw] = await sql<{ n: number }[]>`select count(*)::int as n from outbox where dedupe_key = ${`gocardless:event:${cancelledPayment!.id}`}`;
     expect(raw!.n).toBe(0);

@@ -85,7 +85,7 @@ describe('sweepMollie', () => {
       [tooOld.id]: 0,
     });
     expect(await sources(missedPaid.id)).toEqual(['payment.open:sync', 'payment.paid:sweep']);
-    expect(await sources(refunded.id)).toEqual(['payment.paid:sync', 'payment.refunded:sweep']);
+    expect(await sources(refunded.id)).toEqual(['payment.paid:sync', 'payment.refunded:sweep', 'refund.refunded:sweep']);
     expect(await sources(unknown.id)).toEqual(['payment.paid:sweep']);
     expect(await sources(tooOld.id)).toEqual([]);
 

@@ -263,6 +263,9 @@ describe('refunds and chargebacks', () => {
       'payment.refund_reversed',
       'payment.charged_back',
       'payment.chargeback_reversed',
+      // The refund's own events (filed under the payment, without a payment version: last).
+      'refund.refunded',
+      'refund.failed',
     ]);
   });
 

@@ -174,8 +174,9 @@ describe('npm run replay against a gateway process and the sandboxes', () => {
     // Each provider state was seen before the next was set: the late failure follows the payout.
     expect(typesOf(`PM01AB2CD3EF4H${suffix}`)).toEqual(['payment.pending', 'payment.paid', 'payment.updated', 'payment.failed']);
     expect(typesOf(`PM01AB2CD3EF4J${suffix}`)).toEqual(['payment.pending', 'payment.canceled']);
-    expect(typesOf(`tr_5B8cwPMGnU6qLbRvo7qEZo${suffix}`)).toEqual(['payment.paid', 'payment.refunded']);
-    expect(typesOf(`tr_Q2pwTeZGt9${suffix}`)).toEqual(['payment.pending', 'payment.paid', 'payment.refunded']);
+    // Each refund's own event is filed under its payment (no payment version: after the payment's).
+    expect(typesOf(`tr_5B8cwPMGnU6qLbRvo7qEZo${suffix}`)).toEqual(['payment.paid', 'payment.refunded', 'refund.refunded']);
+    expect(typesOf(`tr_Q2pwTeZGt9${suffix}`)).toEqual(['payment.pending', 'payment.paid', 'payment.refunded', 'refund.refunded']);
     expect(payments.find((payment) => payment.id === `tr_Hc9xQ2mPzA${suffix}`)?.refunded_minor).toBe(2500);
     // The mandate cancellation and the payout are forwarded, once each.
     const forwarded = await stack.sql<{ type: string }[]>`
@@ -229,7 +230,7 @@ describe('npm run replay against a gateway process and the sandboxes', () => {
     const { payments, typesOf } = await stored(stack.sql, suffix);
     // The race fixture and the classic set share the classic example's payment: one row, one payment.paid.
     expect(payments.filter((payment) => payment.id === `tr_5B8cwPMGnU6qLbRvo7qEZo${suffix}`)).toHaveLength(1);
-    expect(typesOf(`tr_5B8cwPMGnU6qLbRvo7qEZo${suffix}`)).toEqual(['payment.paid', 'payment.refunded']);
+    expect(typesOf(`tr_5B8cwPMGnU6qLbRvo7qEZo${suffix}`)).toEqual(['payment.paid', 'payment.refunded', 'refund.refunded']);
     // Two changes (paid, then the refund), each written by exactly one of the racing triggers.
     const transitions = await stack.sql<{ version: number; source: string }[]>`
       select t.version, t.source from payment_transitions t join payments p on p.id = t.payment_id

@@ -5,12 +5,13 @@
  * can come twice (a retry, a re-drive, the pull API after a webhook), and a re-driven dead
  * letter can arrive after newer versions of its payment. For each event, in one
  * transaction of the store: claim its id (a duplicate stops here), then, for a payment
- * change, raise the payment's stored version to the event's (an older one is stale: its
+ * change, raise the payment's stored version to the event's (a refund change: the
+ * refund's, keyed by its id) (an older one is stale: its
  * id is recorded, the handler is not called), then call the handler with the same
  * transaction, so the billing write commits with the record of the event or not at all.
  */
 import { Webhook } from 'standardwebhooks';
-import { EventParseError, isPaymentChange, parseEvent, type GatewayEvent } from './events.js';
+import { EventParseError, isPaymentChange, isRefundChange, parseEvent, type GatewayEvent } from './events.js';
 
 export interface StoreTransaction<Tx> {
   /** Records the event id; false when it was recorded before (a duplicate). */
@@ -72,6 +73,7 @@ export function createConsumer<Tx>(options: ConsumerOptions<Tx>) {
     return options.store.transaction(async (store) => {
       if (!(await store.claimEvent(event.id, event.type))) return 'duplicate';
       if (isPaymentChange(event) && !(await store.advanceVersion(`${event.data.provider}:${event.data.paymentId}`, event.data.version))) return 'stale';
+      if (isRefundChange(event) && !(await store.advanceVersion(`${event.data.provider}:refund:${event.data.refund.id}`, event.data.refund.version))) return 'stale';
       await options.handle(event, store.tx);
       return 'applied';
     });

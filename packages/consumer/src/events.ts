@@ -47,7 +47,54 @@ export interface PaymentChangeData {
   failureCode?: string | null;
   failureMessage?: string | null;
   links?: Record<'customer' | 'mandate' | 'subscription' | 'order' | 'settlement' | 'payout' | 'creditor', string | null>;
+  /** The refunds the fetch saw (absent on events written before refund items). */
+  refunds?: RefundItem[];
+  chargebacks?: ChargebackItem[];
+  /** Which refunds and chargebacks this change created or moved. */
+  changedRefundIds?: string[];
+  changedChargebackIds?: string[];
 }
+
+export type RefundStatus = 'queued' | 'pending' | 'processing' | 'refunded' | 'failed' | 'canceled';
+
+export interface RefundItem {
+  id: string;
+  amount: Money;
+  status: RefundStatus;
+  providerStatus: string;
+  createdAt: string | null;
+}
+
+export interface ChargebackItem {
+  id: string;
+  amount: Money;
+  status: 'received' | 'reversed';
+  providerStatus: string;
+  createdAt: string | null;
+  reversed: boolean;
+}
+
+export interface RefundChangeData {
+  provider: 'mollie' | 'gocardless';
+  account: string;
+  refund: {
+    id: string;
+    paymentId: string;
+    gatewayPaymentId: number;
+    amount: Money;
+    status: RefundStatus;
+    previousStatus: RefundStatus | null;
+    providerStatus: string;
+    previousProviderStatus: string | null;
+    /** Per refund: discard an event older than the version you hold for this refund id. */
+    version: number;
+    createdAt: string | null;
+  };
+  payment: { id: string; gatewayId: number; status: PaymentStatus; providerStatus: string; version: number; amount: Money; amountRefunded: Money; amountChargedBack: Money };
+  source: 'webhook' | 'poll' | 'sync' | 'sweep' | 'replay' | 'track';
+}
+
+export type RefundChangeType = `refund.${RefundStatus}` | 'refund.updated';
 
 export type PaymentChangeType =
   | `payment.${PaymentStatus}`
@@ -64,6 +111,7 @@ interface Envelope<T extends string, D> {
 }
 
 export type PaymentChangeEvent = Envelope<PaymentChangeType, PaymentChangeData>;
+export type RefundChangeEvent = Envelope<RefundChangeType, RefundChangeData>;
 export type PaymentStuckEvent = Envelope<'payment.stuck', { provider: string; account: string; paymentId: string; status: PaymentStatus; providerStatus: string; method: string | null; version: number; amount: Money; createdAt: string; expectedFinalBy: string; profile: string }>;
 export type GoCardlessForwardedEvent = Envelope<`gocardless.${string}`, { provider: 'gocardless'; account: string; eventId: string; resourceType: string; action: string; resourceId: string | null; event: Record<string, unknown> }>;
 /** `data.scope` tells a provider account's polling (`account`) from the whole fleet's (`fleet`, stalled and recovered only). */
@@ -84,7 +132,7 @@ export type BankTransactionEvent = Envelope<
 >;
 
 /** Every event type this package knows; narrow on `type`. */
-export type GatewayEvent = PaymentChangeEvent | PaymentStuckEvent | GoCardlessForwardedEvent | PollerHealthEvent | AccountBrokenEvent | AccountRecoveredEvent | SinkDisabledEvent | SinkTestEvent | BankConnectionEvent | BankTransactionEvent;
+export type GatewayEvent = PaymentChangeEvent | RefundChangeEvent | PaymentStuckEvent | GoCardlessForwardedEvent | PollerHealthEvent | AccountBrokenEvent | AccountRecoveredEvent | SinkDisabledEvent | SinkTestEvent | BankConnectionEvent | BankTransactionEvent;
 
 export class EventParseError extends Error {
   override readonly name = 'EventParseError';
@@ -110,6 +158,11 @@ function validatorFor(type: string): ValidateFunction | undefined {
 /** Whether events of this type carry the payment's `version` (and so can be stale). */
 export function isPaymentChange(event: GatewayEvent): event is PaymentChangeEvent {
   return event.type.startsWith('payment.') && event.type !== 'payment.stuck';
+}
+
+/** Whether this is a refund's change (versioned per refund id, `data.refund.version`). */
+export function isRefundChange(event: GatewayEvent): event is RefundChangeEvent {
+  return event.type.startsWith('refund.');
 }
 
 /** Parses and validates one event (a JSON string or an already parsed value). */

@@ -1,5 +1,6 @@
 export * from './payments.js';
 export * from './payment-transitions.js';
+export * from './payment-adjustments.js';
 export * from './webhook-receipts.js';
 export * from './outbox.js';
 export * from './provider-cursors.js';

@@ -10,7 +10,14 @@ import { z } from 'zod';
 import { callDeadline } from '../../call-deadline.js';
 import { parseRetryAfter } from '../../primitives/retry-after.js';
 import { ProviderError, type FetchOptions, type FetchResult, type PaymentProvider } from '../types.js';
-import { GoCardlessMappingError, goCardlessPaymentEnvelopeSchema, mapGoCardlessPaymentResource } from './mapping.js';
+import {
+  GoCardlessMappingError,
+  goCardlessNeedsRefunds,
+  goCardlessPaymentEnvelopeSchema,
+  goCardlessRefundsPageSchema,
+  mapGoCardlessPaymentResource,
+  type GoCardlessRefund,
+} from './mapping.js';
 import { goCardlessEventSchema, type GoCardlessEvent } from './webhook.js';
 
 export const GOCARDLESS_LIVE_API_URL = 'https://api.gocardless.com';
@@ -276,14 +283,37 @@ export function createGoCardlessProvider(config: GoCardlessProviderConfig): GoCa
     if (payment.id !== providerPaymentId) {
       throw new ProviderError('gocardless', 'bad_response', `${label}: asked for ${providerPaymentId} but got ${payment.id}`, false);
     }
+    // A second call only for a payment with refunds (or a refund event): not on every fetch.
+    const refunds = goCardlessNeedsRefunds(payment, options.adjustments === true) ? await listRefunds(account, payment.id, options.signal) : undefined;
     try {
-      return { kind: 'found', snapshot: mapGoCardlessPaymentResource(payment, { account, mode }) };
+      return { kind: 'found', snapshot: mapGoCardlessPaymentResource(payment, { account, mode }, refunds) };
     } catch (error) {
       if (error instanceof GoCardlessMappingError) {
         throw new ProviderError('gocardless', 'bad_response', `${label}: ${error.message}`, false, undefined, { cause: error });
       }
       throw error;
     }
+  }
+
+  /** Every refund of a payment: `GET /refunds?payment=`, page by page. */
+  async function listRefunds(account: string, paymentId: string, signal: AbortSignal | undefined): Promise<GoCardlessRefund[]> {
+    const label = 'GoCardless GET /refunds';
+    const refunds: GoCardlessRefund[] = [];
+    let after: string | null = null;
+    do {
+      const query = new URLSearchParams({ payment: paymentId, limit: '500' });
+      if (after !== null) query.set('after', after);
+      const response = await get(account, `/refunds?${query.toString()}`, signal);
+      if (response.status < 200 || response.status >= 300) throw unexpectedStatus(label, response);
+      const parsed = goCardlessRefundsPageSchema.safeParse(parseJson(label, response.text));
+      if (!parsed.success) {
+        const issues = parsed.error.issues.map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`).join('; ');
+        throw new ProviderError('gocardless', 'bad_response', `${label}: unexpected refunds body: ${issues}`, false);
+      }
+      refunds.push(...parsed.data.refunds.filter((refund) => refund.links?.payment === undefined || refund.links.payment === paymentId));
+      after = parsed.data.meta?.cursors.after ?? null;
+    } while (after !== null);
+    return refunds;
   }
 
   async function listEvents(account: string, options: ListEventsOptions = {}): Promise<GoCardlessEventsPage> {

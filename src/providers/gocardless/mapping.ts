@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { parseMinorUnits } from '../../money.js';
-import type { PaymentSnapshot, PaymentStatus } from '../types.js';
+import type { PaymentSnapshot, PaymentStatus, RefundItem, RefundStatus } from '../types.js';
 
 export const GOCARDLESS_PAYMENT_STATUSES = [
   'pending_customer_approval',
@@ -107,7 +107,7 @@ function parseTimestamp(value: string | null | undefined): Date | null {
 }
 
 /** Maps the inner payment object (already validated by goCardlessPaymentSchema). */
-export function mapGoCardlessPaymentResource(payment: GoCardlessPayment, context: GoCardlessMappingContext): PaymentSnapshot {
+export function mapGoCardlessPaymentResource(payment: GoCardlessPayment, context: GoCardlessMappingContext, refunds?: GoCardlessRefund[]): PaymentSnapshot {
   if (!isGoCardlessPaymentStatus(payment.status)) {
     throw new GoCardlessMappingError(
       `GoCardless payment ${payment.id} has unknown status ${JSON.stringify(payment.status)}; ` +
@@ -135,6 +135,9 @@ export function mapGoCardlessPaymentResource(payment: GoCardlessPayment, context
     method: payment.scheme ?? null,
     metadata: payment.metadata ?? {},
     providerCreatedAt: parseTimestamp(payment.created_at),
+    // Only when listed: absent means not looked at (see PaymentSnapshot.refunds). GoCardless
+    // has no chargeback resource: a chargeback is the payment's own status.
+    ...(refunds ? { refunds: refunds.map(mapGoCardlessRefund) } : {}),
     // A GoCardless payment carries ids, amounts and the merchant's own description and
     // reference, no payer data (names and bank details live on customers and mandates).
     raw: { ...payment },
@@ -153,4 +156,73 @@ export function mapGoCardlessPayment(body: unknown, context: GoCardlessMappingCo
     throw new GoCardlessMappingError(`malformed GoCardless payment body: ${issues}`);
   }
   return mapGoCardlessPaymentResource(parsed.data.payments, context);
+}
+
+/**
+ * GoCardless refund statuses onto the normalised ones (docs/providers.md, GoCardless
+ * refund statuses): created and pending_submission are `pending` (still cancelable),
+ * submitted is `processing`, paid (in a payout) is `refunded`, bounced and funds_returned
+ * are `failed` (the money came back). The provider status is kept verbatim beside it.
+ */
+export const GOCARDLESS_REFUND_STATUSES = ['created', 'pending_submission', 'submitted', 'paid', 'cancelled', 'bounced', 'funds_returned'] as const;
+export type GoCardlessRefundStatus = (typeof GOCARDLESS_REFUND_STATUSES)[number];
+
+export function normaliseGoCardlessRefundStatus(status: GoCardlessRefundStatus): RefundStatus {
+  switch (status) {
+    case 'created':
+    case 'pending_submission':
+      return 'pending';
+    case 'submitted':
+      return 'processing';
+    case 'paid':
+      return 'refunded';
+    case 'cancelled':
+      return 'canceled';
+    case 'bounced':
+    case 'funds_returned':
+      return 'failed';
+    default: {
+      const unreachable: never = status;
+      throw new GoCardlessMappingError(`unhandled GoCardless refund status ${JSON.stringify(unreachable)}`);
+    }
+  }
+}
+
+export const goCardlessRefundSchema = z.looseObject({
+  id: z.string().min(1),
+  created_at: z.string().nullish(),
+  amount: minorUnits,
+  currency: z.string().min(1),
+  status: z.string().min(1),
+  links: z.looseObject({ payment: z.string().optional() }).optional(),
+});
+export type GoCardlessRefund = z.infer<typeof goCardlessRefundSchema>;
+
+/** `GET /refunds?payment=` answers `{"refunds": [...], "meta": {"cursors": ...}}`. */
+export const goCardlessRefundsPageSchema = z.looseObject({
+  refunds: z.array(goCardlessRefundSchema),
+  meta: z.looseObject({ cursors: z.looseObject({ after: z.string().nullish() }) }).optional(),
+});
+
+export function mapGoCardlessRefund(refund: GoCardlessRefund): RefundItem {
+  const status = refund.status;
+  if (!(GOCARDLESS_REFUND_STATUSES as readonly string[]).includes(status)) {
+    throw new GoCardlessMappingError(
+      `GoCardless refund ${refund.id} has unknown status ${JSON.stringify(status)}; expected one of ${GOCARDLESS_REFUND_STATUSES.join(', ')}`,
+    );
+  }
+  return {
+    id: refund.id,
+    amount: { minor: toMinor(refund.amount, refund.currency, 'amount', refund.id), currency: refund.currency },
+    status: normaliseGoCardlessRefundStatus(status as GoCardlessRefundStatus),
+    providerStatus: status,
+    createdAt: parseTimestamp(refund.created_at),
+  };
+}
+
+/** Whether a fetch of this payment should list its refunds: it has refunded amounts, or the trigger was about a refund. */
+export function goCardlessNeedsRefunds(payment: GoCardlessPayment, hinted: boolean): boolean {
+  if (hinted) return true;
+  const refunded = payment.amount_refunded;
+  return refunded !== null && refunded !== undefined && Number(refunded) > 0;
 }

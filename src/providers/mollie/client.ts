@@ -26,7 +26,7 @@ import {
   type PaymentSnapshot,
 } from '../types.js';
 import { createDirectPaymentGet } from './direct-get.js';
-import { MollieMappingError, mapMolliePayment } from './mapping.js';
+import { MollieMappingError, mapMolliePayment, type MollieAdjustments, type MolliePayment } from './mapping.js';
 import { idPrefixKind } from './webhook.js';
 
 export type { RetryConfig as MollieRetryConfig } from 'mollie-api-typescript/lib/retries.js';
@@ -173,6 +173,13 @@ export function toMollieProviderError(error: unknown, signal?: AbortSignal): Pro
   return fail('unavailable', `unexpected failure calling Mollie: ${describeTransportFailure(error)}`, true, undefined, error);
 }
 
+/** Every item of a paged list (the SDK follows `_links.next`). */
+async function collect<P, T>(pages: AsyncIterable<P>, items: (page: P) => T[] | undefined): Promise<T[]> {
+  const all: T[] = [];
+  for await (const page of pages) all.push(...(items(page) ?? []));
+  return all;
+}
+
 function isStatus(error: unknown, ...statuses: number[]): boolean {
   return error instanceof ClientError && !(error instanceof ResponseValidationError) && statuses.includes(error.statusCode);
 }
@@ -247,7 +254,7 @@ export function createMollieProvider(config: MollieProviderConfig): MollieProvid
         throw toMollieProviderError(new MollieMappingError(`asked Mollie for ${providerPaymentId} and got ${result.payment.id}`));
       }
       try {
-        return { kind: 'found', snapshot: mapMolliePayment(result.payment, account) };
+        return { kind: 'found', snapshot: mapMolliePayment(result.payment, account, await listAdjustments(client, result.payment, options?.signal)) };
       } catch (error) {
         throw toMollieProviderError(error, options?.signal);
       }
@@ -257,11 +264,29 @@ export function createMollieProvider(config: MollieProviderConfig): MollieProvid
       if (payment.id !== providerPaymentId) {
         throw new MollieMappingError(`asked Mollie for ${providerPaymentId} and got ${payment.id}`);
       }
-      return { kind: 'found', snapshot: mapMolliePayment(payment, account) };
+      return { kind: 'found', snapshot: mapMolliePayment(payment, account, await listAdjustments(client, payment, options?.signal)) };
     } catch (error) {
       if (isStatus(error, 404, 410)) return { kind: 'not_found' };
       throw toMollieProviderError(error, options?.signal);
     }
+  }
+
+  /**
+   * The payment's refunds and chargebacks, listed only when the payment links to them
+   * (Mollie adds `_links.refunds` / `_links.chargebacks` once there are any), so a payment
+   * without any still costs one request. Not `?embed=refunds,chargebacks` on the payment:
+   * the SDK's payment schema has no `_embedded` and drops it.
+   */
+  async function listAdjustments(client: Client, payment: MolliePayment, signal: AbortSignal | undefined): Promise<MollieAdjustments> {
+    // The SDK renames `_links` to `links`; the direct GET keeps the wire's `_links`.
+    const wire = payment as { links?: Record<string, unknown>; _links?: Record<string, unknown> };
+    const links = wire.links ?? wire._links ?? {};
+    const request = { paymentId: payment.id, limit: 250 };
+    const [refunds, chargebacks] = await Promise.all([
+      links.refunds ? collect(await client.refunds.list(request, requestOptions(signal)), (page) => page.result.embedded.refunds) : undefined,
+      links.chargebacks ? collect(await client.chargebacks.list(request, requestOptions(signal)), (page) => page.result.embedded.chargebacks) : undefined,
+    ]);
+    return { refunds, chargebacks };
   }
 
   async function resolvePaymentId(account: string, id: string, options?: FetchOptions): Promise<string | null> {

@@ -2,9 +2,9 @@
  * Pure mapping from Mollie's payment object (as the SDK returns it: `_links` renamed
  * `links`) to the gateway's `PaymentSnapshot`. No I/O; tested with fixtures.
  */
-import type { ListPaymentResponse, PaymentResponse } from 'mollie-api-typescript/models';
+import type { ListEntityChargeback, ListPaymentResponse, ListRefundResponse, PaymentResponse } from 'mollie-api-typescript/models';
 import { parseDecimalAmount } from '../../money.js';
-import type { PaymentSnapshot, PaymentStatus } from '../types.js';
+import type { ChargebackItem, PaymentSnapshot, PaymentStatus, RefundItem, RefundStatus } from '../types.js';
 
 /** `payments.get` and `payments.list` return structurally identical payment objects. */
 export type MolliePayment = PaymentResponse | ListPaymentResponse;
@@ -124,8 +124,64 @@ function parseTimestamp(label: string, value: string): Date {
   return date;
 }
 
-/** Throws MollieMappingError (unknown status, currency mismatch) or MoneyError (malformed amount). */
-export function mapMolliePayment(payment: MolliePayment, account: string): PaymentSnapshot {
+/** The refund and chargeback fields the mapping reads (`refunds.list` / `chargebacks.list` items). */
+export type MollieRefund = Pick<ListRefundResponse, 'id' | 'amount' | 'status' | 'createdAt'>;
+export type MollieChargeback = Pick<ListEntityChargeback, 'id' | 'amount' | 'createdAt' | 'reversedAt'>;
+
+/** The payment's refunds and chargebacks, when the client listed them. */
+export interface MollieAdjustments {
+  refunds?: MollieRefund[];
+  chargebacks?: MollieChargeback[];
+}
+
+// Mollie's refund statuses are the normalised ones (types.ts REFUND_STATUSES).
+const REFUND_STATUS_MAP: Record<string, RefundStatus> = {
+  queued: 'queued',
+  pending: 'pending',
+  processing: 'processing',
+  refunded: 'refunded',
+  failed: 'failed',
+  canceled: 'canceled',
+};
+
+export function mapMollieRefund(refund: MollieRefund): RefundItem {
+  const status = Object.hasOwn(REFUND_STATUS_MAP, refund.status) ? REFUND_STATUS_MAP[refund.status] : undefined;
+  if (!status) {
+    throw new MollieMappingError(
+      `refund ${refund.id} has unknown Mollie refund status ${JSON.stringify(refund.status)}: expected one of ${Object.keys(REFUND_STATUS_MAP).join(', ')}`,
+    );
+  }
+  const currency = refund.amount.currency;
+  return {
+    id: refund.id,
+    amount: { minor: parseDecimalAmount(refund.amount.value, currency), currency },
+    status,
+    providerStatus: refund.status,
+    createdAt: parseTimestamp(`refund ${refund.id} createdAt`, refund.createdAt),
+  };
+}
+
+/** A chargeback has no status at Mollie: received, or reversed once `reversedAt` is set. */
+export function mapMollieChargeback(chargeback: MollieChargeback): ChargebackItem {
+  const currency = chargeback.amount.currency;
+  const reversed = chargeback.reversedAt !== null && chargeback.reversedAt !== undefined;
+  const status = reversed ? 'reversed' : 'received';
+  return {
+    id: chargeback.id,
+    amount: { minor: parseDecimalAmount(chargeback.amount.value, currency), currency },
+    status,
+    providerStatus: status,
+    createdAt: parseTimestamp(`chargeback ${chargeback.id} createdAt`, chargeback.createdAt),
+    reversed,
+  };
+}
+
+/**
+ * Throws MollieMappingError (unknown status, currency mismatch) or MoneyError (malformed amount).
+ * `adjustments`: the payment's refunds and chargebacks when the client listed them; without
+ * them the snapshot carries none (nothing stored is touched).
+ */
+export function mapMolliePayment(payment: MolliePayment, account: string, adjustments: MollieAdjustments = {}): PaymentSnapshot {
   const currency = payment.amount.currency;
   const providerMode: string = payment.mode;
   const mode = providerMode === 'live' || providerMode === 'test' ? providerMode : null;
@@ -142,6 +198,9 @@ export function mapMolliePayment(payment: MolliePayment, account: string): Payme
     method: payment.method ?? null,
     metadata: payment.metadata ?? null,
     providerCreatedAt: parseTimestamp('createdAt', payment.createdAt),
+    // Only when listed: absent means not looked at (see PaymentSnapshot.refunds).
+    ...(adjustments.refunds ? { refunds: adjustments.refunds.map(mapMollieRefund) } : {}),
+    ...(adjustments.chargebacks ? { chargebacks: adjustments.chargebacks.map(mapMollieChargeback) } : {}),
     raw: mollieRawWithoutPersonalData(payment),
   };
 }

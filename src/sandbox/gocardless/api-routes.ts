@@ -16,12 +16,39 @@ const EVENT_LINK_FILTERS = [
 
 
 export function registerGoCardlessApiRoutes(app: Hono<SandboxEnv>, store: GoCardlessStore): void {
-  const { payments, events, eventIndex, eventOrder } = store;
+  const { payments, refunds, events, eventIndex, eventOrder } = store;
 
   app.get('/payments/:id', (c) => {
     const payment = payments.get(c.req.param('id'));
     if (!payment) return gcError(404, 'invalid_api_usage', 'resource_not_found', 'Resource not found');
     return json(200, { payments: payment });
+  });
+
+  app.get('/refunds/:id', (c) => {
+    const refund = refunds.get(c.req.param('id'));
+    if (!refund) return gcError(404, 'invalid_api_usage', 'resource_not_found', 'Resource not found');
+    return json(200, { refunds: refund });
+  });
+
+  // `GET /refunds` with the `payment` filter and cursors (oldest first, as created).
+  app.get('/refunds', (c) => {
+    const query = new URL(c.req.url).searchParams;
+    const limitParam = query.get('limit');
+    const limit = limitParam === null ? 50 : Number(limitParam);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 500) {
+      return gcError(400, 'invalid_api_usage', 'invalid_parameters', 'limit must be an integer from 1 to 500', { field: 'limit' });
+    }
+    const payment = query.get('payment');
+    const all = [...refunds.values()].filter((refund) => payment === null || refund.links.payment === payment);
+    const after = query.get('after');
+    let start = 0;
+    if (after !== null) {
+      start = all.findIndex((refund) => refund.id === after) + 1;
+      if (start === 0) return gcError(400, 'invalid_api_usage', 'invalid_parameters', `cursor ${after} does not match any refund`, { field: 'after' });
+    }
+    const page = all.slice(start, start + limit);
+    const more = start + page.length < all.length;
+    return json(200, { refunds: page, meta: { cursors: { before: null, after: more ? page[page.length - 1]!.id : null }, limit } });
   });
 
   app.get('/events/:id', (c) => {

@@ -15,6 +15,7 @@ import {
   paymentStatusSchema,
   payoutInputSchema,
   refundInputSchema,
+  refundStatusInputSchema,
   SandboxError,
   statusChangeOptionsSchema,
   timelineStepSchema,
@@ -24,7 +25,7 @@ import type { GoCardlessWebhooks } from './webhooks.js';
 import { json } from './wire.js';
 
 export function registerGoCardlessControlRoutes(app: Hono<SandboxEnv>, store: GoCardlessStore, webhooks: GoCardlessWebhooks): void {
-  const { payments, events, fetchCounts, requests, webhookDeliveries, requirePayment, createPayment, setPaymentStatus, scheduleTimeline, refundPayment, endMandate, payOut, createEvent, tick, setFaults, clearFaults, reset } = store;
+  const { payments, events, fetchCounts, requests, webhookDeliveries, requirePayment, createPayment, setPaymentStatus, scheduleTimeline, refundPayment, setRefundStatus, endMandate, payOut, createEvent, tick, setFaults, clearFaults, reset } = store;
   const { deliverWebhooks, setWebhookEndpoint, webhooksIdle } = webhooks;
 
   const readJson = async (c: Context<SandboxEnv>): Promise<unknown> => {
@@ -79,6 +80,10 @@ export function registerGoCardlessControlRoutes(app: Hono<SandboxEnv>, store: Go
   app.post('/__sandbox/payments/:id/refunds', async (c) => {
     const result = refundPayment(c.req.param('id'), refundInputSchema.parse(await readJson(c)));
     return json(201, { refund_id: result.refundId, events: result.event });
+  });
+  app.post('/__sandbox/refunds/:id/status', async (c) => {
+    const result = setRefundStatus(c.req.param('id'), refundStatusInputSchema.parse(await readJson(c)));
+    return json(200, { refunds: result.refund, events: result.event });
   });
   app.post('/__sandbox/mandates/:id/cancel', async (c) =>
     json(200, { events: endMandate(c.req.param('id'), 'cancelled', mandateEndInputSchema.parse(await readJson(c))) }),

@@ -4,7 +4,7 @@
  * its error.
  */
 import { z } from 'zod';
-import { GOCARDLESS_PAYMENT_STATUSES, type GoCardlessPaymentStatus } from '../../providers/gocardless/mapping.js';
+import { GOCARDLESS_PAYMENT_STATUSES, GOCARDLESS_REFUND_STATUSES, type GoCardlessPaymentStatus, type GoCardlessRefundStatus } from '../../providers/gocardless/mapping.js';
 import type { GoCardlessEvent } from '../../providers/gocardless/webhook.js';
 import type { SendGoCardlessWebhooksOptions, WebhookBatchReport } from '../gocardless-webhook-sender.js';
 
@@ -37,6 +37,27 @@ export interface SandboxPayment {
 }
 
 export const paymentStatusSchema = z.enum(GOCARDLESS_PAYMENT_STATUSES);
+
+/** A refund as `GET /refunds` answers it. */
+export interface SandboxRefund {
+  id: string;
+  created_at: string;
+  amount: number;
+  currency: string;
+  reference: string | null;
+  status: GoCardlessRefundStatus;
+  metadata: Record<string, string>;
+  links: { payment: string; mandate: string };
+}
+
+export const refundStatusSchema = z.enum(GOCARDLESS_REFUND_STATUSES);
+
+export const refundStatusInputSchema = z.object({
+  status: refundStatusSchema,
+  /** Append the matching refund event (default true; GoCardless sends none for pending_submission and submitted). */
+  emitEvent: z.boolean().optional(),
+});
+export type RefundStatusInput = z.infer<typeof refundStatusInputSchema>;
 
 export const createPaymentInputSchema = z.object({
   id: z.string().regex(/^PM[0-9A-Za-z]+$/, 'payment ids start with PM').optional(),

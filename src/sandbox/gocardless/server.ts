@@ -52,6 +52,8 @@ import {
   type GoCardlessSandboxState,
   type MandateEndInput,
   type RefundInput,
+  type RefundStatusInput,
+  type SandboxRefund,
   type SandboxFaults,
   type SandboxPayment,
   type StatusChangeOptions,
@@ -97,6 +99,8 @@ export interface GoCardlessSandbox {
   /** Applies the timeline steps that are due. */
   tick(): void;
   refundPayment(id: string, input: RefundInput): { refundId: string; event: GoCardlessEvent };
+  /** Moves a refund (created → pending_submission → submitted → paid | cancelled | bounced | funds_returned) and appends GoCardless's event for it, if it sends one. */
+  setRefundStatus(refundId: string, input: RefundStatusInput): { refund: SandboxRefund; event: GoCardlessEvent | null };
   cancelMandate(mandateId: string, input?: MandateEndInput): GoCardlessEvent[];
   expireMandate(mandateId: string, input?: MandateEndInput): GoCardlessEvent[];
   /** A payout `paid` event, and each listed confirmed payment moved to paid_out with it as parent. */
@@ -200,6 +204,7 @@ export async function startGoCardlessSandbox(options: GoCardlessSandboxOptions =
     scheduleTimeline: store.scheduleTimeline,
     tick: store.tick,
     refundPayment: store.refundPayment,
+    setRefundStatus: store.setRefundStatus,
     cancelMandate: (mandateId, input) => store.endMandate(mandateId, 'cancelled', input),
     expireMandate: (mandateId, input) => store.endMandate(mandateId, 'expired', input),
     payOut: store.payOut,

@@ -19,6 +19,7 @@ import {
   paymentStatusSchema,
   payoutInputSchema,
   refundInputSchema,
+  refundStatusInputSchema,
   SandboxError,
   statusChangeOptionsSchema,
   timelineStepSchema,
@@ -27,7 +28,9 @@ import {
   type GoCardlessSandboxState,
   type MandateEndInput,
   type RefundInput,
+  type RefundStatusInput,
   type SandboxFaults,
+  type SandboxRefund,
   type SandboxPayment,
   type SandboxRequestRecord,
   type StatusChangeOptions,
@@ -69,6 +72,7 @@ export function createGoCardlessStore(options: GoCardlessStoreOptions, hooks: Go
   };
 
   const payments = new Map<string, SandboxPayment>();
+  const refunds = new Map<string, SandboxRefund>();
   const events: GoCardlessEvent[] = [];
   const eventIndex = new Map<string, number>();
   const attempted = new Set<string>();
@@ -254,9 +258,20 @@ export function createGoCardlessStore(options: GoCardlessStoreOptions, hooks: Go
     }
     payment.amount_refunded += input.amount;
     const refundId = newId('RF');
+    const createdAt = nextTimestamp().toISOString();
+    refunds.set(refundId, {
+      id: refundId,
+      created_at: createdAt,
+      amount: input.amount,
+      currency: payment.currency,
+      reference: input.reference ?? null,
+      status: 'created',
+      metadata: {},
+      links: { payment: payment.id, mandate: payment.links.mandate },
+    });
     const event = appendEvent({
       id: newId('EV'),
-      created_at: nextTimestamp().toISOString(),
+      created_at: createdAt,
       resource_type: 'refunds',
       action: 'created',
       links: { refund: refundId, payment: payment.id, mandate: payment.links.mandate },
@@ -265,6 +280,43 @@ export function createGoCardlessStore(options: GoCardlessStoreOptions, hooks: Go
       resource_metadata: input.reference ? { reference: input.reference } : {},
     });
     return { refundId, event };
+  }
+
+  /** The event GoCardless sends when a refund reaches a status (none for the steps in between). */
+  const REFUND_STATUS_EVENTS: Partial<Record<SandboxRefund['status'], { action: string; cause: string; description: string }>> = {
+    paid: { action: 'paid', cause: 'refund_paid', description: 'The refund has been paid to your customer.' },
+    bounced: { action: 'failed', cause: 'refund_failed', description: "The refund failed to be paid to the customer's bank account." },
+    funds_returned: { action: 'funds_returned', cause: 'refund_funds_returned', description: 'The refund has had its funds returned.' },
+    cancelled: { action: 'cancelled', cause: 'refund_cancelled', description: 'The refund was cancelled.' },
+  };
+  /** Statuses in which the money is back with the merchant: no longer counted in amount_refunded. */
+  const RETURNED_REFUND_STATUSES: ReadonlySet<string> = new Set(['cancelled', 'bounced', 'funds_returned']);
+
+  function setRefundStatus(refundId: string, rawInput: RefundStatusInput): { refund: SandboxRefund; event: GoCardlessEvent | null } {
+    const input = refundStatusInputSchema.parse(rawInput);
+    const refund = refunds.get(refundId);
+    if (!refund) throw new SandboxError(404, `no sandbox refund ${refundId}`);
+    const payment = requirePayment(refund.links.payment);
+    const wasReturned = RETURNED_REFUND_STATUSES.has(refund.status);
+    const returned = RETURNED_REFUND_STATUSES.has(input.status);
+    if (!wasReturned && returned) payment.amount_refunded -= refund.amount;
+    if (wasReturned && !returned) payment.amount_refunded += refund.amount;
+    refund.status = input.status;
+    const spec = REFUND_STATUS_EVENTS[input.status];
+    const event =
+      spec && input.emitEvent !== false
+        ? appendEvent({
+            id: newId('EV'),
+            created_at: nextTimestamp().toISOString(),
+            resource_type: 'refunds',
+            action: spec.action,
+            links: { refund: refund.id, payment: payment.id, mandate: payment.links.mandate },
+            details: { origin: 'gocardless', cause: spec.cause, description: spec.description },
+            metadata: {},
+            resource_metadata: {},
+          })
+        : null;
+    return { refund: structuredClone(refund), event };
   }
 
   function endMandate(mandateId: string, action: 'cancelled' | 'expired', rawInput: MandateEndInput = {}): GoCardlessEvent[] {
@@ -343,6 +395,7 @@ export function createGoCardlessStore(options: GoCardlessStoreOptions, hooks: Go
 
   function reset(): void {
     payments.clear();
+    refunds.clear();
     events.length = 0;
     eventIndex.clear();
     attempted.clear();
@@ -383,6 +436,7 @@ export function createGoCardlessStore(options: GoCardlessStoreOptions, hooks: Go
     eventOrder: options.eventOrder,
     rateLimitPerMinute: options.rateLimitPerMinute,
     payments,
+    refunds,
     events,
     eventIndex,
     attempted,
@@ -408,6 +462,7 @@ export function createGoCardlessStore(options: GoCardlessStoreOptions, hooks: Go
     scheduleTimeline,
     createEvent,
     refundPayment,
+    setRefundStatus,
     endMandate,
     payOut,
     countRequest,

@@ -82,6 +82,8 @@ export interface LeasedDelivery {
   attempts: number;
   eventId: string;
   event: OutboundEvent;
+  /** Where the event was written, as a W3C traceparent: the delivery span's parent. */
+  traceParent?: string | null;
 }
 
 /**
@@ -99,7 +101,7 @@ export interface LeasedDelivery {
  */
 export async function leaseDueDeliveries(db: DbOrTx, params: { sinkIds: string[]; limit: number; leaseMs: number }): Promise<LeasedDelivery[]> {
   if (params.sinkIds.length === 0) return [];
-  const rows = await db.execute<{ id: number; sink_id: string; attempts: number; event_id: string; payload: OutboundEvent }>(sql`
+  const rows = await db.execute<{ id: number; sink_id: string; attempts: number; event_id: string; payload: OutboundEvent; trace_parent: string | null }>(sql`
     update event_deliveries d
     set attempts = d.attempts + 1,
         next_attempt_at = now() + make_interval(secs => ${params.leaseMs / 1000}),
@@ -131,8 +133,8 @@ export async function leaseDueDeliveries(db: DbOrTx, params: { sinkIds: string[]
         order by c.next_attempt_at, c.id
         limit ${params.limit}
         for update of c skip locked)
-    returning d.id, d.sink_id, d.attempts, d.event_id, o.payload`);
-  return rows.map((row) => ({ id: Number(row.id), sinkId: row.sink_id, attempts: Number(row.attempts), eventId: row.event_id, event: row.payload }));
+    returning d.id, d.sink_id, d.attempts, d.event_id, o.payload, o.trace_parent`);
+  return rows.map((row) => ({ id: Number(row.id), sinkId: row.sink_id, attempts: Number(row.attempts), eventId: row.event_id, event: row.payload, traceParent: row.trace_parent }));
 }
 
 /** What one attempt was, beyond its outcome: kept as a row of event_delivery_attempts. */
@@ -233,7 +235,7 @@ export interface LeasedProbe extends LeasedDelivery {
  * are never attempted before it), and it must still be, so a probe keeps per-payment order.
  */
 export async function leaseProbeDelivery(db: DbOrTx, params: { sinkId: string; leaseMs: number; minWaitMs: number }): Promise<LeasedProbe | null> {
-  const rows = await db.execute<{ id: number; sink_id: string; attempts: number; event_id: string; payload: OutboundEvent; resume_at: string }>(sql`
+  const rows = await db.execute<{ id: number; sink_id: string; attempts: number; event_id: string; payload: OutboundEvent; trace_parent: string | null; resume_at: string }>(sql`
     with pick as (
       select c.id, c.next_attempt_at as resume_at
       from event_deliveries c
@@ -258,10 +260,10 @@ export async function leaseProbeDelivery(db: DbOrTx, params: { sinkId: string; l
         awaiting_retry = false
     from pick, outbox o
     where d.id = pick.id and o.id = d.outbox_id
-    returning d.id, d.sink_id, d.attempts, d.event_id, o.payload, pick.resume_at`);
+    returning d.id, d.sink_id, d.attempts, d.event_id, o.payload, o.trace_parent, pick.resume_at`);
   const row = rows[0];
   if (!row) return null;
-  return { id: Number(row.id), sinkId: row.sink_id, attempts: Number(row.attempts), eventId: row.event_id, event: row.payload, resumeAt: new Date(row.resume_at) };
+  return { id: Number(row.id), sinkId: row.sink_id, attempts: Number(row.attempts), eventId: row.event_id, event: row.payload, traceParent: row.trace_parent, resumeAt: new Date(row.resume_at) };
 }
 
 /**

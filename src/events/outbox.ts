@@ -1,5 +1,6 @@
 import { sql } from 'drizzle-orm';
 import type { DbOrTx } from '../db/client.js';
+import { currentTraceParent } from '../observability/tracing.js';
 import { newEventId, type OutboundEvent } from './payment-events.js';
 
 export interface NewOutboxEvent {
@@ -23,6 +24,7 @@ export interface NewOutboxEvent {
  */
 export async function enqueueEvents(db: DbOrTx, events: NewOutboxEvent[]): Promise<string[]> {
   if (events.length === 0) return [];
+  const traceParent = currentTraceParent();
   const rows = events.map((event) => {
     const id = newEventId();
     const payload: OutboundEvent = { id, type: event.type, timestamp: (event.timestamp ?? new Date()).toISOString(), data: event.data };
@@ -34,15 +36,16 @@ export async function enqueueEvents(db: DbOrTx, events: NewOutboxEvent[]): Promi
       provider_payment_id: event.providerPaymentId ?? null,
       payment_version: event.paymentVersion ?? null,
       payload,
+      trace_parent: traceParent,
     };
   });
   // The dedupe key's unique index, not a prior SELECT, decides whether an event is new.
   const inserted = await db.execute<{ event_id: string }>(sql`
-    insert into outbox (event_id, dedupe_key, type, provider, provider_payment_id, payment_version, payload)
-    select event_id, dedupe_key, type, provider, provider_payment_id, payment_version, payload
+    insert into outbox (event_id, dedupe_key, type, provider, provider_payment_id, payment_version, payload, trace_parent)
+    select event_id, dedupe_key, type, provider, provider_payment_id, payment_version, payload, trace_parent
     from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as e(
       event_id text, dedupe_key text, type text, provider text,
-      provider_payment_id text, payment_version int, payload jsonb)
+      provider_payment_id text, payment_version int, payload jsonb, trace_parent text)
     on conflict (dedupe_key) do nothing
     returning event_id`);
   return inserted.map((row) => row.event_id);

@@ -47,6 +47,8 @@ export interface OutboxEventRow {
   provider_payment_id: string | null;
   payment_version: number | null;
   payload: OutboundEvent;
+  /** The W3C traceparent of the write that made the event: its deliveries' spans join that trace. */
+  trace_parent?: string | null;
 }
 
 export interface OutboundEvent {

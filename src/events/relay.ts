@@ -180,8 +180,10 @@ async function attemptSafely(deps: RelayDeps, sink: EventSink, delivery: LeasedD
 async function attempt(deps: RelayDeps, sink: EventSink, delivery: LeasedDelivery & { attempt?: AttemptFacts }, options: RelayOptions, step: RelayStep, probe?: LeasedProbe): Promise<boolean> {
   const started = performance.now();
   const startedAt = new Date();
-  // One span per attempt. It starts its own trace (the relay runs long after the webhook's
-  // request ended); event.id and payment.id join it to the trace of the write that made it.
+  // One span per attempt, a child of the span that wrote the event (stored with it as a
+  // traceparent): the webhook's trace goes on to every delivery, however much later. An
+  // event written with tracing off starts a trace of its own; event.id and payment.id
+  // still name it.
   const paymentId = typeof delivery.event.data.paymentId === 'string' ? delivery.event.data.paymentId : undefined;
   const spanAttributes = {
     'event.id': delivery.eventId,
@@ -208,6 +210,7 @@ async function attempt(deps: RelayDeps, sink: EventSink, delivery: LeasedDeliver
     },
     SpanKind.PRODUCER,
     true,
+    delivery.traceParent,
   );
   deps.metrics.eventDeliveryDuration.observe({ kind: sink.kind }, (performance.now() - started) / 1000);
   // Each outcome recorder below keeps this attempt's row along with the outcome.

@@ -1,4 +1,4 @@
-import { SpanKind, SpanStatusCode, trace, type Attributes, type Span } from '@opentelemetry/api';
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, context, isSpanContextValid, trace, type Attributes, type Span } from '@opentelemetry/api';
 import packageJson from '../../package.json' with { type: 'json' };
 import type { Env } from '../config/env.js';
 import { errorMessage } from '../primitives/error-message.js';
@@ -13,10 +13,13 @@ const tracer = () => trace.getTracer('payment-webhook-gateway', packageJson.vers
 
 /**
  * Runs `work` inside a child span of the current one (or, with `root`, the first span of a
- * trace of its own); a thrown error marks the span failed and is rethrown.
+ * trace of its own, or, with a `traceParent`, a child of that stored span); a thrown error
+ * marks the span failed and is rethrown.
  */
-export function withSpan<T>(name: string, attributes: Attributes, work: (span: Span) => Promise<T>, kind = SpanKind.INTERNAL, root = false): Promise<T> {
-  return tracer().startActiveSpan(name, { attributes, kind, root }, async (span) => {
+export function withSpan<T>(name: string, attributes: Attributes, work: (span: Span) => Promise<T>, kind = SpanKind.INTERNAL, root = false, traceParent?: string | null): Promise<T> {
+  const parent = traceParent ? parseTraceParent(traceParent) : null;
+  const parentContext = parent ? trace.setSpanContext(ROOT_CONTEXT, parent) : root ? ROOT_CONTEXT : context.active();
+  return tracer().startActiveSpan(name, { attributes, kind, root: root && !parent }, parentContext, async (span) => {
     try {
       return await work(span);
     } catch (error) {
@@ -27,6 +30,28 @@ export function withSpan<T>(name: string, attributes: Attributes, work: (span: S
       span.end();
     }
   });
+}
+
+/**
+ * The current span as a W3C `traceparent` (version 00), to be stored with work that runs
+ * later in another place (an outbox event and its deliveries); null when tracing is off.
+ */
+export function currentTraceParent(): string | null {
+  const span = trace.getActiveSpan();
+  if (!span) return null;
+  const { traceId, spanId, traceFlags } = span.spanContext();
+  if (!isSpanContextValid({ traceId, spanId, traceFlags })) return null;
+  return `00-${traceId}-${spanId}-${(traceFlags & 0xff).toString(16).padStart(2, '0')}`;
+}
+
+const TRACE_PARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
+
+/** A stored `traceparent` as a remote span context; null when it is not one. */
+export function parseTraceParent(value: string): { traceId: string; spanId: string; traceFlags: number; isRemote: true } | null {
+  const match = TRACE_PARENT.exec(value);
+  if (!match) return null;
+  const parsed = { traceId: match[1]!, spanId: match[2]!, traceFlags: Number.parseInt(match[3]!, 16), isRemote: true as const };
+  return isSpanContextValid(parsed) ? parsed : null;
 }
 
 /** Attribute names, in one place so every span spells them the same. */

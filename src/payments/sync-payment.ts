@@ -3,7 +3,7 @@ import type { FailureHint } from '../events/billing-facts.js';
 import type { Db } from '../db/client.js';
 import { LockBusyError, LockUnavailableError, paymentLockKey, type Locker } from '../lock/locker.js';
 import { outcomeLabel, type Metrics } from '../observability/metrics.js';
-import { SPAN_ATTRIBUTES, withSpan } from '../observability/tracing.js';
+import { SPAN_ATTRIBUTES, currentTraceParent, withSpan } from '../observability/tracing.js';
 import { errorMessage } from '../primitives/error-message.js';
 import { ProviderError, type PaymentProvider, type ProviderName, type Providers } from '../providers/types.js';
 import { settleReceipts } from '../db/queries/receipt-settlement.js';
@@ -162,6 +162,7 @@ async function fetchApplyAndRecord(
       failureHint: input.failureHint ?? null,
       settleReceiptIds: input.settleReceiptIds,
       nextPollAt: deps.schedulePoll?.({ provider: input.provider, providerStatus: snapshot.providerStatus, method: snapshot.method }) ?? null,
+      traceParent: currentTraceParent(),
     });
     span.setAttribute('payment.changed', written.changed);
     return written;

@@ -29,6 +29,8 @@ export interface ApplyInput {
   settleReceiptIds?: number[];
   /** Carried into the events' failure fields when the snapshot has no reason of its own. */
   failureHint?: FailureHint | null;
+  /** The W3C traceparent of the write's span: stored with its events, so their deliveries join the trace. */
+  traceParent?: string | null;
 }
 
 export interface ApplyResult {
@@ -128,7 +130,13 @@ export function planWrite(input: ApplyInput): WritePlan {
 /** The `refund.*` events of the refunds a write changed (whether or not the payment changed). */
 export function planAdjustmentEvents(plan: WritePlan, changes: AdjustmentChangeRow[]): OutboxEventRow[] {
   const s = plan.input.snapshot;
-  return buildRefundEvents({ provider: s.provider, account: s.account, providerPaymentId: s.providerPaymentId, source: plan.input.source, changes });
+  return withTraceParent(plan, buildRefundEvents({ provider: s.provider, account: s.account, providerPaymentId: s.providerPaymentId, source: plan.input.source, changes }));
+}
+
+function withTraceParent(plan: WritePlan, events: OutboxEventRow[]): OutboxEventRow[] {
+  const traceParent = plan.input.traceParent ?? null;
+  if (traceParent) for (const event of events) event.trace_parent = traceParent;
+  return events;
 }
 
 /** Statuses a failure reason belongs to; a hint never explains a payment that did not fail. */
@@ -170,6 +178,7 @@ export function planChange(plan: WritePlan, row: UpsertRow, adjusted: Adjustment
     },
     changedAt: new Date(row.updated_at),
   });
+  withTraceParent(plan, events);
   events.push(...planAdjustmentEvents(plan, adjusted));
   return {
     paymentRowId: row.id,

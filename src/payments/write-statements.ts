@@ -171,11 +171,11 @@ export function transitionAndEventsSql(input: TransitionWrite): SQL {
           ${previous?.providerStatus ?? null}, ${s.providerStatus}, ${fence}, ${receiptId},
           ${snapshotJson}::jsonb)
       )${settle.length > 0 ? sql`, settled as (${settleReceiptsSql(settle, 'processed')})` : sql``}
-      insert into outbox (event_id, dedupe_key, type, provider, provider_payment_id, payment_version, payload)
-      select event_id, dedupe_key, type, provider, provider_payment_id, payment_version, payload
+      insert into outbox (event_id, dedupe_key, type, provider, provider_payment_id, payment_version, payload, trace_parent)
+      select event_id, dedupe_key, type, provider, provider_payment_id, payment_version, payload, trace_parent
       from jsonb_to_recordset(${JSON.stringify(events)}::jsonb) as e(
         event_id text, dedupe_key text, type text, provider text,
-        provider_payment_id text, payment_version int, payload jsonb)`;
+        provider_payment_id text, payment_version int, payload jsonb, trace_parent text)`;
 }
 
 /** transitionAndEventsSql's values, in the order it interpolates them. */
@@ -256,9 +256,9 @@ export function adjustmentsUpsert(s: PaymentSnapshot, fence: number, itemsJson: 
 /** Outbox events written without a payment change (a refund moved while the payment did not). */
 export function insertEventsSql(events: OutboxEventRow[]): SQL {
   return sql`
-    insert into outbox (event_id, dedupe_key, type, provider, provider_payment_id, payment_version, payload)
-    select event_id, dedupe_key, type, provider, provider_payment_id, payment_version, payload
+    insert into outbox (event_id, dedupe_key, type, provider, provider_payment_id, payment_version, payload, trace_parent)
+    select event_id, dedupe_key, type, provider, provider_payment_id, payment_version, payload, trace_parent
     from jsonb_to_recordset(${JSON.stringify(events)}::jsonb) as e(
       event_id text, dedupe_key text, type text, provider text,
-      provider_payment_id text, payment_version int, payload jsonb)`;
+      provider_payment_id text, payment_version int, payload jsonb, trace_parent text)`;
 }

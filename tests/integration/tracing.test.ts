@@ -93,7 +93,7 @@ describe('tracing', () => {
     expect(start(fetch)).toBeLessThan(start(write));
   });
 
-  it('gives every delivery attempt a span of its own, named by event, sink and payment', async () => {
+  it('gives every delivery attempt a span of its own, named by event, sink and payment, in the trace of the webhook that made the event', async () => {
     const payment = sandbox.createPayment();
     sandbox.setStatus(payment.id, 'paid');
     const app = createApp(deps);
@@ -121,10 +121,15 @@ describe('tracing', () => {
         ['failed', 503],
         ['delivered', 200],
       ]);
+      // The webhook's trace goes on to every delivery: each attempt is a child of the write that made the event.
+      const [write] = exporter.getFinishedSpans().filter((span) => span.name === 'payment.write' && span.attributes['payment.id'] === payment.id);
+      expect(write).toBeDefined();
+      const server = exporter.getFinishedSpans().find((span) => span.name === 'POST /webhooks/mollie' && span.spanContext().traceId === write!.spanContext().traceId);
+      expect(server, 'the write belongs to the webhook request\'s trace').toBeDefined();
       for (const span of spans) {
         expect(span.attributes).toMatchObject({ 'payment.id': payment.id, 'event.type': event!.json!.type, 'sink.kind': 'http' });
-        // Its own trace: the relay runs long after the webhook's request ended.
-        expect(span.parentSpanContext).toBeUndefined();
+        expect(span.spanContext().traceId).toBe(write!.spanContext().traceId);
+        expect(span.parentSpanContext?.spanId).toBe(write!.spanContext().spanId);
       }
     } finally {
       await relaying.close();

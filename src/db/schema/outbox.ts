@@ -20,6 +20,8 @@ export const outbox = pgTable(
     providerPaymentId: text('provider_payment_id'),
     paymentVersion: integer('payment_version'),
     payload: jsonb('payload').notNull(),
+    /** W3C traceparent of the span that wrote the event (null when tracing is off): its deliveries' spans are its children. */
+    traceParent: text('trace_parent'),
     /** The writing transaction's id: readers only see events below every running transaction. */
     txId: xid8('tx_id').notNull().default(sql`pg_current_xact_id()`),
     createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),

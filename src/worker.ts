@@ -28,7 +28,8 @@ function depsFor(bindings: WorkerBindings): Deps {
   // A Worker invocation needs only a few connections; Hyperdrive pools behind them.
   vars.DATABASE_POOL_SIZE ??= '3';
   const env = parseEnv(vars);
-  return buildDeps(env, { providers: createProvidersFromEnv(env) });
+  // No LISTEN: the invocation's connections do not outlive it; stored accounts are read again after a few seconds.
+  return buildDeps(env, { providers: (accounts) => createProvidersFromEnv(env, accounts), listenForAccounts: false });
 }
 
 export default {

@@ -4,6 +4,18 @@ import type { DbOrTx } from '../db/client.js';
 import { accounts, type InsertAccount, type SelectAccount } from '../db/schema/accounts.js';
 import type { ProviderName } from '../providers/types.js';
 
+/**
+ * The channel every change of an account is announced on (payload `<provider>/<name>`):
+ * each process's account registry (registry.ts) listens and drops its cached copy, so a
+ * change made through one process is seen by every other within a second.
+ */
+export const ACCOUNTS_CHANNEL = 'gateway_accounts';
+
+/** Announces a change of the account; inside a transaction, Postgres delivers it at commit. */
+export async function notifyAccountChanged(db: DbOrTx, provider: string, name: string): Promise<void> {
+  await db.execute(sql`select pg_notify(${ACCOUNTS_CHANNEL}, ${`${provider}/${name}`})`);
+}
+
 export type AccountStatus = 'active' | 'broken' | 'disabled';
 
 export type NewAccountRow = Pick<
@@ -28,7 +40,11 @@ export type InsertAccountOutcome =
 export async function insertAccount(db: DbOrTx, row: NewAccountRow): Promise<InsertAccountOutcome> {
   for (let attempt = 0; attempt < 3; attempt++) {
     const [inserted] = await db.insert(accounts).values(row).onConflictDoNothing().returning();
-    if (inserted) return { outcome: 'created', account: inserted };
+    if (inserted) {
+      // A process that cached "no such account" (a webhook that came first) forgets it now.
+      await notifyAccountChanged(db, row.provider, row.name);
+      return { outcome: 'created', account: inserted };
+    }
     // The identity first: creating a known merchant again answers with its account, whatever the name asked for.
     const sameIdentity = await getAccountByExternalId(db, row.provider as ProviderName, row.externalId);
     if (sameIdentity) return { outcome: 'existing', account: sameIdentity };
@@ -71,6 +87,16 @@ export async function listAccountRows(db: DbOrTx, params: ListAccountsParams): P
     .limit(params.limit);
 }
 
+/** The names of the provider's active accounts, oldest first: what the sweep and the events recovery cover. */
+export async function listActiveAccountNames(db: DbOrTx, provider: ProviderName): Promise<string[]> {
+  const rows = await db
+    .select({ name: accounts.name })
+    .from(accounts)
+    .where(and(eq(accounts.provider, provider), eq(accounts.status, 'active')))
+    .orderBy(asc(accounts.id));
+  return rows.map((row) => row.name);
+}
+
 export type AccountChanges = Partial<
   Pick<InsertAccount, 'credentialsKind' | 'credentialsLast4' | 'credentialsKeyId' | 'credentialsCiphertext' | 'webhookSecretsKeyId' | 'webhookSecretsCiphertext' | 'lastCheckedAt' | 'lastError'>
 > & { status?: AccountStatus; brokenSince?: Date | null };
@@ -82,6 +108,9 @@ export async function updateAccount(db: DbOrTx, provider: ProviderName, name: st
     .set({ ...changes, updatedAt: sql`now()` })
     .where(and(eq(accounts.provider, provider), eq(accounts.name, name)))
     .returning();
+  // Every change (PATCH, DELETE, health's broken/recovered) goes through here, so every
+  // process's registry hears of it.
+  if (row) await notifyAccountChanged(db, provider, name);
   return row;
 }
 

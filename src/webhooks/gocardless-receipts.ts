@@ -145,7 +145,9 @@ function forwardedEvent(item: ParsedReceipt): NewOutboxEvent {
   return {
     type: `gocardless.${event.resource_type}.${event.action}`,
     // One outbound event per GoCardless event, however often it was received or processed.
-    dedupeKey: `gocardless:event:${event.id}`,
+    // Event ids are unique per GoCardless account only: a stored account's key names it
+    // (the env account's keeps the shape it always had).
+    dedupeKey: receipt.account === 'default' ? `gocardless:event:${event.id}` : `gocardless:event:${receipt.account}:${event.id}`,
     provider: 'gocardless',
     data: {
       provider: 'gocardless',

@@ -185,7 +185,7 @@ export const mollieIntake: WebhookIntake<MollieDelivery> = {
     const lookups = new Map<string, Promise<string | null>>();
     const groups = new Map<string, { account: string; paymentId: string; receipts: SelectWebhookReceipt[] }>();
     await forEachLimited(receipts, SYNC_CONCURRENCY, async (receipt) => {
-      const account = resolveAccount(deps, 'mollie', receipt.account);
+      const account = await resolveAccount(deps, 'mollie', receipt.account);
       if (!account.providerConfigured || !account.exists) {
         // Kept pending (and finally failed) rather than dropped: the account may come back.
         settle([receipt], { state: 'retry', error: `no Mollie account named ${JSON.stringify(receipt.account)} is configured` });

@@ -17,7 +17,6 @@ import type { FailureHint } from '../events/billing-facts.js';
 import { enqueueEvents, type NewOutboxEvent } from '../events/outbox.js';
 import type { SyncSource } from '../payments/apply-snapshot.js';
 import { syncPayment } from '../payments/sync-payment.js';
-import { errorMessage } from '../primitives/error-message.js';
 import { createSlots, type Slots } from '../primitives/slots.js';
 import { verifyGoCardlessSignature } from '../providers/gocardless/signature.js';
 import { goCardlessEventSchema, parseGoCardlessBatch, type GoCardlessEvent } from '../providers/gocardless/webhook.js';

@@ -15,8 +15,8 @@ export interface GatewayProcess {
 }
 
 /** Starts the real gateway (src/node.ts) as its own OS process and waits for /healthz. */
-export async function startGatewayProcess(env: Record<string, string | undefined>, options: { timeoutMs?: number } = {}): Promise<GatewayProcess> {
-  const port = await freePort();
+export async function startGatewayProcess(env: Record<string, string | undefined>, options: { timeoutMs?: number; port?: number } = {}): Promise<GatewayProcess> {
+  const port = options.port ?? (await freePort());
   const cleanEnv: Record<string, string> = {};
   for (const [key, value] of Object.entries({ ...process.env, LOG_LEVEL: 'warn', ...env, PORT: String(port), HOST: '127.0.0.1' })) {
     if (value !== undefined) cleanEnv[key] = value;

@@ -28,7 +28,7 @@ import { openCredentials, webhookSecretsContext } from './accounts.js';
 import { bearerSecret, type AccountCredentials } from './credentials.js';
 import { usableMollieAccessToken } from './oauth.js';
 import type { AccountSecrets } from './secrets.js';
-import { ACCOUNTS_CHANNEL, getAccount, listActiveAccountNames, type AccountStatus } from './store.js';
+import { ACCOUNTS_CHANNEL, getAccount, listActiveAccountNames, onLocalAccountChange, type AccountStatus } from './store.js';
 
 /** How long an entry is trusted while changes are heard (a safety net: a notification is never the only way back). */
 export const LISTENED_TTL_MS = 5 * 60_000;
@@ -93,6 +93,8 @@ export function createAccountRegistry(deps: AccountRegistryDeps): AccountRegistr
   let unlisten: (() => Promise<void>) | null = null;
   let heard = false;
   let closed = false;
+  // Changes made by this process are forgotten at once, LISTEN or not.
+  const stopLocal = onLocalAccountChange((key) => forget(key));
 
   function forget(key: string) {
     known.delete(key);
@@ -199,6 +201,7 @@ export function createAccountRegistry(deps: AccountRegistryDeps): AccountRegistr
     listening: () => heard,
     async close() {
       closed = true;
+      stopLocal();
       await listen;
       await unlisten?.().catch(() => {});
     },

@@ -11,9 +11,24 @@ import type { ProviderName } from '../providers/types.js';
  */
 export const ACCOUNTS_CHANNEL = 'gateway_accounts';
 
+/**
+ * This process's registries, told at once (they may not be listening: embedded mode,
+ * Workers, or the LISTEN connection not up yet). A forgotten entry is only read again, so
+ * telling a registry of another database in the same process is harmless.
+ */
+const localListeners = new Set<(key: string) => void>();
+
+/** Hears every account change this process makes; returns the unsubscribe. */
+export function onLocalAccountChange(listener: (key: string) => void): () => void {
+  localListeners.add(listener);
+  return () => localListeners.delete(listener);
+}
+
 /** Announces a change of the account; inside a transaction, Postgres delivers it at commit. */
 export async function notifyAccountChanged(db: DbOrTx, provider: string, name: string): Promise<void> {
-  await db.execute(sql`select pg_notify(${ACCOUNTS_CHANNEL}, ${`${provider}/${name}`})`);
+  const key = `${provider}/${name}`;
+  await db.execute(sql`select pg_notify(${ACCOUNTS_CHANNEL}, ${key})`);
+  for (const listener of localListeners) listener(key);
 }
 
 export type AccountStatus = 'active' | 'broken' | 'disabled';

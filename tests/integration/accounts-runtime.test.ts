@@ -158,6 +158,30 @@ describe('stored Mollie accounts, two processes', () => {
     expect(receipts!.n).toBe(0);
   });
 
+  it('a refused key breaks the account at its first fetch, its webhooks still recorded; a working call mends it', async () => {
+    const [one, two] = gateways as [GatewayProcess, GatewayProcess];
+    const key = mollie.accounts.addApiKey().token;
+    await createAccount(one, { provider: 'mollie', name: 'shop-r', credentials: { apiKey: key } });
+    const payment = mollie.createPayment({ apiKey: key, status: 'paid' });
+    mollie.accounts.revoke(key);
+
+    expect((await postClassic(two, 'shop-r', payment.id)).status).toBe(200);
+    const broken = await until(async () => {
+      const account = await api(one, 'GET', '/v1/accounts/mollie/shop-r');
+      return account.body.status === 'broken' ? account.body : undefined;
+    }, 'shop-r to be broken');
+    expect(String(broken.lastError)).toMatch(/^unauthorized: Mollie rejected the API key \(401\)/);
+    const [receipt] = await sql<{ state: string }[]>`select state from webhook_receipts where account = 'shop-r' and resource_id = ${payment.id}`;
+    expect(receipt!.state).toBe('pending');
+    expect(await paymentRow(payment.id)).toBeUndefined();
+
+    // The merchant's key works again: the next call mends the account.
+    mollie.accounts.get(key)!.revoked = false;
+    expect((await postClassic(two, 'shop-r', payment.id)).status).toBe(200);
+    await until(async () => ((await api(one, 'GET', '/v1/accounts/mollie/shop-r')).body.status === 'active' ? true : undefined), 'shop-r to recover');
+    expect(await until(() => paymentRow(payment.id), `payment ${payment.id}`)).toEqual({ account: 'shop-r', status: 'paid' });
+  });
+
   it('webhook secrets PATCHed through process 1 are honoured by process 2 within about a second; DELETE makes it unknown there', async () => {
     const [one, two] = gateways as [GatewayProcess, GatewayProcess];
     const secret = `whsec_${randomBytes(12).toString('hex')}`;

@@ -15,6 +15,7 @@ import { ACCOUNTS_CHANNEL, insertAccount, updateAccount } from '../../src/accoun
 import { createDatabase, type Database } from '../../src/db/client.js';
 import * as schema from '../../src/db/schema/index.js';
 import { createInProcessLocker } from '../../src/lock/in-process-locker.js';
+import { leaseDuePolls } from '../../src/poller/leases.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { eventually, testEnv } from '../helpers/deps.js';
@@ -113,5 +114,20 @@ describe('the account registry', () => {
     expect(await registry.credentialsFor('mollie', 'shop-4')).not.toBeNull();
     await updateAccount(writer.db, 'mollie', 'shop-4', { status: 'disabled' });
     await eventually(async () => (await registry.credentialsFor('mollie', 'shop-4')) === null, { timeoutMs: 2_000, intervalMs: 20, what: 'the disable' });
+  });
+});
+
+describe('polling of stored accounts', () => {
+  it('leases the payments of an active stored account and never those of a disabled one', async () => {
+    await store('shop-polled', 'test_registrypolledkey');
+    await store('shop-off', 'test_registryoffkey');
+    await updateAccount(writer.db, 'mollie', 'shop-off', { status: 'disabled' });
+    for (const [id, account] of [['tr_registrypolled1', 'shop-polled'], ['tr_registryoff1', 'shop-off']] as const) {
+      await writer.sql`
+        insert into payments (provider, provider_payment_id, account, status, provider_status, amount_minor, currency, method, snapshot, fence, next_poll_at)
+        values ('mollie', ${id}, ${account}, 'open', 'open', 1000, 'EUR', 'ideal', '{}'::jsonb, 0, now() - interval '1 minute')`;
+    }
+    const leased = await leaseDuePolls(writer.db, { owner: 'test', limit: 10, leaseMs: 60_000, providers: ['mollie'] });
+    expect(leased.map((row) => row.providerPaymentId)).toEqual(['tr_registrypolled1']);
   });
 });

@@ -23,8 +23,20 @@ import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { auth, TEST_ADMIN_TOKEN } from '../helpers/deps.js';
 import { startGatewayProcess, type GatewayProcess } from '../helpers/gateway-process.js';
 
-// Ports of this file's servers (the range 42100-42199 is this file's own).
-const PORTS = { mollie: 42110, gocardless: 42111, gateways: [42120, 42121], sweeper: 42122 };
+// This file's servers listen in 42100-42199. The range lies among the ephemeral ports, so
+// one may be briefly taken by another process's outgoing or test socket: the next is tried.
+let nextPort = 42100;
+async function onOwnPort<T>(start: (port: number) => Promise<T>): Promise<T> {
+  for (;;) {
+    const port = nextPort++;
+    if (port > 42199) throw new Error('no free port left in 42100-42199');
+    try {
+      return await start(port);
+    } catch (error) {
+      if (!/EADDRINUSE|exited/.test(String(error))) throw error;
+    }
+  }
+}
 
 let database: TestDatabase;
 let sql: postgres.Sql;
@@ -36,8 +48,8 @@ const gateways: GatewayProcess[] = [];
 beforeAll(async () => {
   database = await createTestDatabase();
   sql = postgres(database.url, { max: 2, onnotice: () => {} });
-  mollie = await startMollieSandbox({ port: PORTS.mollie });
-  gocardless = await startGoCardlessSandbox({ port: PORTS.gocardless });
+  mollie = await onOwnPort((port) => startMollieSandbox({ port }));
+  gocardless = await onOwnPort((port) => startGoCardlessSandbox({ port }));
   env = {
     DATABASE_URL: database.url,
     ADMIN_TOKEN: TEST_ADMIN_TOKEN,
@@ -54,9 +66,7 @@ beforeAll(async () => {
     MOLLIE_SWEEP_INTERVAL_MS: '0',
     GOCARDLESS_EVENTS_INTERVAL_MS: '0',
   };
-  gateways.push(
-    ...(await Promise.all(PORTS.gateways.map((port) => startGatewayProcess(env, { timeoutMs: 90_000, port })))),
-  );
+  gateways.push(...(await Promise.all([0, 1].map(() => onOwnPort((port) => startGatewayProcess(env, { timeoutMs: 90_000, port }))))));
 }, 120_000);
 
 afterAll(async () => {
@@ -158,6 +168,19 @@ describe('stored Mollie accounts, two processes', () => {
     expect(receipts!.n).toBe(0);
   });
 
+  it('an organization token account fetches its profile\'s test payments with testmode, as Mollie requires', async () => {
+    const profileKey = mollie.accounts.addApiKey();
+    const token = mollie.accounts.addOrganizationToken({ organizationId: profileKey.organizationId }).token;
+    await createAccount(gateways[1]!, { provider: 'mollie', name: 'shop-org', credentials: { organizationToken: token, profileId: profileKey.profileId } });
+    const payment = mollie.createPayment({ apiKey: profileKey.token, status: 'paid', mode: 'test' });
+    expect((await postClassic(gateways[0]!, 'shop-org', payment.id)).status).toBe(200);
+    expect(await until(() => paymentRow(payment.id), `payment ${payment.id}`)).toEqual({ account: 'shop-org', status: 'paid' });
+    expect(new Set(mollie.fetchedBy(payment.id))).toEqual(new Set([token]));
+    // Asked without testmode first (Mollie's 404 for a test payment), then with it.
+    const asked = mollie.state.requests.filter((request) => request.path === `/v2/payments/${payment.id}`).map((request) => request.status);
+    expect(asked).toEqual([404, 200]);
+  });
+
   it('a refused key breaks the account at its first fetch, its webhooks still recorded; a working call mends it', async () => {
     const [one, two] = gateways as [GatewayProcess, GatewayProcess];
     const key = mollie.accounts.addApiKey().token;
@@ -257,7 +280,7 @@ describe('the Mollie sweep', () => {
     const key = mollie.accounts.addApiKey().token;
     await createAccount(gateways[0]!, { provider: 'mollie', name: 'shop-swept', credentials: { apiKey: key } });
     const payment = mollie.createPayment({ apiKey: key, status: 'paid' });
-    const sweeper = await startGatewayProcess({ ...env, MOLLIE_SWEEP_INTERVAL_MS: '2000' }, { timeoutMs: 90_000, port: PORTS.sweeper });
+    const sweeper = await onOwnPort((port) => startGatewayProcess({ ...env, MOLLIE_SWEEP_INTERVAL_MS: '2000' }, { timeoutMs: 90_000, port }));
     try {
       const row = await until(() => paymentRow(payment.id), `the sweep to find ${payment.id}`, 30_000);
       expect(row).toEqual({ account: 'shop-swept', status: 'paid' });

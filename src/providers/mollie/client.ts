@@ -100,6 +100,8 @@ interface MollieTarget {
   client: Client;
   /** An organization token or OAuth grant: test-mode payments need testmode=true. */
   organizationLevel: boolean;
+  /** The profile an organization token serves: sent with every list. */
+  profileId?: string;
 }
 
 /** Statuses whose Response may not carry a body (the Response constructor refuses one). */
@@ -238,8 +240,11 @@ export function createMollieProvider(config: MollieProviderConfig): MollieProvid
         };
         // Organization-level credentials see every profile: Mollie wants the profileId on
         // lists (and creations). OAuth credentials hold none; their lists go without it.
+        // Passed on each call, not as the SDK's global profileId/testmode: the SDK accepts
+        // those only with a synchronous security holding an access_ token, and this one is
+        // asked per call.
         const profileId = credentials.kind === 'organizationToken' ? credentials.profileId : undefined;
-        return { client: new Client({ security, serverURL, httpClient, retryConfig, ...(profileId ? { profileId } : {}) }), organizationLevel: true };
+        return { client: new Client({ security, serverURL, httpClient, retryConfig }), organizationLevel: true, ...(profileId ? { profileId } : {}) };
       }
       case 'accessToken':
         throw new ProviderError('mollie', 'unknown_account', 'a GoCardless access token cannot call Mollie', false);
@@ -296,13 +301,13 @@ export function createMollieProvider(config: MollieProviderConfig): MollieProvid
   }
 
   async function resolvePaymentId(account: string, id: string, options?: FetchOptions): Promise<string | null> {
-    const { client } = await clientFor(account);
+    const { client, profileId } = await clientFor(account);
     const kind = idPrefixKind(id);
     if (kind === 'payment') return id;
     if (kind === 'other' || !SUB_RESOURCE_ID.test(id)) return null;
     // `from` starts the list AT the given item, so a one-item page is the item itself,
     // unless the id is unknown (Mollie: 400 invalid cursor) or the list moved on.
-    const request = { from: id, limit: 1 };
+    const request = { from: id, limit: 1, ...(profileId ? { profileId } : {}) };
     try {
       const found =
         kind === 'refund'
@@ -316,14 +321,17 @@ export function createMollieProvider(config: MollieProviderConfig): MollieProvid
   }
 
   async function* listRecentPayments(account: string, options: ListRecentPaymentsOptions): AsyncGenerator<PaymentSnapshot> {
-    const { client, organizationLevel } = await clientFor(account);
+    const { client, organizationLevel, profileId } = await clientFor(account);
     const limit = Math.min(250, Math.max(1, Math.trunc(options.limit ?? 250)));
     const cutoff = options.cutoff.getTime();
     // Organization-level credentials list one mode at a time: live, then test.
     const modes: Array<boolean | undefined> = organizationLevel ? [false, true] : [undefined];
     try {
       for (const testmode of modes) {
-        const pages = await client.payments.list({ limit, sort: 'desc', ...(testmode === undefined ? {} : { testmode }) }, requestOptions(options.signal));
+        const pages = await client.payments.list(
+          { limit, sort: 'desc', ...(testmode === undefined ? {} : { testmode }), ...(profileId ? { profileId } : {}) },
+          requestOptions(options.signal),
+        );
         listing: for await (const page of pages) {
           for (const payment of page.result.embedded.payments ?? []) {
             const createdAt = Date.parse(payment.createdAt);

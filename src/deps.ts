@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import { accountSecretsFromEnv } from './accounts/accounts.js';
 import { withAccountHealth } from './accounts/call-health.js';
-import { createAccountRegistry, type AccountRegistry } from './accounts/registry.js';
+import { createAccountRegistry, type AccountCache, type AccountRegistry } from './accounts/registry.js';
 import { createBackgroundWork, type BackgroundWork } from './background-work.js';
 import { ConfigError, type Env } from './config/env.js';
 import { closeConfiguredSinks } from './events/sinks.js';
@@ -53,6 +53,8 @@ export interface BuildOverrides {
   providers?: Providers | ((accounts: AccountCredentialsSource) => Providers);
   /** Hear account changes with LISTEN (default true); Workers cannot keep the connection and re-read on a short TTL. */
   listenForAccounts?: boolean;
+  /** The accounts' cache, when it must outlive these deps (a Worker's isolate). */
+  accountCache?: AccountCache;
   logger?: Logger;
   locker?: Locker;
   lockKeyPrefix?: string;
@@ -94,6 +96,7 @@ export function buildDeps(env: Env, overrides: BuildOverrides = {}): Deps {
     env,
     locker,
     logger,
+    ...(overrides.accountCache ? { cache: overrides.accountCache } : {}),
   });
   const baseProviders = typeof overrides.providers === 'function' ? overrides.providers(accounts) : (overrides.providers ?? {});
   // Inside the 429 pauses: a call refused for a pause never reached the provider and says nothing about the account.

@@ -74,6 +74,8 @@ export interface AccountRegistryDeps {
   env: Env;
   locker: Locker;
   logger: Logger;
+  /** Default: the registry's own. */
+  cache?: AccountCache;
   now?: () => number;
 }
 
@@ -82,12 +84,26 @@ interface Entry {
   expiresAt: number;
 }
 
+/**
+ * The remembered accounts, apart from the registry that fills them: a Worker builds its
+ * deps (and so a registry) per invocation, and keeps one cache for the isolate
+ * (src/worker.ts) so that its entries outlive the invocation that read them.
+ */
+export interface AccountCache {
+  known: Map<string, Entry>;
+  unknown: Map<string, Entry>;
+}
+
+export function createAccountCache(): AccountCache {
+  return { known: new Map(), unknown: new Map() };
+}
+
 const keyOf = (provider: string, name: string) => `${provider}/${name}`;
 
 export function createAccountRegistry(deps: AccountRegistryDeps): AccountRegistry {
   const now = deps.now ?? Date.now;
-  const known = new Map<string, Entry>();
-  const unknown = new Map<string, Entry>();
+  const { known, unknown } = deps.cache ?? createAccountCache();
+  // Per registry, never shared: on Workers a promise of one invocation's I/O must not be awaited by another.
   const loading = new Map<string, Promise<StoredAccount | null>>();
   let listen: Promise<void> | null = null;
   let unlisten: (() => Promise<void>) | null = null;

@@ -63,7 +63,11 @@ export interface FetchOptions {
 
 export interface PaymentProvider {
   readonly name: ProviderName;
-  /** Accounts this provider is configured for; 'default' is the env-var account. */
+  /**
+   * The accounts configured into this client itself ('default', the env-var account).
+   * Stored accounts are not among them: whether one exists is the account registry's
+   * answer (src/accounts/registry.ts, webhooks/accounts.ts resolveAccount).
+   */
   hasAccount(account: string): boolean;
   fetchPayment(account: string, providerPaymentId: string, options?: FetchOptions): Promise<FetchResult>;
 }

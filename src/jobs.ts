@@ -61,7 +61,7 @@ export const BACKGROUND_JOBS: readonly BackgroundJob[] = [
   {
     name: 'mollieSweep',
     enabled: (deps) => Boolean(deps.providers.mollie) && deps.env.MOLLIE_SWEEP_INTERVAL_MS > 0,
-    // The default account and the few stored accounts most overdue; the next cron run continues.
+    // The default account and a few due stored accounts; the next cron run continues.
     step: (deps) => runDueMollieSweeps(deps),
     loop: (deps, signal) => runMollieSweeper(deps, { signal }),
   },

@@ -13,7 +13,7 @@
  * live `UNLISTENED_TTL_MS`.
  *
  * Memory: one entry per account in use (10,000 accounts ≈ a few MB), at most
- * `MAX_ENTRIES`, least recently used first out; unknown names have their own, smaller cap
+ * `MAX_ENTRIES`, the longest cached first out; unknown names have their own, smaller cap
  * so a flood of them cannot push the real accounts out.
  */
 import type postgres from 'postgres';

@@ -291,7 +291,7 @@ function recoveryDue(intervalMs: number) {
     and coalesce((c.state->>'resumeAt')::timestamptz, '-infinity'::timestamptz) <= now()`;
 }
 
-/** One bounded pass for the default account and the few stored accounts most overdue, for a Workers Cron Trigger. */
+/** One bounded pass for the default account and a few due stored accounts (least recently visited first), for a Workers Cron Trigger. */
 export async function recoverGoCardlessEventsStep(deps: RecoveryDeps, options: { limit?: number } = {}): Promise<RecoveryResult[]> {
   const interval = deps.env.GOCARDLESS_EVENTS_INTERVAL_MS;
   const provider = gocardlessClient(deps);

@@ -194,7 +194,7 @@ export async function sweptAccounts(deps: SweeperDeps): Promise<string[]> {
 
 /**
  * One bounded step for a Workers cron run: the default account's sweep if due, then up to
- * `limit` stored accounts whose sweep is due (most overdue first).
+ * `limit` stored accounts whose sweep is due (the least recently visited first).
  */
 export async function runDueMollieSweeps(deps: SweeperDeps, options: { limit?: number } = {}): Promise<SweepSummary[]> {
   const provider = deps.providers.mollie;

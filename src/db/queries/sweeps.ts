@@ -86,8 +86,9 @@ export async function recordSweepRun(
 }
 
 /**
- * The provider's active stored accounts whose periodic job is due, most overdue first: for
- * a bounded step (a Workers cron run) that cannot visit every account each time. `due` is
+ * The provider's active stored accounts whose periodic job is due, the least recently
+ * visited first: for a bounded step (a Workers cron run) that cannot visit every account
+ * each time. `due` is
  * the job's rule over its cursor row `c` (absent for an account never visited).
  */
 export async function dueStoredAccounts(db: DbOrTx, params: { provider: string; cursorName: string; due: SQL; limit: number }): Promise<string[]> {

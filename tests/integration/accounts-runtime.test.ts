@@ -23,13 +23,13 @@ import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { auth, TEST_ADMIN_TOKEN } from '../helpers/deps.js';
 import { startGatewayProcess, type GatewayProcess } from '../helpers/gateway-process.js';
 
-// This file's servers listen in 42100-42199. The range lies among the ephemeral ports, so
+// This file's servers listen in 42100-42159. The range lies among the ephemeral ports, so
 // one may be briefly taken by another process's outgoing or test socket: the next is tried.
 let nextPort = 42100;
 async function onOwnPort<T>(start: (port: number) => Promise<T>): Promise<T> {
   for (;;) {
     const port = nextPort++;
-    if (port > 42199) throw new Error('no free port left in 42100-42199');
+    if (port > 42159) throw new Error('no free port left in 42100-42159');
     try {
       return await start(port);
     } catch (error) {

@@ -1,3 +1,4 @@
+import { checkDueAccounts, runAccountChecks } from './accounts/check-job.js';
 import { bankSchedulerStep, runBankScheduler } from './bank/scheduler.js';
 import type { Deps } from './deps.js';
 import { relayOnce, runRelay } from './events/relay.js';
@@ -77,6 +78,14 @@ export const BACKGROUND_JOBS: readonly BackgroundJob[] = [
     // A short budget: the next due run continues where this one stopped.
     step: (deps) => runDueRetention(deps, { budgetMs: 5000 }),
     loop: (deps, signal) => runRetention(deps, { signal }),
+  },
+  {
+    // Every stored account checked once per ACCOUNT_CHECK_INTERVAL_MS fleet-wide, traffic or not.
+    // Without a key no stored credentials can be opened (and none can have been stored).
+    name: 'accountChecks',
+    enabled: (deps) => Boolean(deps.env.ACCOUNT_SECRETS_KEY),
+    step: (deps) => checkDueAccounts(deps, { limit: 25 }),
+    loop: (deps, signal) => runAccountChecks(deps, { signal }),
   },
   {
     name: 'bank',

@@ -4,6 +4,10 @@
  * database server, the same sandbox and the same private Redis, interleaved A B A B so that
  * a burst of load from elsewhere falls on both. Distinct paid Mollie payments, CONNECTIONS
  * connections, max rate. The gateway runs with its Redis lock, as the baseline does.
+ *
+ * A third contender in each round: the same gateway reading payments through the Mollie
+ * SDK (MOLLIE_PAYMENT_FETCH=sdk) instead of the direct GET, the A/B behind that choice.
+ * BENCH_E_SDK=0 leaves it out.
  */
 import { spawn } from 'node:child_process';
 import path from 'node:path';
@@ -11,13 +15,16 @@ import autocannon from 'autocannon';
 import { cleanups, mb, round, say } from '../common.js';
 import { CONNECTIONS, SECONDS, WARMUP_SECONDS, env } from '../config.js';
 import { ROOT, freePort } from '../gateway.js';
-import { type Context, type GatewayRun, type LoadStats, type Usage, loadStats, measured, mollieWebhook, printLoad, withGateway } from '../measure.js';
+import { type Context, type GatewayRun, type LoadStats, type Usage, cpuMsPer, loadStats, measured, mollieWebhook, printLoad, withGateway } from '../measure.js';
 import { sampleProcess } from '../proc-stats.js';
 
 const ROUNDS = Number(env.BENCH_AB_ROUNDS ?? 2);
+const WITH_SDK = env.BENCH_E_SDK !== '0';
+
+type Pass = { load: LoadStats; usage: Usage };
 
 export interface ScenarioEResult {
-  rounds: Array<{ gateway: { load: LoadStats; usage: Usage }; baseline: { load: LoadStats; usage: Usage } }>;
+  rounds: Array<{ gateway: Pass; baseline: Pass; gatewaySdk: Pass | null }>;
   gatewayRates: number[];
   baselineRates: number[];
   /** Mean gateway rate / mean baseline rate. */
@@ -26,6 +33,10 @@ export interface ScenarioEResult {
   baselineP99Ms: number[];
   gateway: GatewayRun;
   baselinePeakRssMb: number;
+  /** The SDK-path gateway's CPU per webhook over the direct GET's, means of the rounds; null without it. */
+  sdkCpuPerRequestMs: number[] | null;
+  directCpuPerRequestMs: number[];
+  directCpuSaving: number | null;
 }
 
 interface Baseline {
@@ -70,26 +81,37 @@ export async function scenarioE(ctx: Context): Promise<ScenarioEResult | null> {
     return null;
   }
   // Enough paid payments that no id repeats: both sides, every round, at up to 2,000/s.
-  const perPass = 2000 * (WARMUP_SECONDS + SECONDS);
+  const perPass = 2000 * (3 * WARMUP_SECONDS + SECONDS);
   const prefix = 'tr_be';
-  await ctx.sandbox.call({ command: 'mollie.bulk', prefix, from: 0, count: perPass * ROUNDS * 2, status: 'paid' });
+  await ctx.sandbox.call({ command: 'mollie.bulk', prefix, from: 0, count: perPass * ROUNDS * (WITH_SDK ? 3 : 2), status: 'paid' });
   let next = 0;
   const ids = () => `${prefix}${next++}`;
   const baseline = await startBaseline(ctx, ctx.redisUrl);
   const rounds: ScenarioEResult['rounds'] = [];
   try {
-    const { gateway } = await withGateway(ctx, 'e-gateway-redis', { lock: 'redis' }, async (gw) => {
+    // Each contender's first warm-up is longer: a fresh process's JIT is still settling
+    // after a few seconds, and the first round would measure that instead of the code.
+    const warmedUp = new Set<number>();
+    const pass = async (url: string, pid: number, label: string): Promise<Pass> => {
+      const warmup = warmedUp.has(pid) ? WARMUP_SECONDS : 3 * WARMUP_SECONDS;
+      warmedUp.add(pid);
+      await autocannon({ url, connections: CONNECTIONS, duration: warmup, requests: [mollieWebhook(ids)] });
+      const result = await measured(ctx, { pid }, async () => loadStats(await autocannon({ url, connections: CONNECTIONS, duration: SECONDS, requests: [mollieWebhook(ids)] })));
+      printLoad(label, result.value, result.usage);
+      return { load: result.value, usage: result.usage };
+    };
+    const runRounds = async (gw: { url: string; pid: number }, sdkGw: { url: string; pid: number } | null) => {
       for (let round = 0; round < ROUNDS; round++) {
-        const pass = async (url: string, pid: number, label: string) => {
-          await autocannon({ url, connections: CONNECTIONS, duration: WARMUP_SECONDS, requests: [mollieWebhook(ids)] });
-          const result = await measured(ctx, { pid }, async () => loadStats(await autocannon({ url, connections: CONNECTIONS, duration: SECONDS, requests: [mollieWebhook(ids)] })));
-          printLoad(`round ${round + 1}: ${label}`, result.value, result.usage);
-          return { load: result.value, usage: result.usage };
-        };
-        const gatewayPass = await pass(gw.url, gw.pid, 'gateway (Redis lock)');
-        const baselinePass = await pass(baseline.url, baseline.pid, 'baseline');
-        rounds.push({ gateway: gatewayPass, baseline: baselinePass });
+        const gatewayPass = await pass(gw.url, gw.pid, `round ${round + 1}: gateway (Redis lock)`);
+        const baselinePass = await pass(baseline.url, baseline.pid, `round ${round + 1}: baseline`);
+        const sdkPass = sdkGw ? await pass(sdkGw.url, sdkGw.pid, `round ${round + 1}: gateway, payments read through the SDK`) : null;
+        rounds.push({ gateway: gatewayPass, baseline: baselinePass, gatewaySdk: sdkPass });
       }
+    };
+    // Both gateways live through every round (the idle one's background jobs cost next to nothing).
+    const { gateway } = await withGateway(ctx, 'e-gateway-redis', { lock: 'redis' }, async (gw) => {
+      if (WITH_SDK) await withGateway(ctx, 'e-gateway-sdk', { lock: 'redis', env: { MOLLIE_PAYMENT_FETCH: 'sdk' } }, (sdkGw) => runRounds(gw, sdkGw));
+      else await runRounds(gw, null);
     });
     const baselinePeakRssMb = mb((await sampleProcess(baseline.pid)).peakRssBytes);
     const mean = (values: number[]) => values.reduce((sum, value) => sum + value, 0) / values.length;
@@ -98,6 +120,13 @@ export async function scenarioE(ctx: Context): Promise<ScenarioEResult | null> {
     const ratio = round(mean(gatewayRates) / mean(baselineRates), 2);
     say(`  gateway / baseline throughput (means of ${ROUNDS} interleaved passes each): ${ratio}`);
     for (const r of rounds) if (r.gateway.load.non2xx + r.baseline.load.non2xx > 0) say(`  WARNING: non-2xx answers: gateway ${r.gateway.load.non2xx}, baseline ${r.baseline.load.non2xx}`);
+    const cpuPerRequest = (p: Pass) => cpuMsPer(p.usage, p.load.rate);
+    const directCpuPerRequestMs = rounds.map((r) => cpuPerRequest(r.gateway));
+    const sdkCpuPerRequestMs = WITH_SDK ? rounds.map((r) => cpuPerRequest(r.gatewaySdk!)) : null;
+    const directCpuSaving = sdkCpuPerRequestMs ? round(1 - mean(directCpuPerRequestMs) / mean(sdkCpuPerRequestMs), 3) : null;
+    if (sdkCpuPerRequestMs) {
+      say(`  gateway CPU per webhook, direct GET vs SDK: ${directCpuPerRequestMs.join(', ')} vs ${sdkCpuPerRequestMs.join(', ')} ms: ${round(100 * directCpuSaving!, 1)}% less`);
+    }
     return {
       rounds,
       gatewayRates,
@@ -107,6 +136,9 @@ export async function scenarioE(ctx: Context): Promise<ScenarioEResult | null> {
       baselineP99Ms: rounds.map((r) => r.baseline.load.p99Ms),
       gateway,
       baselinePeakRssMb,
+      sdkCpuPerRequestMs,
+      directCpuPerRequestMs,
+      directCpuSaving,
     };
   } finally {
     await baseline.stop();

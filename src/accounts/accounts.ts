@@ -5,8 +5,10 @@
  */
 import type { Env } from '../config/env.js';
 import type { DbOrTx } from '../db/client.js';
+import type { Logger } from '../observability/logger.js';
 import type { SelectAccount } from '../db/schema/accounts.js';
 import { ProviderError, type ProviderName } from '../providers/types.js';
+import { logAccountRecovered, markAccountWorking, type AccountRecovered } from './health.js';
 import { identifyCredentials, last4, toAccountCredentials, type AccountCredentials, type CredentialsInput, type ProviderApiUrls } from './credentials.js';
 import { createAccountSecrets, type AccountSecrets, type SealedSecret } from './secrets.js';
 import { disableAccount as disableAccountRow, getAccount, insertAccount, updateAccount, type AccountChanges } from './store.js';
@@ -41,6 +43,8 @@ export interface AccountDeps {
   env: ProviderApiUrls;
   /** Null when ACCOUNT_SECRETS_KEY is unset: nothing can be sealed, so nothing is created. */
   secrets: AccountSecrets | null;
+  /** Where a recovery by new credentials is logged. */
+  logger?: Logger;
 }
 
 export function accountSecretsFromEnv(env: Pick<Env, 'ACCOUNT_SECRETS_KEY' | 'ACCOUNT_SECRETS_PREVIOUS_KEYS'>): AccountSecrets | null {
@@ -163,6 +167,7 @@ export async function patchAccount(deps: AccountDeps, provider: ProviderName, na
   refuseEnvAccount(provider, name);
   const account = await existing(deps, provider, name);
   const changes: AccountChanges = {};
+  let credentialsChecked = false;
   if (input.credentials !== undefined || input.webhookSecrets !== undefined) {
     const secrets = requireSecrets(deps);
     if (input.credentials !== undefined) {
@@ -179,10 +184,8 @@ export async function patchAccount(deps: AccountDeps, provider: ProviderName, na
         credentialsCiphertext: sealed.ciphertext,
         lastCheckedAt: new Date(),
         lastError: null,
-        brokenSince: null,
       } satisfies AccountChanges);
-      // Working credentials mend a broken account; a disabled one stays disabled unless asked.
-      if (account.status === 'broken') changes.status = 'active';
+      credentialsChecked = true;
     }
     if (input.webhookSecrets !== undefined) {
       const sealed = await sealWebhookSecrets(secrets, provider, name, input.webhookSecrets);
@@ -191,10 +194,26 @@ export async function patchAccount(deps: AccountDeps, provider: ProviderName, na
     }
   }
   if (input.disabled === true) changes.status = 'disabled';
-  if (input.disabled === false && account.status === 'disabled') changes.status = account.brokenSince ? 'broken' : 'active';
-  if (Object.keys(changes).length === 0) return account;
-  const updated = await updateAccount(deps.db, provider, name, changes);
+  const enabling = input.disabled === false && account.status === 'disabled';
+  if (Object.keys(changes).length === 0 && !enabling) return account;
+  const mended: { recovered: AccountRecovered | null } = { recovered: null };
+  const updated = await deps.db.transaction(async (tx) => {
+    let row = Object.keys(changes).length > 0 ? await updateAccount(tx, provider, name, changes) : account;
+    if (!row) return undefined;
+    // Working credentials end a broken episode (gateway.account.recovered, once, in this
+    // transaction); a disabled account stays disabled unless asked.
+    if (credentialsChecked) {
+      mended.recovered = await markAccountWorking(tx, provider, name);
+      if (mended.recovered) row = await getAccount(tx, provider, name);
+    }
+    if (row && input.disabled === false && row.status === 'disabled') {
+      // Enabled again: still broken when its episode never ended.
+      row = await updateAccount(tx, provider, name, { status: row.brokenSince ? 'broken' : 'active' });
+    }
+    return row;
+  });
   if (!updated) throw new AccountError('not_found', `no ${provider} account named "${name}"`);
+  if (mended.recovered && deps.logger) logAccountRecovered(deps.logger, mended.recovered);
   return updated;
 }
 

@@ -5,12 +5,13 @@
  * a known account costs no database round trip; an unknown name is remembered too, so a
  * flood of made-up names costs one query per name, not one per request.
  *
- * Freshness: every change goes through store.ts, which NOTIFYs `gateway_accounts`. A Node
- * process LISTENs (postgres.js keeps one connection for it and re-listens after a drop)
- * and forgets the account at once, so a change made through any process is seen here
- * within the notification's latency (milliseconds; the contract says a second). Until the
- * LISTEN is up, and where there is none (Workers, one connection per invocation), entries
- * live `UNLISTENED_TTL_MS`.
+ * Freshness: a trigger on the table NOTIFYs `gateway_accounts` on every change of status,
+ * credentials or webhook secrets, whatever statement made it (drizzle/0011). A Node process
+ * LISTENs (postgres.js keeps one connection for it and re-listens after a drop) and forgets
+ * the account at once, so a change made through any process is seen here within the
+ * notification's latency (milliseconds; the contract says a second). This process's own
+ * changes through store.ts are forgotten at once too. Until the LISTEN is up, and where
+ * there is none (Workers, embedded mode), entries live `UNLISTENED_TTL_MS`.
  *
  * Memory: one entry per account in use (10,000 accounts ≈ a few MB), at most
  * `MAX_ENTRIES`, the longest cached first out; unknown names have their own, smaller cap

@@ -5,33 +5,35 @@ import { accounts, type InsertAccount, type SelectAccount } from '../db/schema/a
 import type { ProviderName } from '../providers/types.js';
 
 /**
- * The channel every change of an account is announced on (payload `<provider>/<name>`):
- * each process's account registry (registry.ts) listens and drops its cached copy, so a
- * change made through one process is seen by every other within a second.
+ * The channel every change of an account is announced on (payload `<provider>/<name>`),
+ * by a trigger on the table (drizzle/0011_accounts_notify.sql), whatever statement made
+ * it: each process's account registry (registry.ts) listens and drops its cached copy, so
+ * a change made through one process is seen by every other within a second.
  */
 export const ACCOUNTS_CHANNEL = 'gateway_accounts';
 
 /**
- * This process's registries, told at once (they may not be listening: embedded mode,
- * Workers, or the LISTEN connection not up yet). A forgotten entry is only read again, so
- * telling a registry of another database in the same process is harmless.
+ * This process's registries, told at once of the changes made through this store (they
+ * may not be listening: embedded mode, Workers, or the LISTEN connection not up yet). A
+ * forgotten entry is only read again, so telling a registry of another database in the
+ * same process is harmless.
  */
 const localListeners = new Set<(key: string) => void>();
 
-/** Hears every account change this process makes; returns the unsubscribe. */
+/** Hears every account change this process makes through the store; returns the unsubscribe. */
 export function onLocalAccountChange(listener: (key: string) => void): () => void {
   localListeners.add(listener);
   return () => localListeners.delete(listener);
 }
 
-/** Announces a change of the account; inside a transaction, Postgres delivers it at commit. */
-export async function notifyAccountChanged(db: DbOrTx, provider: string, name: string): Promise<void> {
+/** Tells this process's registries; the trigger tells every process's, at commit. */
+function announceLocally(provider: string, name: string): void {
   const key = `${provider}/${name}`;
-  await db.execute(sql`select pg_notify(${ACCOUNTS_CHANNEL}, ${key})`);
   for (const listener of localListeners) listener(key);
 }
 
-export type AccountStatus = 'active' | 'broken' | 'disabled';
+export const ACCOUNT_STATUSES = ['active', 'broken', 'disabled'] as const;
+export type AccountStatus = (typeof ACCOUNT_STATUSES)[number];
 
 export type NewAccountRow = Pick<
   InsertAccount,
@@ -57,7 +59,7 @@ export async function insertAccount(db: DbOrTx, row: NewAccountRow): Promise<Ins
     const [inserted] = await db.insert(accounts).values(row).onConflictDoNothing().returning();
     if (inserted) {
       // A process that cached "no such account" (a webhook that came first) forgets it now.
-      await notifyAccountChanged(db, row.provider, row.name);
+      announceLocally(row.provider, row.name);
       return { outcome: 'created', account: inserted };
     }
     // The identity first: creating a known merchant again answers with its account, whatever the name asked for.
@@ -123,9 +125,7 @@ export async function updateAccount(db: DbOrTx, provider: ProviderName, name: st
     .set({ ...changes, updatedAt: sql`now()` })
     .where(and(eq(accounts.provider, provider), eq(accounts.name, name)))
     .returning();
-  // Every change (PATCH, DELETE, health's broken/recovered) goes through here, so every
-  // process's registry hears of it.
-  if (row) await notifyAccountChanged(db, provider, name);
+  if (row) announceLocally(provider, name);
   return row;
 }
 

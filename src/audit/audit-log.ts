@@ -16,6 +16,8 @@ export const AUDIT_ACTIONS = [
   'sink.enable',
   'sink.disable',
   'sink.test',
+  'account.check',
+  'account.disable',
 ] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 

@@ -19,7 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { errorMessage } from '../primitives/error-message.js';
 import { startDownstreamReceiver } from '../sandbox/downstream-receiver.js';
 import { startGoCardlessSandbox } from '../sandbox/gocardless-api.js';
-import { startMollieSandbox } from '../sandbox/mollie-api.js';
+import { SANDBOX_OAUTH_CLIENT_ID, SANDBOX_OAUTH_CLIENT_SECRET, startMollieSandbox } from '../sandbox/mollie-api.js';
 import { SANDBOX_BANK_SECRET_ID, SANDBOX_BANK_SECRET_KEY, SANDBOX_INSTITUTION_ID, startBankSandbox, type BankSandbox } from '../sandbox/gocardless-bank/server.js';
 import { bookPending, generateTransactions } from '../sandbox/gocardless-bank/transactions.js';
 
@@ -61,6 +61,10 @@ async function main() {
     MOLLIE_API_KEY: 'test_sandbox',
     MOLLIE_API_URL: mollie.url,
     MOLLIE_WEBHOOK_SECRETS: STACK_MOLLIE_SECRET,
+    // Mollie OAuth against the sandbox's app (GET /v1/accounts/mollie/connect; accounts need ACCOUNT_SECRETS_KEY).
+    MOLLIE_OAUTH_CLIENT_ID: SANDBOX_OAUTH_CLIENT_ID,
+    MOLLIE_OAUTH_CLIENT_SECRET: SANDBOX_OAUTH_CLIENT_SECRET,
+    MOLLIE_OAUTH_URL: mollie.url,
     GOCARDLESS_ACCESS_TOKEN: gocardless.accessToken,
     GOCARDLESS_API_URL: gocardless.url,
     GOCARDLESS_WEBHOOK_SECRETS: STACK_WEBHOOK_SECRET,

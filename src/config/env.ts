@@ -86,6 +86,8 @@ export const envSchema = z.object({
   ADMIN_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   MOLLIE_API_KEY: z.string().min(1).optional(),
   MOLLIE_API_URL: url('https://api.mollie.com').default('https://api.mollie.com'),
+  /** How a payment is read on the webhook path: one plain GET (direct) or the official SDK (sdk). */
+  MOLLIE_PAYMENT_FETCH: z.enum(['direct', 'sdk']).default('direct'),
   MOLLIE_WEBHOOK_SECRETS: list,
   GOCARDLESS_ACCESS_TOKEN: z.string().min(1).optional(),
   GOCARDLESS_API_URL: url('https://api.gocardless.com').default('https://api.gocardless.com'),
@@ -98,8 +100,31 @@ export const envSchema = z.object({
   ACCOUNT_SECRETS_KEY: accountKey.optional(),
   /** Comma-separated older keys, still opened during a rotation (`npm run accounts:rotate-keys` re-seals every row). */
   ACCOUNT_SECRETS_PREVIOUS_KEYS: list.pipe(z.array(accountKey)),
-  /** How often every active account's credentials are checked against its provider. */
-  ACCOUNT_CHECK_INTERVAL_MS: z.coerce.number().int().min(1000).default(300_000),
+  /**
+   * How often every active and broken stored account's credentials are checked against its
+   * provider (src/accounts/check-job.ts): once per interval per account fleet-wide, spread
+   * over the interval, even with no traffic.
+   */
+  ACCOUNT_CHECK_INTERVAL_MS: z.coerce.number().int().min(100).default(300_000),
+  /**
+   * Mollie OAuth (Connect): the app's client id and secret from Mollie's dashboard. Without
+   * both, GET /v1/accounts/mollie/connect answers 503 and OAuth tokens are not refreshed.
+   */
+  MOLLIE_OAUTH_CLIENT_ID: z.string().min(1).optional(),
+  MOLLIE_OAUTH_CLIENT_SECRET: z.string().min(1).optional(),
+  /**
+   * One origin for both OAuth endpoints (<url>/oauth2/authorize and <url>/oauth2/tokens),
+   * e.g. the sandbox's. Unset: Mollie's own, which live on two hosts
+   * (https://my.mollie.com/oauth2/authorize, https://api.mollie.com/oauth2/tokens).
+   */
+  MOLLIE_OAUTH_URL: url('https://api.mollie.com').optional(),
+  /**
+   * The callback URL registered with the Mollie app; Mollie sends the merchant back there.
+   * Unset: <origin of the connect request>/v1/accounts/mollie/connect/callback.
+   */
+  MOLLIE_OAUTH_REDIRECT_URI: url('https://gateway.example.com/v1/accounts/mollie/connect/callback').optional(),
+  /** An OAuth access token is refreshed once it expires within this much (Mollie's last an hour). */
+  MOLLIE_OAUTH_REFRESH_MARGIN_MS: z.coerce.number().int().min(0).default(300_000),
   /** How often GET /events is paged to recover events whose webhooks never came; 0 disables it. */
   GOCARDLESS_EVENTS_INTERVAL_MS: z.coerce.number().int().min(0).default(300_000),
   EVENT_SINK_URLS: list.refine(
@@ -253,6 +278,9 @@ export function parseEnv(source: Record<string, string | undefined>): Env {
   if (result.success) {
     if (result.data.EVENT_SINK_URLS.length > 0 && !result.data.EVENT_SINK_SECRET) {
       throw new ConfigError(['EVENT_SINK_SECRET: required when EVENT_SINK_URLS is set']);
+    }
+    if (Boolean(result.data.MOLLIE_OAUTH_CLIENT_ID) !== Boolean(result.data.MOLLIE_OAUTH_CLIENT_SECRET)) {
+      throw new ConfigError(['MOLLIE_OAUTH_CLIENT_ID and MOLLIE_OAUTH_CLIENT_SECRET: set both (the Mollie app\'s credentials) or neither']);
     }
     if (result.data.ACCOUNT_SECRETS_PREVIOUS_KEYS.length > 0 && !result.data.ACCOUNT_SECRETS_KEY) {
       throw new ConfigError(['ACCOUNT_SECRETS_PREVIOUS_KEYS: set only together with ACCOUNT_SECRETS_KEY (the key new secrets are sealed with)']);

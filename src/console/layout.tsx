@@ -99,13 +99,14 @@ th, .kind, .stat .label, .badge, label { overflow-wrap:normal; word-break:normal
 
 export const CONSOLE_CSS_HASH = `sha256-${createHash('sha256').update(CONSOLE_CSS).digest('base64')}`;
 
-export type NavKey = 'overview' | 'payments' | 'receipts' | 'pollers' | 'outbox' | 'bank' | 'audit';
+export type NavKey = 'overview' | 'payments' | 'receipts' | 'pollers' | 'accounts' | 'outbox' | 'bank' | 'audit';
 
 const NAV: Array<[NavKey, string, string]> = [
   ['overview', 'Overview', '/console'],
   ['payments', 'Payments', '/console/payments'],
   ['receipts', 'Receipts', '/console/receipts'],
   ['pollers', 'Pollers', '/console/pollers'],
+  ['accounts', 'Accounts', '/console/accounts'],
   ['outbox', 'Outbox & sinks', '/console/outbox'],
   ['bank', 'Bank feeds', '/console/bank'],
   ['audit', 'Audit', '/console/audit'],

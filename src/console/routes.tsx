@@ -17,10 +17,17 @@ import { AuditPage, ReceiptsPage, RequestsPage, type ReceiptSearch } from './act
 import { AppError } from '../http/errors.js';
 import { sourceOf, type FailedAttempts } from '../http/failed-attempts.js';
 import type { AppEnv } from '../http/middleware.js';
-import { PAYMENT_STATUSES, PROVIDERS, isProviderName } from '../providers/types.js';
+import { PAYMENT_STATUSES, PROVIDERS, isProviderName, type ProviderName } from '../providers/types.js';
 import { CONSOLE_CSS_HASH } from './layout.js';
 import { readBankReadiness } from '../bank/readiness.js';
 import { BankPage } from './bank-page.js';
+import { AccountsPage, type AccountSearch } from './accounts-page.js';
+import { AccountError, disableAccount } from '../accounts/accounts.js';
+import { checkAccountNow, type AccountCheckOutcome } from '../accounts/check-job.js';
+import { readAccountsReadiness } from '../accounts/readiness.js';
+import { ACCOUNT_STATUSES, getAccount, listAccountRows, type AccountStatus } from '../accounts/store.js';
+import { envAccountsJson, toAccountJson } from '../accounts/view.js';
+import type { Tone } from './layout.js';
 import { DeliveriesPage, DeliveryPage, SinkPage, deliveriesHref, deliveryPath, sinkPath, type DeliverySearch } from './delivery-pages.js';
 import { enableSink, listSinkStates } from '../events/deliveries.js';
 import {
@@ -88,8 +95,8 @@ const positiveInt = (value: string | undefined): number | undefined => {
   return number > 0 ? number : undefined;
 };
 
-/** What the console reads and does: the database, a manual sync, the bank feed's readiness. */
-type ConsoleDeps = SyncDeps & Pick<Deps, 'env' | 'clock' | 'bank' | 'bankSchedulerState'>;
+/** What the console reads and does: the database, a manual sync, an account check, the bank feed's readiness. */
+type ConsoleDeps = SyncDeps & Pick<Deps, 'env' | 'clock' | 'bank' | 'bankSchedulerState' | 'locker'>;
 
 export function consoleRoutes(deps: ConsoleDeps, options: { failedAttempts?: FailedAttempts } = {}) {
   const app = new Hono<AppEnv>();
@@ -312,6 +319,53 @@ export function consoleRoutes(deps: ConsoleDeps, options: { failedAttempts?: Fai
 
   app.get('/pollers', requireSession, async (c) => c.html(<PollersPage pollers={await listPollerHealth(deps.db)} now={now()} />));
 
+  app.get('/accounts', requireSession, async (c) => {
+    const q = c.req.query();
+    const problems: string[] = [];
+    const search: AccountSearch = {};
+    if (q.provider) {
+      if (isProviderName(q.provider)) search.provider = q.provider;
+      else problems.push(`unknown provider; expected one of ${PROVIDERS.join(', ')}`);
+    }
+    if (q.status) {
+      if ((ACCOUNT_STATUSES as readonly string[]).includes(q.status)) search.status = q.status;
+      else problems.push(`unknown status; expected one of ${ACCOUNT_STATUSES.join(', ')}`);
+    }
+    const after = positiveInt(q.after);
+    const origin = consoleOrigin(c);
+    const [rows, summary] = await Promise.all([
+      listAccountRows(deps.db, {
+        provider: search.provider as ProviderName | undefined,
+        status: search.status as AccountStatus | undefined,
+        afterId: after,
+        limit: ACCOUNT_PAGE_SIZE + 1,
+      }),
+      readAccountsReadiness(deps.db),
+    ]);
+    const page = rows.slice(0, ACCOUNT_PAGE_SIZE);
+    // The env-configured accounts head the first page (read-only: no buttons).
+    const envRows = after === undefined ? envAccountsJson(deps.env, origin).filter((a) => (!search.provider || a.provider === search.provider) && (!search.status || a.status === search.status)) : [];
+    const checked = q.checked;
+    const notice =
+      checked !== undefined && q.account
+        ? { tone: (checked === 'working' ? 'ok' : 'warn') as Tone, text: `${q.account}: ${ACCOUNT_CHECK_NOTICES[checked as AccountCheckOutcome] ?? 'checked.'}` }
+        : q.disabled !== undefined && q.account
+          ? { tone: 'warn' as const, text: `${q.account} is disabled: no polling, and its webhooks are answered as for an unknown account.` }
+          : undefined;
+    return c.html(
+      <AccountsPage
+        rows={[...envRows, ...page.map((row) => toAccountJson(row, origin))]}
+        summary={summary}
+        search={search}
+        next={rows.length > ACCOUNT_PAGE_SIZE ? (page.at(-1)?.id ?? null) : null}
+        intervalMs={deps.env.ACCOUNT_CHECK_INTERVAL_MS}
+        now={now()}
+        notice={notice}
+        problem={problems.length > 0 ? `Ignored: ${problems.join('; ')}.` : undefined}
+      />,
+    );
+  });
+
   app.get('/bank', requireSession, async (c) => c.html(<BankPage bank={await readBankReadiness(deps)} now={now()} />));
 
   app.get('/outbox', requireSession, async (c) => {
@@ -459,6 +513,48 @@ export function consoleRoutes(deps: ConsoleDeps, options: { failedAttempts?: Fai
     return c.redirect(`${path}?${params.toString()}`, 303);
   });
 
+  /** An account named in a console path, or a console error page. */
+  const accountOf = (c: ConsoleContext): { provider: ProviderName; name: string } => {
+    const provider = c.req.param('provider') ?? '';
+    const name = c.req.param('name') ?? '';
+    if (!isProviderName(provider) || !ACCOUNT_NAME.test(name)) throw new AppError('not_found', 'No such account.');
+    return { provider, name };
+  };
+  const backToAccount = (provider: string, name: string, result: string) =>
+    `${CONSOLE_PATH}/accounts?${new URLSearchParams({ account: `${provider}/${name}`, ...(result === 'disabled' ? { disabled: '' } : { checked: result }) }).toString()}`;
+
+  app.post('/accounts/:provider/:name/check', requireSession, async (c) => {
+    const { provider, name } = accountOf(c);
+    const target = `account:${provider}/${name}`;
+    let result: Awaited<ReturnType<typeof checkAccountNow>>;
+    try {
+      result = await checkAccountNow(deps, provider, name);
+    } catch (error) {
+      const refusal = accountRefusal(error);
+      await audit(c, { action: 'account.check', target, outcome: refusal ? 'refused' : 'failed', detail: { error: errorMessage(error).slice(0, 300) } });
+      throw refusal ?? error;
+    }
+    c.get('logger').info({ provider, account: name, outcome: result.outcome }, 'console account check');
+    await audit(c, { action: 'account.check', target, outcome: 'applied', detail: { result: result.outcome, status: result.account.status } });
+    return c.redirect(backToAccount(provider, name, result.outcome), 303);
+  });
+
+  app.post('/accounts/:provider/:name/disable', requireSession, async (c) => {
+    const { provider, name } = accountOf(c);
+    const target = `account:${provider}/${name}`;
+    const before = await getAccount(deps.db, provider, name);
+    try {
+      await disableAccount({ db: deps.db, env: deps.env, secrets: null }, provider, name);
+    } catch (error) {
+      const refusal = accountRefusal(error);
+      await audit(c, { action: 'account.disable', target, outcome: refusal ? 'refused' : 'failed', detail: { error: errorMessage(error).slice(0, 300) } });
+      throw refusal ?? error;
+    }
+    c.get('logger').info({ provider, account: name, outcome: 'disabled' }, 'console account disable');
+    await audit(c, { action: 'account.disable', target, outcome: before?.status === 'disabled' ? 'no_change' : 'applied' });
+    return c.redirect(backToAccount(provider, name, 'disabled'), 303);
+  });
+
   app.post('/payments/:provider/:id/sync', requireSession, async (c) => {
     const provider = c.req.param('provider');
     const id = c.req.param('id');
@@ -499,6 +595,38 @@ export function pageBothWays<T extends { id: number }>(rows: T[], at: { before?:
 }
 
 const ACCOUNT = /^[A-Za-z0-9_.-]{1,64}$/;
+/** A stored account's name (the /v1/accounts rule). */
+const ACCOUNT_NAME = /^[a-z0-9][a-z0-9_-]{0,63}$/;
+const ACCOUNT_PAGE_SIZE = 100;
+const ACCOUNT_CHECK_NOTICES: Record<AccountCheckOutcome, string> = {
+  working: 'the provider accepts the credentials.',
+  refused: 'the provider REFUSES the credentials: the account is broken until new ones are given.',
+  identity_changed: 'the credentials now belong to another provider identity: the account is broken.',
+  outage: 'the provider could not answer (an outage, not a broken account); see the last error.',
+  unreadable: 'the stored credentials cannot be opened with the configured keys; see the last error.',
+};
+
+/** An account verb's refusal as the console's error page (404, 409, 503), or null for anything else. */
+function accountRefusal(error: unknown): AppError | null {
+  if (!(error instanceof AccountError)) return null;
+  switch (error.code) {
+    case 'not_found':
+      return new AppError('not_found', 'No such account.');
+    case 'read_only':
+      return new AppError('account_read_only', error.message);
+    case 'secrets_not_configured':
+      return new AppError('secrets_not_configured', error.message);
+    default:
+      return new AppError('bad_request', error.message);
+  }
+}
+
+/** The address the operator reached the console at (a TLS-terminating proxy's forwarded host and scheme honoured), for webhook URLs. */
+function consoleOrigin(c: ConsoleContext): string {
+  const url = new URL(c.req.url);
+  const host = c.req.header('x-forwarded-host')?.split(',')[0]?.trim() || url.host;
+  return `${isHttps(c) ? 'https' : 'http'}://${host}`;
+}
 const METHOD = /^[a-z0-9_]{1,40}$/;
 const META_KEY = /^[A-Za-z0-9_.-]{1,64}$/;
 const AMOUNT = /^\d{1,12}(\.\d{1,3})?$/;

@@ -142,6 +142,21 @@ export const sinkTestData = z.object({
   requestedBy: z.string().describe('Who asked: a console session or an API token, by fingerprint'),
 });
 
+export const accountBrokenData = z.object({
+  provider,
+  account: z.string().describe('The account name: the `:account` of `/webhooks/<provider>/:account`'),
+  reason: z.string().describe('`unauthorized` (the provider refused the credentials: a revoked key, a revoked OAuth grant), `identity_changed` (they now belong to another provider-side identity), or another machine code'),
+  detail: z.string().describe("The provider's message (never a secret)"),
+  since: isoDate.describe('When the episode began'),
+});
+
+export const accountRecoveredData = z.object({
+  provider,
+  account: z.string(),
+  brokenSince: isoDate.describe('When the episode that ended began'),
+  recoveredAt: isoDate,
+});
+
 const bankConnectionBase = { connectionId: z.string(), reference: z.string() };
 
 /** What every bank connection event carries, plus its own fields (see the README's bank-feed section). */
@@ -228,6 +243,22 @@ export const EVENT_CATALOGUE: readonly EventCatalogueEntry[] = [
     data: pollerStalledData,
     summary: 'No process has completed a poller pass while payments are due',
     description: 'Fleet-wide, once per episode, after `POLLER_STALLED_AFTER_MS` without a completed pass.',
+    versioned: false,
+  },
+  {
+    type: 'gateway.account.broken',
+    matches: (candidate) => candidate === 'gateway.account.broken',
+    data: accountBrokenData,
+    summary: "A stored account's connection broke: the provider refuses its credentials",
+    description: 'Once per episode, from whichever call saw the refusal first (the periodic check, a fetch, a poll, the sweep, the recovery). A provider outage is not a broken account.',
+    versioned: false,
+  },
+  {
+    type: 'gateway.account.recovered',
+    matches: (candidate) => candidate === 'gateway.account.recovered',
+    data: accountRecoveredData,
+    summary: 'A broken account works again',
+    description: 'Once per broken episode: new credentials (PATCH) or the provider accepting the stored ones again.',
     versioned: false,
   },
   {

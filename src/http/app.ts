@@ -11,6 +11,7 @@ import { gocardlessWebhookRoutes } from './routes/gocardless-webhooks.js';
 import { deliveryRoutes } from './routes/deliveries.js';
 import { outboundEventRoutes } from './routes/events.js';
 import { healthRoutes } from './routes/health.js';
+import { mollieConnectCallbackRoutes, mollieConnectRoutes } from './routes/mollie-connect.js';
 import { mollieWebhookRoutes } from './routes/mollie-webhooks.js';
 import { paymentRoutes } from './routes/payments.js';
 import { receiptRoutes, webhookRequestRoutes } from './routes/receipts.js';
@@ -117,11 +118,16 @@ export function createApp(deps: Deps, options: { surface?: AppSurface } = {}) {
   app.route('/webhooks/mollie', mollieWebhookRoutes(deps));
   app.route('/webhooks/gocardless', gocardlessWebhookRoutes(deps));
 
+  // Public, ahead of /v1's admin-token check: the merchant's browser lands here from Mollie,
+  // and the signed state authenticates it.
+  app.route('/v1/accounts/mollie/connect', mollieConnectCallbackRoutes(deps));
   const v1 = newApiRouter();
   v1.use('*', requireAdminToken(deps.env.ADMIN_TOKEN, failedAttempts));
   v1.route('/payments', paymentRoutes(deps));
   v1.route('/receipts', receiptRoutes(deps));
   v1.route('/webhook-requests', webhookRequestRoutes(deps));
+  // Before the account routes, which would read "connect" as an account name.
+  v1.route('/accounts/mollie/connect', mollieConnectRoutes(deps));
   v1.route('/accounts', accountRoutes(deps));
   v1.route('/bank-connections', bankConnectionRoutes(deps));
   v1.route('/bank-transactions', bankTransactionRoutes(deps));

@@ -68,6 +68,8 @@ export const ERROR_CODES = {
   account_read_only: { status: 409, meaning: 'An account configured by the environment; change it there' },
   account_identity_mismatch: { status: 409, meaning: 'New credentials belong to another provider-side identity' },
   credentials_refused: { status: 422, meaning: 'The provider refused the credentials (its message included); nothing stored' },
+  oauth_not_configured: { status: 503, meaning: 'MOLLIE_OAUTH_CLIENT_ID and MOLLIE_OAUTH_CLIENT_SECRET are unset, so Mollie OAuth is off' },
+  invalid_oauth_state: { status: 400, meaning: 'The OAuth callback\'s state is forged, altered or expired (or the code is missing)' },
 
   // Bank feeds
   bank_not_configured: { status: 503, meaning: 'GOCARDLESS_BANK_SECRET_ID and _KEY are unset' },

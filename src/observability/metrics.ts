@@ -189,6 +189,19 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       help: "Unix time this process's poller last finished a pass (0: not running here)",
       registers: [registry],
     }),
+    // Accounts: by provider and status only, never per account (thousands of merchants must not make thousands of series).
+    accounts: new Gauge({
+      name: 'gateway_accounts',
+      help: 'Stored accounts by provider and status (active, broken, disabled), read from the database at each scrape',
+      labelNames: ['provider', 'status'] as const,
+      registers: [registry],
+    }),
+    accountChecks: new Counter({
+      name: 'gateway_account_checks_total',
+      help: 'Checks of stored accounts by this process, by provider and outcome: working, refused, identity_changed, outage, unreadable',
+      labelNames: ['provider', 'outcome'] as const,
+      registers: [registry],
+    }),
     outboxLag: new Gauge({
       name: 'gateway_outbox_lag_seconds',
       help: 'Age of the oldest committed outbox event not yet handed to the sinks (0 when none), read at each scrape and after each relay pass',

@@ -61,6 +61,7 @@ export function createRecentFetches(options: {
 }): RecentFetches {
   const memory = new Map<string, { record: FetchRecord; expiresAt: number }>();
   const prefix = `${options.keyPrefix ?? ''}fetched:`;
+  const recordRemote = options.redis ? recordScript(options.redis) : null;
   // Kept past its window: a record also answers the triggers that came before it, and
   // those may wait in the receipt worker's queue for a while.
   const ttl = (record: FetchRecord) => Math.max(ANSWERS_FOR_MS, record.outcome === 'found' ? options.windows.foundMs : options.windows.notFoundMs);
@@ -101,24 +102,29 @@ export function createRecentFetches(options: {
       memory.set(key, { record, expiresAt: Date.now() + ms });
       if (memory.size > MEMORY_ENTRIES) memory.delete(memory.keys().next().value!);
       if (options.redis && options.redis.status !== 'ready') options.onRedisError?.('record', new Error(`Redis is ${options.redis.status}`));
-      else if (options.redis) {
-        // Never replace a record of a later fetch with an earlier one's.
-        await options.redis
-          .eval(
-            `local current = redis.call('get', KEYS[1])
-             if current and cjson.decode(current).startedAt >= tonumber(ARGV[2]) then return 0 end
-             redis.call('set', KEYS[1], ARGV[1], 'px', ARGV[3])
-             return 1`,
-            1,
-            prefix + key,
-            JSON.stringify(record),
-            String(record.startedAt),
-            String(ms),
-          )
+      else if (recordRemote) {
+        // Never replace a record of a later fetch with an earlier one's. EVALSHA (the script
+        // is sent once per connection, not with every record).
+        await recordRemote(prefix + key, JSON.stringify(record), String(record.startedAt), String(ms))
           .catch((error: unknown) => options.onRedisError?.('record', error));
       }
     },
   };
+}
+
+const RECORD_COMMAND = 'gatewayRecordFetch';
+const RECORD_LUA = `local current = redis.call('get', KEYS[1])
+if current and cjson.decode(current).startedAt >= tonumber(ARGV[2]) then return 0 end
+redis.call('set', KEYS[1], ARGV[1], 'px', ARGV[3])
+return 1`;
+
+type RecordCommand = (key: string, record: string, startedAt: string, ttlMs: string) => Promise<unknown>;
+
+/** The record script as a command of this client (ioredis sends EVALSHA, and EVAL once on NOSCRIPT). */
+function recordScript(redis: Redis): RecordCommand {
+  const client = redis as Redis & { [RECORD_COMMAND]?: RecordCommand };
+  if (!client[RECORD_COMMAND]) redis.defineCommand(RECORD_COMMAND, { numberOfKeys: 1, lua: RECORD_LUA });
+  return client[RECORD_COMMAND]!.bind(client);
 }
 
 export type RecentFetchDecision =

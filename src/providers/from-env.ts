@@ -17,6 +17,7 @@ export function createProvidersFromEnv(env: Env, stored?: AccountCredentialsSour
       accounts: env.MOLLIE_API_KEY ? { default: { apiKey: env.MOLLIE_API_KEY } } : {},
       ...(credentials ? { credentials } : {}),
       apiUrl: env.MOLLIE_API_URL,
+      paymentFetch: env.MOLLIE_PAYMENT_FETCH,
     });
   }
   if (env.GOCARDLESS_ACCESS_TOKEN || credentials) {

@@ -1,8 +1,9 @@
 /**
  * The account registry's promises, counted at the database: a known account is answered
  * from memory (no query after the first), an unknown name costs one query however often
- * it is asked, and a change made elsewhere (another connection, as another process would)
- * reaches the cache through LISTEN/NOTIFY within a second, with no TTL to wait out.
+ * it is asked, and a change made elsewhere (another connection, as another process would,
+ * by any statement) reaches the cache
+ * through the table's NOTIFY trigger and LISTEN within a second, with no TTL to wait out.
  */
 import { randomBytes } from 'node:crypto';
 import { drizzle } from 'drizzle-orm/postgres-js';
@@ -11,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { credentialsContext, webhookSecretsContext } from '../../src/accounts/accounts.js';
 import { createAccountRegistry, LISTENED_TTL_MS, type AccountRegistry } from '../../src/accounts/registry.js';
 import { createAccountSecrets } from '../../src/accounts/secrets.js';
-import { ACCOUNTS_CHANNEL, insertAccount, updateAccount } from '../../src/accounts/store.js';
+import { insertAccount, updateAccount } from '../../src/accounts/store.js';
 import { createDatabase, type Database } from '../../src/db/client.js';
 import * as schema from '../../src/db/schema/index.js';
 import { createInProcessLocker } from '../../src/lock/in-process-locker.js';
@@ -93,16 +94,18 @@ describe('the account registry', () => {
     // Unknown here first, then created elsewhere: the remembered "unknown" is dropped.
     expect(await registry.resolve('mollie', 'shop-3')).toBeNull();
 
-    // Another process's change: a row updated and announced on the channel. (This process's
-    // own store calls also tell its registries directly; those are not what is tested here.)
-    await writer.sql`update accounts set status = 'broken', updated_at = now() where name = 'shop-2'`;
-    // Unannounced, the change is not seen: the answer really comes from memory.
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    expect((await registry.resolve('mollie', 'shop-2'))?.status).toBe('active');
+    // Another process's change: a plain UPDATE on another connection (no store call here to
+    // tell this process's registries directly), announced by the table's trigger.
     const changedAt = Date.now();
-    await writer.sql`select pg_notify(${ACCOUNTS_CHANNEL}, 'mollie/shop-2')`;
+    await writer.sql`update accounts set status = 'broken', updated_at = now() where name = 'shop-2'`;
     await eventually(async () => (await registry.resolve('mollie', 'shop-2'))?.status === 'broken', { timeoutMs: 2_000, intervalMs: 20, what: 'the status change' });
     expect(Date.now() - changedAt).toBeLessThan(1_000);
+    // Bookkeeping columns announce nothing: the entry stays in memory.
+    await writer.sql`update accounts set last_checked_at = now() where name = 'shop-2'`;
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const before = queries;
+    expect((await registry.resolve('mollie', 'shop-2'))?.status).toBe('broken');
+    expect(queries - before).toBe(0);
     // A creation through the store drops a remembered "unknown".
     await store('shop-3', 'test_registryshop3key');
     expect(await registry.resolve('mollie', 'shop-3')).not.toBeNull();

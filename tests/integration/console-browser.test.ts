@@ -225,6 +225,7 @@ describe('the operator console in Chromium', () => {
       ['payment', `/console/payments/mollie/${paymentId}`],
       ['receipts', '/console/receipts'],
       ['pollers', '/console/pollers'],
+      ['accounts', '/console/accounts'],
       ['outbox', '/console/outbox'],
       ['deliveries', '/console/deliveries'],
       ['delivery', `/console/deliveries/${delivery!.id}`],

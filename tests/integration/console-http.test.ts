@@ -94,7 +94,7 @@ afterAll(async () => {
 });
 
 describe('console sign-in and session', () => {
-  const pages = ['/console', '/console/payments', `/console/payments/mollie/${PAYMENT}`, '/console/pollers', '/console/outbox'];
+  const pages = ['/console', '/console/payments', `/console/payments/mollie/${PAYMENT}`, '/console/pollers', '/console/accounts', '/console/outbox'];
 
   it('sends every page to sign-in without a cookie, remembering where it was going', async () => {
     for (const path of pages) {

@@ -250,6 +250,15 @@ function cases(eventId: string): Record<string, { valid: Call; invalid: Call | n
     'get /console/requests': { valid: { path: '/console/requests' }, invalid: null },
     'get /console/audit': { valid: { path: '/console/audit' }, invalid: null },
     'get /console/bank': { valid: { path: '/console/bank' }, invalid: null },
+    'get /console/accounts': { valid: { path: '/console/accounts' }, invalid: null },
+    'post /console/accounts/{provider}/{name}/check': {
+      valid: { method: 'POST', path: '/console/accounts/mollie/shop-1/check', headers: { origin: 'http://localhost' } },
+      invalid: { method: 'POST', path: '/console/accounts/mollie/shop-1/check' },
+    },
+    'post /console/accounts/{provider}/{name}/disable': {
+      valid: { method: 'POST', path: '/console/accounts/mollie/shop-1/disable', headers: { origin: 'http://localhost' } },
+      invalid: { method: 'POST', path: '/console/accounts/mollie/shop-1/disable' },
+    },
     'post /v1/accounts': {
       // No ACCOUNT_SECRETS_KEY in this app: a well-formed creation answers 503 naming it.
       valid: { method: 'POST', path: '/v1/accounts', headers: json, body: JSON.stringify({ provider: 'mollie', name: 'openapi-shop', credentials: { apiKey: 'test_openapi123' } }), expect: 503 },
@@ -259,6 +268,14 @@ function cases(eventId: string): Record<string, { valid: Call; invalid: Call | n
       valid: { path: '/v1/accounts?provider=mollie&limit=5', headers: auth },
       invalid: { path: '/v1/accounts?status=lost', headers: auth },
     },
+    'get /v1/accounts/mollie/connect': {
+      valid: { path: '/v1/accounts/mollie/connect?name=openapi-shop', headers: auth, expect: 503 },
+      invalid: { path: '/v1/accounts/mollie/connect?name=Not%20A%20Name', headers: auth },
+    },
+    'get /v1/accounts/mollie/connect/callback': {
+      valid: { path: '/v1/accounts/mollie/connect/callback?code=auth_x&state=abc.def', expect: 503 },
+      invalid: { path: '/v1/accounts/mollie/connect/callback?code=auth_x' },
+    },
     'get /v1/accounts/{provider}/{name}': {
       valid: { path: '/v1/accounts/mollie/no-such-shop', headers: auth, expect: 404 },
       invalid: { path: '/v1/accounts/stripe/shop', headers: auth },
@@ -266,6 +283,10 @@ function cases(eventId: string): Record<string, { valid: Call; invalid: Call | n
     'patch /v1/accounts/{provider}/{name}': {
       valid: { method: 'PATCH', path: '/v1/accounts/mollie/no-such-shop', headers: json, body: JSON.stringify({ disabled: true }), expect: 404 },
       invalid: { method: 'PATCH', path: '/v1/accounts/mollie/no-such-shop', headers: json, body: JSON.stringify({ disabled: 'yes' }) },
+    },
+    'post /v1/accounts/{provider}/{name}/check': {
+      valid: { method: 'POST', path: '/v1/accounts/mollie/no-such-shop/check', headers: auth, expect: 404 },
+      invalid: { method: 'POST', path: '/v1/accounts/stripe/shop/check', headers: auth },
     },
     'delete /v1/accounts/{provider}/{name}': {
       valid: { method: 'DELETE', path: '/v1/accounts/gocardless/no-such-shop', headers: auth, expect: 404 },

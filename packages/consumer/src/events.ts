@@ -68,6 +68,9 @@ export type PaymentStuckEvent = Envelope<'payment.stuck', { provider: string; ac
 export type GoCardlessForwardedEvent = Envelope<`gocardless.${string}`, { provider: 'gocardless'; account: string; eventId: string; resourceType: string; action: string; resourceId: string | null; event: Record<string, unknown> }>;
 /** `data.scope` tells a provider account's polling (`account`) from the whole fleet's (`fleet`, stalled and recovered only). */
 export type PollerHealthEvent = Envelope<'gateway.poller.degraded' | 'gateway.poller.recovered' | 'gateway.poller.stalled', { scope: 'account' | 'fleet' } & Record<string, unknown>>;
+/** A stored account's connection broke (the provider refuses its credentials) / works again; once per episode. */
+export type AccountBrokenEvent = Envelope<'gateway.account.broken', { provider: 'mollie' | 'gocardless'; account: string; reason: string; detail: string; since: string }>;
+export type AccountRecoveredEvent = Envelope<'gateway.account.recovered', { provider: 'mollie' | 'gocardless'; account: string; brokenSince: string; recoveredAt: string }>;
 export type SinkDisabledEvent = Envelope<'gateway.sink.disabled', { sink: { id: string; kind: string; target: string }; status: number; reason: string; disabledAt: string }>;
 /** An operator's test of one sink (the console's or the API's "send a test event"). */
 export type SinkTestEvent = Envelope<'gateway.test', { sink: { id: string; kind: string; target: string }; requestedAt: string; requestedBy: string }>;
@@ -81,7 +84,7 @@ export type BankTransactionEvent = Envelope<
 >;
 
 /** Every event type this package knows; narrow on `type`. */
-export type GatewayEvent = PaymentChangeEvent | PaymentStuckEvent | GoCardlessForwardedEvent | PollerHealthEvent | SinkDisabledEvent | SinkTestEvent | BankConnectionEvent | BankTransactionEvent;
+export type GatewayEvent = PaymentChangeEvent | PaymentStuckEvent | GoCardlessForwardedEvent | PollerHealthEvent | AccountBrokenEvent | AccountRecoveredEvent | SinkDisabledEvent | SinkTestEvent | BankConnectionEvent | BankTransactionEvent;
 
 export class EventParseError extends Error {
   override readonly name = 'EventParseError';

@@ -1,4 +1,5 @@
-import { bigserial, pgTable, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
+import { sql } from 'drizzle-orm';
+import { bigserial, index, pgTable, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
 
 /**
  * Provider accounts created at runtime (POST /v1/accounts); the env-configured `default`
@@ -33,12 +34,21 @@ export const accounts = pgTable(
     lastCheckedAt: timestamp('last_checked_at', { withTimezone: true }),
     brokenSince: timestamp('broken_since', { withTimezone: true }),
     lastError: text('last_error'),
+    /**
+     * When the fleet-wide check (src/accounts/check-job.ts) next asks the provider about
+     * this account. Claiming a due account moves it one interval on in the same statement,
+     * so of N processes exactly one checks it per interval. Null: not scheduled yet (a new
+     * account; the first pass gives it a random phase within the interval).
+     */
+    nextCheckAt: timestamp('next_check_at', { withTimezone: true }),
     createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
     updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
   },
   (table) => [
     uniqueIndex('accounts_provider_name_uq').on(table.provider, table.name),
     uniqueIndex('accounts_provider_external_id_uq').on(table.provider, table.externalId),
+    // The check job's claim: due accounts among those it checks.
+    index('accounts_next_check_idx').on(table.nextCheckAt).where(sql`status in ('active', 'broken')`),
   ],
 );
 

@@ -2,10 +2,10 @@ import { createRoute, type OpenAPIHono } from '@hono/zod-openapi';
 import type { Context } from 'hono';
 import { z } from 'zod';
 import { AccountError, accountSecretsFromEnv, createAccount, disableAccount, patchAccount, type AccountDeps } from '../../accounts/accounts.js';
+import { checkAccountNow, type AccountCheckDeps } from '../../accounts/check-job.js';
 import { CredentialsShapeError, goCardlessCredentials, mollieCredentials } from '../../accounts/credentials.js';
 import { findAccount, listAccounts } from '../../accounts/listing.js';
 import { toAccountJson } from '../../accounts/view.js';
-import type { Deps } from '../../deps.js';
 import { PROVIDERS } from '../../providers/types.js';
 import { pageOf } from '../api-schemas.js';
 import { decodeCursor, encodeCursor, pageLimit } from '../cursor.js';
@@ -16,7 +16,7 @@ import { requireJsonBody } from '../validation.js';
 
 const ACCOUNT_STATUSES = ['active', 'broken', 'disabled'] as const;
 
-const accountName = z
+export const accountName = z
   .string()
   .regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, 'must be 1-64 lowercase letters, digits, _ or -, starting with a letter or digit')
   // Kept free for GET /v1/accounts/mollie/connect (onboarding with Mollie OAuth).
@@ -53,7 +53,7 @@ const accountParams = z.object({
   name: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, 'must be an account name').meta({ description: 'The account name' }),
 });
 
-const Account = z
+export const Account = z
   .looseObject({
     provider: z.enum(PROVIDERS),
     name: z.string(),
@@ -130,7 +130,19 @@ const deleteRoute = createRoute({
   responses: { 200: json('The account, disabled', Account), ...errorResponses(400, 401, 404, 409, 503) },
 });
 
-function toAppError(error: unknown): unknown {
+const checkRoute = createRoute({
+  method: 'post',
+  path: '/{provider}/{name}/check',
+  tags,
+  summary: 'Check the credentials with the provider now',
+  description:
+    'The same cheap authenticated call as the periodic check (`ACCOUNT_CHECK_INTERVAL_MS`). A refusal breaks the account (`gateway.account.broken`), a working answer mends a broken one (`gateway.account.recovered`), an outage only notes `lastError`; the answer is the account as the check left it. The env-configured `default` accounts are not stored (409).',
+  security: BEARER,
+  request: { params: accountParams, query: z.strictObject({}) },
+  responses: { 200: json('The account after the check', Account), ...errorResponses(400, 401, 404, 409, 503) },
+});
+
+export function toAppError(error: unknown): unknown {
   if (error instanceof CredentialsShapeError) return badRequest(`credentials: ${error.message}`);
   if (!(error instanceof AccountError)) return error;
   switch (error.code) {
@@ -162,10 +174,10 @@ const origin = (c: Context) => new URL(c.req.url).origin;
 const isPosition = (value: unknown): value is { e: number; a: number } =>
   typeof value === 'object' && value !== null && Number.isInteger((value as { e?: unknown }).e) && Number.isInteger((value as { a?: unknown }).a);
 
-/** POST/GET /v1/accounts, GET/PATCH/DELETE /:provider/:name. */
-export function accountRoutes(deps: Pick<Deps, 'db' | 'env'>) {
+/** POST/GET /v1/accounts, GET/PATCH/DELETE /:provider/:name, POST /:provider/:name/check. */
+export function accountRoutes(deps: AccountCheckDeps) {
   const app: OpenAPIHono<AppEnv> = newApiRouter();
-  const accountDeps: AccountDeps = { db: deps.db, env: deps.env, secrets: accountSecretsFromEnv(deps.env) };
+  const accountDeps: AccountDeps = { db: deps.db, env: deps.env, secrets: accountSecretsFromEnv(deps.env), logger: deps.logger };
   app.onError((error, c) => toErrorResponse(toAppError(error), c));
 
   app.openapi(createRouteDecl, async (c) => {
@@ -195,6 +207,12 @@ export function accountRoutes(deps: Pick<Deps, 'db' | 'env'>) {
   app.openapi(patchRoute, async (c) => {
     const { provider, name } = c.req.valid('param');
     const account = await patchAccount(accountDeps, provider, name, c.req.valid('json'));
+    return c.json(toAccountJson(account, origin(c)), 200);
+  });
+
+  app.openapi(checkRoute, async (c) => {
+    const { provider, name } = c.req.valid('param');
+    const { account } = await checkAccountNow(deps, provider, name);
     return c.json(toAccountJson(account, origin(c)), 200);
   });
 

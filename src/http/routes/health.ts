@@ -2,6 +2,7 @@ import { sql } from 'drizzle-orm';
 import { createRoute } from '@hono/zod-openapi';
 import type { Context } from 'hono';
 import { z } from 'zod';
+import { readAccountsReadiness } from '../../accounts/readiness.js';
 import { readBankReadiness } from '../../bank/readiness.js';
 import type { Deps } from '../../deps.js';
 import { refreshOutboxLag, sinkReadiness } from '../../events/relay.js';
@@ -74,6 +75,10 @@ const readiness = z.object({
   poller: z.unknown().meta({ description: 'Per provider account: polling health (informational)' }),
   sinks: z.unknown().optional().meta({ description: 'Sinks disabled by a 410 (informational)' }),
   bank: z.unknown().optional().meta({ description: 'Bank feed connections: broken, expiring, last and next sync (informational; only when the bank feed is configured)' }),
+  accounts: z
+    .unknown()
+    .optional()
+    .meta({ description: 'Stored accounts: counts by provider and status, and the broken ones (count, and names up to 20) (informational: a broken account does not make the gateway unready)' }),
 });
 
 const healthzRoute = createRoute({
@@ -122,8 +127,10 @@ export function healthRoutes(deps: HealthDeps) {
     const sinks = postgres.ok ? await sinkReadiness(deps) : undefined;
     // Informational too: a broken or expiring bank connection is shown, not a reason to be unready.
     const bank = postgres.ok ? await readBankReadiness(deps) : undefined;
+    // Informational: one merchant's broken connection must not take the gateway out of rotation for the others.
+    const accounts = postgres.ok ? await readAccountsReadiness(deps.db) : undefined;
     return c.json(
-      { status: ready ? (redis.ok ? 'ready' : 'degraded') : 'unavailable', checks: { postgres, redis }, lock: deps.locker.kind, poller, sinks, bank },
+      { status: ready ? (redis.ok ? 'ready' : 'degraded') : 'unavailable', checks: { postgres, redis }, lock: deps.locker.kind, poller, sinks, bank, accounts },
       ready ? 200 : 503,
     );
   });

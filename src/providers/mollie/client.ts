@@ -27,6 +27,7 @@ import {
   type PaymentSnapshot,
   type SourcedCredentials,
 } from '../types.js';
+import { createDirectPaymentGet } from './direct-get.js';
 import { MollieMappingError, mapMolliePayment } from './mapping.js';
 import { idPrefixKind } from './webhook.js';
 
@@ -47,6 +48,9 @@ export const MOLLIE_DEFAULT_RETRY: RetryConfig = {
   retryConnectionErrors: true,
 };
 
+/** The SDK's own defaults for whatever a partial backoff config leaves out. */
+const MOLLIE_SDK_BACKOFF = { initialInterval: 500, maxInterval: 60000, exponent: 1.5, maxElapsedTime: 3600000 };
+
 export interface MollieProviderConfig {
   /** Account name → credentials; 'default' is the env-var account. */
   accounts: Record<string, { apiKey: string }>;
@@ -59,6 +63,12 @@ export interface MollieProviderConfig {
   /** The SDK's retry config; tests pass `{ strategy: 'none' }`. */
   retryConfig?: RetryConfig;
   fetcher?: typeof fetch;
+  /**
+   * How `fetchPayment` reads a payment: `direct` (default) with one plain GET checked for
+   * the fields the mapping reads (direct-get.ts), `sdk` through the official SDK like
+   * every other call. Both give the same snapshot.
+   */
+  paymentFetch?: 'direct' | 'sdk';
 }
 
 export interface ListRecentPaymentsOptions {
@@ -102,6 +112,8 @@ interface MollieTarget {
   organizationLevel: boolean;
   /** The profile an organization token serves: sent with every list. */
   profileId?: string;
+  /** The bearer to send now (the direct payment GET sends it itself). */
+  bearer(): Promise<string>;
 }
 
 /** Statuses whose Response may not carry a body (the Response constructor refuses one). */
@@ -210,6 +222,16 @@ export function createMollieProvider(config: MollieProviderConfig): MollieProvid
     },
   });
 
+  const directGet =
+    (config.paymentFetch ?? 'direct') === 'direct'
+      ? createDirectPaymentGet({
+          serverURL,
+          fetcher: baseFetch,
+          timeoutMs,
+          backoff: retryConfig.strategy === 'backoff' ? { ...MOLLIE_SDK_BACKOFF, ...retryConfig.backoff } : null,
+        })
+      : null;
+
   const clients = new Map<string, Client>();
   for (const [account, { apiKey }] of Object.entries(config.accounts)) {
     // security is explicit: without it the SDK reads CLIENT_API_KEY from the environment.
@@ -227,7 +249,11 @@ export function createMollieProvider(config: MollieProviderConfig): MollieProvid
     const { credentials } = sourced;
     switch (credentials.kind) {
       case 'apiKey':
-        return { client: new Client({ security: { apiKey: credentials.apiKey }, serverURL, httpClient, retryConfig }), organizationLevel: false };
+        return {
+          client: new Client({ security: { apiKey: credentials.apiKey }, serverURL, httpClient, retryConfig }),
+          organizationLevel: false,
+          bearer: () => Promise.resolve(credentials.apiKey),
+        };
       case 'organizationToken':
       case 'oauth': {
         // Every Mollie credential travels as a bearer, but each SDK operation names the
@@ -244,7 +270,7 @@ export function createMollieProvider(config: MollieProviderConfig): MollieProvid
         // those only with a synchronous security holding an access_ token, and this one is
         // asked per call.
         const profileId = credentials.kind === 'organizationToken' ? credentials.profileId : undefined;
-        return { client: new Client({ security, serverURL, httpClient, retryConfig }), organizationLevel: true, ...(profileId ? { profileId } : {}) };
+        return { client: new Client({ security, serverURL, httpClient, retryConfig }), organizationLevel: true, bearer: () => sourced.bearer(), ...(profileId ? { profileId } : {}) };
       }
       case 'accessToken':
         throw new ProviderError('mollie', 'unknown_account', 'a GoCardless access token cannot call Mollie', false);
@@ -257,7 +283,7 @@ export function createMollieProvider(config: MollieProviderConfig): MollieProvid
 
   async function clientFor(account: string): Promise<MollieTarget> {
     const fixed = clients.get(account);
-    if (fixed) return { client: fixed, organizationLevel: false };
+    if (fixed) return { client: fixed, organizationLevel: false, bearer: () => Promise.resolve(config.accounts[account]!.apiKey) };
     const sourced = config.credentials ? await config.credentials.credentialsFor('mollie', account) : null;
     if (!sourced) {
       throw new ProviderError('mollie', 'unknown_account', `no Mollie account named ${JSON.stringify(account)} is configured`, false);
@@ -276,9 +302,22 @@ export function createMollieProvider(config: MollieProviderConfig): MollieProvid
   const requestOptions = (signal: AbortSignal | undefined) => ({ retryCodes: ['5xx'], ...(signal ? { fetchOptions: { signal } } : {}) });
 
   async function fetchPayment(account: string, providerPaymentId: string, options?: FetchOptions): Promise<FetchResult> {
-    const { client, organizationLevel } = await clientFor(account);
+    const { client, organizationLevel, bearer } = await clientFor(account);
     // Not a payment id: Mollie would 404 it anyway; skip the call (and never build odd paths).
     if (!PAYMENT_ID.test(providerPaymentId)) return { kind: 'not_found' };
+    // Organization-level credentials need testmode (below), which only the SDK path sends.
+    if (directGet && !organizationLevel) {
+      const result = await directGet(await bearer(), providerPaymentId, options?.signal);
+      if (result.kind === 'not_found') return result;
+      if (result.payment.id !== providerPaymentId) {
+        throw toMollieProviderError(new MollieMappingError(`asked Mollie for ${providerPaymentId} and got ${result.payment.id}`));
+      }
+      try {
+        return { kind: 'found', snapshot: mapMolliePayment(result.payment, account) };
+      } catch (error) {
+        throw toMollieProviderError(error, options?.signal);
+      }
+    }
     try {
       let payment;
       try {

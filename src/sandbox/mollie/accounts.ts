@@ -9,7 +9,8 @@ import type { HttpBindings } from '@hono/node-server';
 
 export interface SandboxCredential {
   token: string;
-  kind: 'apiKey' | 'organizationToken';
+  /** oauth: an access token of the OAuth app (oauth.ts), resolved through a source. */
+  kind: 'apiKey' | 'organizationToken' | 'oauth';
   profileId: string;
   organizationId: string;
   revoked: boolean;
@@ -30,6 +31,8 @@ export interface MollieSandboxAccounts {
   addOrganizationToken(input?: AddCredentialInput): SandboxCredential;
   /** From now on the token gets 401, as after a merchant revokes it in Mollie's dashboard. */
   revoke(token: string): void;
+  /** Tokens issued elsewhere (the OAuth app's access tokens): asked when a token is not one of these. */
+  addSource(lookup: (token: string) => SandboxCredential | undefined): void;
   list(): SandboxCredential[];
 }
 
@@ -38,6 +41,8 @@ type MollieErrorResponse = (status: number, detail?: string) => Response;
 
 export function createMollieSandboxAccounts(apiKeys: Iterable<string>): MollieSandboxAccounts {
   const credentials = new Map<string, SandboxCredential>();
+  const sources: Array<(token: string) => SandboxCredential | undefined> = [];
+  const lookup = (token: string) => credentials.get(token) ?? sources.reduce<SandboxCredential | undefined>((found, source) => found ?? source(token), undefined);
   let serial = 0;
   // Sandbox ids: deterministic, in Mollie's shape (prefix_ and letters/digits).
   const nextId = (prefix: 'pfl' | 'org') => `${prefix}_sandbox${++serial}`;
@@ -58,8 +63,11 @@ export function createMollieSandboxAccounts(apiKeys: Iterable<string>): MollieSa
   for (const token of apiKeys) add('apiKey', { token });
 
   return {
-    accepts: (token) => credentials.get(token)?.revoked === false,
-    get: (token) => credentials.get(token),
+    accepts: (token) => lookup(token)?.revoked === false,
+    get: lookup,
+    addSource: (source) => {
+      sources.push(source);
+    },
     addApiKey: (input = {}) => add('apiKey', input),
     addOrganizationToken: (input = {}) => add('organizationToken', input),
     revoke(token) {

@@ -32,6 +32,7 @@ import {
 } from './state.js';
 import { createMollieNotifier } from './webhooks.js';
 import { createMollieSandboxAccounts, mountMollieAccountRoutes, type MollieSandboxAccounts } from './accounts.js';
+import { createMollieSandboxOAuth, type MollieSandboxOAuth, type MollieSandboxOAuthOptions } from './oauth.js';
 import { halResponse, mollieError, renderPayment } from './wire.js';
 
 export interface MollieSandboxOptions {
@@ -46,6 +47,8 @@ export interface MollieSandboxOptions {
    * arrives, like Mollie. Off by default so tests decide when webhooks happen.
    */
   autoWebhooks?: boolean | WebhookSendOptions;
+  /** The OAuth app (client id and secret, access token lifetime); defaults in oauth.ts. */
+  oauth?: MollieSandboxOAuthOptions;
 }
 
 export interface MollieSandbox {
@@ -55,6 +58,8 @@ export interface MollieSandbox {
   state: MollieSandboxState;
   /** API keys and organization tokens: add, revoke, and who each belongs to. */
   accounts: MollieSandboxAccounts;
+  /** The OAuth app: authorize, token endpoint, revocation, refresh counts. */
+  oauth: MollieSandboxOAuth;
   close(): Promise<void>;
   createPayment(input?: CreateSandboxPaymentInput): SandboxPayment;
   setStatus(paymentId: string, status: SandboxPaymentStatus): SandboxPayment;
@@ -106,6 +111,8 @@ export async function startMollieSandbox(options: MollieSandboxOptions = {}): Pr
   const app = new Hono<{ Bindings: HttpBindings }>();
   app.route('/', mollieApiRoutes(store, faults, site));
   mountMollieAccountRoutes(app, accounts, { hal: halResponse, error: mollieError, baseUrl: () => site.baseUrl });
+  const oauth = createMollieSandboxOAuth(accounts, options.oauth);
+  oauth.mount(app, { error: mollieError });
   app.route('/__sandbox', mollieControlRoutes({ store, faults, notifier, site, paymentJson, reset }));
 
   app.notFound((c) => (c.req.path.startsWith('/__sandbox') ? c.json({ error: `no control route ${c.req.method} ${c.req.path}` }, 404) : mollieError(404, `No route ${c.req.method} ${c.req.path}`)));
@@ -142,6 +149,7 @@ export async function startMollieSandbox(options: MollieSandboxOptions = {}): Pr
     port: address.port,
     state,
     accounts,
+    oauth: oauth.handle,
     close,
     createPayment: store.createPayment,
     setStatus: store.setStatus,

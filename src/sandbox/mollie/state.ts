@@ -232,7 +232,7 @@ export interface MollieStoreHooks {
 }
 
 export interface SandboxCredentialView {
-  kind: 'apiKey' | 'organizationToken';
+  kind: 'apiKey' | 'organizationToken' | 'oauth';
   profileId: string;
   organizationId: string;
 }
@@ -299,7 +299,8 @@ export function createMollieStore(
   function visibleTo(payment: SandboxPayment, token: string, testmode: boolean): boolean {
     const credential = credentials.get(token);
     if (!credential) return false;
-    if (credential.kind === 'organizationToken' && (payment.mode === 'test') !== testmode) return false;
+    // Organization tokens and OAuth access tokens are organization-level alike.
+    if (credential.kind !== 'apiKey' && (payment.mode === 'test') !== testmode) return false;
     if (payment.profileId === SHARED_PROFILE_ID) return true;
     if (credential.kind === 'apiKey') return credential.profileId === payment.profileId;
     return credentials.list().some((other) => other.profileId === payment.profileId && other.organizationId === credential.organizationId);

@@ -1,0 +1,2 @@
+ALTER TABLE "accounts" ADD COLUMN "next_check_at" timestamp with time zone;--> statement-breakpoint
+CREATE INDEX "accounts_next_check_idx" ON "accounts" USING btree ("next_check_at") WHERE status in ('active', 'broken');

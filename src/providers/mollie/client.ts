@@ -341,23 +341,26 @@ export function createMollieProvider(config: MollieProviderConfig): MollieProvid
   }
 
   async function resolvePaymentId(account: string, id: string, options?: FetchOptions): Promise<string | null> {
-    const { client, profileId } = await clientFor(account);
+    const { client, organizationLevel, profileId } = await clientFor(account);
     const kind = idPrefixKind(id);
     if (kind === 'payment') return id;
     if (kind === 'other' || !SUB_RESOURCE_ID.test(id)) return null;
-    // `from` starts the list AT the given item, so a one-item page is the item itself,
-    // unless the id is unknown (Mollie: 400 invalid cursor) or the list moved on.
-    const request = { from: id, limit: 1, ...(profileId ? { profileId } : {}) };
-    try {
-      const found =
-        kind === 'refund'
-          ? (await client.refunds.all(request, requestOptions(options?.signal))).result.embedded.refunds[0]
-          : (await client.chargebacks.all(request, requestOptions(options?.signal))).result.embedded.chargebacks[0];
-      return found && found.id === id ? found.paymentId : null;
-    } catch (error) {
-      if (isStatus(error, 400, 404, 410)) return null;
-      throw toMollieProviderError(error, options?.signal);
+    // Organization-level credentials look in live mode, then in test mode (see fetchPayment).
+    for (const testmode of organizationLevel ? [undefined, true] : [undefined]) {
+      // `from` starts the list AT the given item, so a one-item page is the item itself,
+      // unless the id is unknown (Mollie: 400 invalid cursor) or the list moved on.
+      const request = { from: id, limit: 1, ...(profileId ? { profileId } : {}), ...(testmode ? { testmode } : {}) };
+      try {
+        const found =
+          kind === 'refund'
+            ? (await client.refunds.all(request, requestOptions(options?.signal))).result.embedded.refunds[0]
+            : (await client.chargebacks.all(request, requestOptions(options?.signal))).result.embedded.chargebacks[0];
+        if (found && found.id === id) return found.paymentId;
+      } catch (error) {
+        if (!isStatus(error, 400, 404, 410)) throw toMollieProviderError(error, options?.signal);
+      }
     }
+    return null;
   }
 
   async function* listRecentPayments(account: string, options: ListRecentPaymentsOptions): AsyncGenerator<PaymentSnapshot> {

@@ -1,4 +1,7 @@
 import type { Redis } from 'ioredis';
+import { accountSecretsFromEnv } from './accounts/accounts.js';
+import { withAccountHealth } from './accounts/call-health.js';
+import { createAccountRegistry, type AccountCache, type AccountRegistry } from './accounts/registry.js';
 import { createBackgroundWork, type BackgroundWork } from './background-work.js';
 import { ConfigError, type Env } from './config/env.js';
 import { closeConfiguredSinks } from './events/sinks.js';
@@ -10,7 +13,7 @@ import { createLogger, type Logger } from './observability/logger.js';
 import { createMetrics } from './observability/metrics.js';
 import { errorMessage } from './primitives/error-message.js';
 import { createRateLimitPauses, withRateLimitPauses, type RateLimitPauses } from './providers/rate-limit-pause.js';
-import type { Providers } from './providers/types.js';
+import type { AccountCredentialsSource, Providers } from './providers/types.js';
 import type { SyncDeps } from './payments/sync-payment.js';
 import { createRecentFetches } from './payments/recent-fetches.js';
 import { createBankFeed, type BankFeed } from './bank/feed.js';
@@ -36,12 +39,22 @@ export interface Deps extends SyncDeps, JobState {
   bank: BankFeed | null;
   /** GoCardless payment syncs under way in this instance, across every batch (src/webhooks/gocardless-receipts.ts). */
   gocardlessSyncSlots: Slots;
+  /** The accounts created at runtime, cached in memory (src/accounts/registry.ts). */
+  accounts: AccountRegistry;
   /** Stops everything buildDeps started. */
   close(): Promise<void>;
 }
 
 export interface BuildOverrides {
-  providers?: Providers;
+  /**
+   * The provider clients, or a factory given the stored accounts' credentials (the
+   * registry buildDeps creates): `(accounts) => createProvidersFromEnv(env, accounts)`.
+   */
+  providers?: Providers | ((accounts: AccountCredentialsSource) => Providers);
+  /** Hear account changes with LISTEN (default true); Workers cannot keep the connection and re-read on a short TTL. */
+  listenForAccounts?: boolean;
+  /** The accounts' cache, when it must outlive these deps (a Worker's isolate). */
+  accountCache?: AccountCache;
   logger?: Logger;
   locker?: Locker;
   lockKeyPrefix?: string;
@@ -76,7 +89,18 @@ export function buildDeps(env: Env, overrides: BuildOverrides = {}): Deps {
   const rateLimitPauses = createRateLimitPauses(database.db, (error) =>
     logger.warn({ err: errorMessage(error) }, 'rate-limit pause state unreadable'),
   );
-  const providers: Providers = withRateLimitPauses(overrides.providers ?? {}, rateLimitPauses);
+  const accounts = createAccountRegistry({
+    db: database.db,
+    ...(overrides.listenForAccounts === false ? {} : { listenSql: database.sql }),
+    secrets: accountSecretsFromEnv(env),
+    env,
+    locker,
+    logger,
+    ...(overrides.accountCache ? { cache: overrides.accountCache } : {}),
+  });
+  const baseProviders = typeof overrides.providers === 'function' ? overrides.providers(accounts) : (overrides.providers ?? {});
+  // Inside the 429 pauses: a call refused for a pause never reached the provider and says nothing about the account.
+  const providers: Providers = withRateLimitPauses(withAccountHealth(baseProviders, { db: database.db, logger, accounts }), rateLimitPauses);
   const background = createBackgroundWork((error) =>
     logger.error({ err: errorMessage(error) }, 'background work failed'),
   );
@@ -88,6 +112,7 @@ export function buildDeps(env: Env, overrides: BuildOverrides = {}): Deps {
     redis,
     locker,
     providers,
+    accounts,
     rateLimitPauses,
     logger,
     metrics,
@@ -109,6 +134,7 @@ export function buildDeps(env: Env, overrides: BuildOverrides = {}): Deps {
       // Broker sinks hold connections (and reconnect timers) open until told otherwise.
       await closeConfiguredSinks(deps);
       await locker.close();
+      await accounts.close();
       // quit() waits for a reply that a Redis in the middle of an outage never sends.
       await Promise.all(redis.map((client) => (client.status === 'ready' ? client.quit().catch(() => client.disconnect()) : client.disconnect())));
       await database.close();

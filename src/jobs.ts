@@ -5,7 +5,7 @@ import { relayOnce, runRelay } from './events/relay.js';
 import { checkPollerFleet, runPollerWatch } from './poller/fleet.js';
 import { pollOnce, runPoller } from './poller/poller.js';
 import { recoverGoCardlessEventsStep, runGoCardlessEventRecovery } from './reconciliation/gocardless-recovery.js';
-import { runDueMollieSweep, runMollieSweeper } from './reconciliation/mollie-sweep.js';
+import { runDueMollieSweeps, runMollieSweeper } from './reconciliation/mollie-sweep.js';
 import { runDueRetention, runRetention } from './retention/retention.js';
 import { receiptHandlers } from './webhooks/handlers.js';
 import { retryDueReceipts, runReceiptWorker } from './webhooks/receipt-worker.js';
@@ -62,8 +62,8 @@ export const BACKGROUND_JOBS: readonly BackgroundJob[] = [
   {
     name: 'mollieSweep',
     enabled: (deps) => Boolean(deps.providers.mollie) && deps.env.MOLLIE_SWEEP_INTERVAL_MS > 0,
-    step: (deps) =>
-      runDueMollieSweep(deps, { account: 'default', intervalMs: deps.env.MOLLIE_SWEEP_INTERVAL_MS, windowMs: deps.env.MOLLIE_SWEEP_WINDOW_MS }),
+    // The default account and a few due stored accounts; the next cron run continues.
+    step: (deps) => runDueMollieSweeps(deps),
     loop: (deps, signal) => runMollieSweeper(deps, { signal }),
   },
   {

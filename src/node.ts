@@ -62,7 +62,12 @@ async function main() {
   const tracing = tracesExporterKind(env) ? (await import('./observability/tracing-setup.js')).startTracing(env) : null;
   process.stderr.write(banner(env, embedded));
   await runMigrations(env.DATABASE_URL!, MIGRATIONS);
-  const deps = buildDeps(env, { providers: createProvidersFromEnv(env), defaultMetrics: true });
+  const deps = buildDeps(env, {
+    providers: (accounts) => createProvidersFromEnv(env, accounts),
+    defaultMetrics: true,
+    // The embedded Postgres is one process's own: no other process to hear changes from.
+    listenForAccounts: !embedded,
+  });
   await waitForRedis(deps);
   const app = createApp(deps, { surface: env.ADMIN_PORT ? 'public' : 'all' });
   const jobs = startBackgroundJobs(deps);

@@ -1,6 +1,7 @@
 import { parseEnv } from './config/env.js';
 import { buildDeps, type Deps } from './deps.js';
 import { createApp } from './http/app.js';
+import { createAccountCache } from './accounts/registry.js';
 import { createProvidersFromEnv } from './providers/from-env.js';
 import { runScheduledStep } from './scheduled.js';
 
@@ -21,6 +22,12 @@ interface ExecutionContext {
   waitUntil(promise: Promise<unknown>): void;
 }
 
+/**
+ * Stored accounts read by this isolate's invocations, kept between them (plain maps: no
+ * timer, no randomness). Without LISTEN each entry is read again after a few seconds.
+ */
+const accountCache = createAccountCache();
+
 function depsFor(bindings: WorkerBindings): Deps {
   const vars: Record<string, string> = {};
   for (const [name, value] of Object.entries(bindings)) if (typeof value === 'string') vars[name] = value;
@@ -28,7 +35,8 @@ function depsFor(bindings: WorkerBindings): Deps {
   // A Worker invocation needs only a few connections; Hyperdrive pools behind them.
   vars.DATABASE_POOL_SIZE ??= '3';
   const env = parseEnv(vars);
-  return buildDeps(env, { providers: createProvidersFromEnv(env) });
+  // No LISTEN: the invocation's connections do not outlive it; stored accounts are read again after a few seconds.
+  return buildDeps(env, { providers: (accounts) => createProvidersFromEnv(env, accounts), listenForAccounts: false, accountCache });
 }
 
 export default {

@@ -4,6 +4,34 @@ import type { DbOrTx } from '../db/client.js';
 import { accounts, type InsertAccount, type SelectAccount } from '../db/schema/accounts.js';
 import type { ProviderName } from '../providers/types.js';
 
+/**
+ * The channel every change of an account is announced on (payload `<provider>/<name>`),
+ * by a trigger on the table (drizzle/0011_accounts_notify.sql), whatever statement made
+ * it: each process's account registry (registry.ts) listens and drops its cached copy, so
+ * a change made through one process is seen by every other within a second.
+ */
+export const ACCOUNTS_CHANNEL = 'gateway_accounts';
+
+/**
+ * This process's registries, told at once of the changes made through this store (they
+ * may not be listening: embedded mode, Workers, or the LISTEN connection not up yet). A
+ * forgotten entry is only read again, so telling a registry of another database in the
+ * same process is harmless.
+ */
+const localListeners = new Set<(key: string) => void>();
+
+/** Hears every account change this process makes through the store; returns the unsubscribe. */
+export function onLocalAccountChange(listener: (key: string) => void): () => void {
+  localListeners.add(listener);
+  return () => localListeners.delete(listener);
+}
+
+/** Tells this process's registries; the trigger tells every process's, at commit. */
+function announceLocally(provider: string, name: string): void {
+  const key = `${provider}/${name}`;
+  for (const listener of localListeners) listener(key);
+}
+
 export const ACCOUNT_STATUSES = ['active', 'broken', 'disabled'] as const;
 export type AccountStatus = (typeof ACCOUNT_STATUSES)[number];
 
@@ -29,7 +57,11 @@ export type InsertAccountOutcome =
 export async function insertAccount(db: DbOrTx, row: NewAccountRow): Promise<InsertAccountOutcome> {
   for (let attempt = 0; attempt < 3; attempt++) {
     const [inserted] = await db.insert(accounts).values(row).onConflictDoNothing().returning();
-    if (inserted) return { outcome: 'created', account: inserted };
+    if (inserted) {
+      // A process that cached "no such account" (a webhook that came first) forgets it now.
+      announceLocally(row.provider, row.name);
+      return { outcome: 'created', account: inserted };
+    }
     // The identity first: creating a known merchant again answers with its account, whatever the name asked for.
     const sameIdentity = await getAccountByExternalId(db, row.provider as ProviderName, row.externalId);
     if (sameIdentity) return { outcome: 'existing', account: sameIdentity };
@@ -72,6 +104,16 @@ export async function listAccountRows(db: DbOrTx, params: ListAccountsParams): P
     .limit(params.limit);
 }
 
+/** The names of the provider's active accounts, oldest first: what the sweep and the events recovery cover. */
+export async function listActiveAccountNames(db: DbOrTx, provider: ProviderName): Promise<string[]> {
+  const rows = await db
+    .select({ name: accounts.name })
+    .from(accounts)
+    .where(and(eq(accounts.provider, provider), eq(accounts.status, 'active')))
+    .orderBy(asc(accounts.id));
+  return rows.map((row) => row.name);
+}
+
 export type AccountChanges = Partial<
   Pick<InsertAccount, 'credentialsKind' | 'credentialsLast4' | 'credentialsKeyId' | 'credentialsCiphertext' | 'webhookSecretsKeyId' | 'webhookSecretsCiphertext' | 'lastCheckedAt' | 'lastError'>
 > & { status?: AccountStatus; brokenSince?: Date | null };
@@ -83,6 +125,7 @@ export async function updateAccount(db: DbOrTx, provider: ProviderName, name: st
     .set({ ...changes, updatedAt: sql`now()` })
     .where(and(eq(accounts.provider, provider), eq(accounts.name, name)))
     .returning();
+  if (row) announceLocally(provider, name);
   return row;
 }
 

@@ -294,11 +294,30 @@ function setPollerGauges(metrics: Metrics, accounts: PollerAccountStatus[]): voi
   metrics.pollerConsecutiveFailures.reset();
   metrics.pollerLag.reset();
   metrics.pollerDegraded.reset();
+  // Stored accounts (thousands of merchants) share one series per provider, `account="stored"`,
+  // holding the worst of them: the oldest last success, the most failures in a row, the
+  // largest lag, degraded when any is. The env's `default` keeps its own series.
+  const folded = new Map<string, { provider: string; account: string; lastSuccess: number; failures: number; lag: number; degraded: number }>();
   for (const a of accounts) {
-    const labels = { provider: a.provider, account: a.account };
-    metrics.pollerLastSuccess.set(labels, a.lastSuccessAt ? Date.parse(a.lastSuccessAt) / 1000 : 0);
-    metrics.pollerConsecutiveFailures.set(labels, a.consecutiveFailures);
-    metrics.pollerLag.set(labels, a.lagSeconds);
-    metrics.pollerDegraded.set(labels, a.state === 'degraded' ? 1 : 0);
+    const account = a.account === 'default' ? 'default' : 'stored';
+    const key = `${a.provider}\u0000${account}`;
+    const lastSuccess = a.lastSuccessAt ? Date.parse(a.lastSuccessAt) / 1000 : 0;
+    const degraded = a.state === 'degraded' ? 1 : 0;
+    const entry = folded.get(key);
+    if (!entry) {
+      folded.set(key, { provider: a.provider, account, lastSuccess, failures: a.consecutiveFailures, lag: a.lagSeconds, degraded });
+      continue;
+    }
+    entry.lastSuccess = Math.min(entry.lastSuccess, lastSuccess);
+    entry.failures = Math.max(entry.failures, a.consecutiveFailures);
+    entry.lag = Math.max(entry.lag, a.lagSeconds);
+    entry.degraded = Math.max(entry.degraded, degraded);
+  }
+  for (const entry of folded.values()) {
+    const labels = { provider: entry.provider, account: entry.account };
+    metrics.pollerLastSuccess.set(labels, entry.lastSuccess);
+    metrics.pollerConsecutiveFailures.set(labels, entry.failures);
+    metrics.pollerLag.set(labels, entry.lag);
+    metrics.pollerDegraded.set(labels, entry.degraded);
   }
 }

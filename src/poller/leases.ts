@@ -59,7 +59,8 @@ interface LeasedRow {
  * Leases up to `limit` due payments for `owner`. SKIP LOCKED lets processes lease
  * concurrently without waiting on each other's rows or taking the same one twice; the
  * lease columns keep a payment out of other processes' hands for `leaseMs` after this
- * transaction commits. Accounts paused by a provider's 429 are left alone.
+ * transaction commits. Accounts paused by a provider's 429, and disabled stored accounts,
+ * are left alone.
  */
 export async function leaseDuePolls(
   db: DbOrTx,
@@ -78,6 +79,10 @@ export async function leaseDuePolls(
         and not exists (
           select 1 from poller_health h
           where h.provider = p.provider and h.account = p.account and h.paused_until > now())
+        -- A disabled stored account is not polled (its payments wait, should it be enabled again).
+        and not exists (
+          select 1 from accounts a
+          where a.provider = p.provider and a.name = p.account and a.status = 'disabled')
       order by p.next_poll_at
       limit ${params.limit}
       for update of p skip locked

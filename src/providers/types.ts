@@ -1,3 +1,5 @@
+import type { AccountCredentials } from '../accounts/credentials.js';
+
 /**
  * The provider port. Every way of learning a payment's state (webhook, poll,
  * return-page sync, sweep, replay) ends in `PaymentProvider.fetchPayment`,
@@ -108,7 +110,11 @@ export interface FetchOptions {
 
 export interface PaymentProvider {
   readonly name: ProviderName;
-  /** Accounts this provider is configured for; 'default' is the env-var account. */
+  /**
+   * The accounts configured into this client itself ('default', the env-var account).
+   * Stored accounts are not among them: whether one exists is the account registry's
+   * answer (src/accounts/registry.ts, webhooks/accounts.ts resolveAccount).
+   */
   hasAccount(account: string): boolean;
   fetchPayment(account: string, providerPaymentId: string, options?: FetchOptions): Promise<FetchResult>;
 }
@@ -132,3 +138,22 @@ export class ProviderError extends Error {
 }
 
 export type Providers = Partial<Record<ProviderName, PaymentProvider>>;
+
+/** A stored account's credentials, as a provider client asks for them before a call. */
+export interface SourcedCredentials {
+  credentials: AccountCredentials;
+  /** Changes whenever the credentials do: a client built for one fingerprint is rebuilt for another. */
+  fingerprint: string;
+  /** The bearer to send now: the key or token itself, or (OAuth) an access token valid now. */
+  bearer(): Promise<string>;
+}
+
+/**
+ * Where the provider clients find the credentials of accounts created at runtime (the
+ * account registry, src/accounts/registry.ts). The env-configured accounts stay in each
+ * client's static map and never reach the source.
+ */
+export interface AccountCredentialsSource {
+  /** The account's credentials now; null when there is no such account (unknown or disabled). */
+  credentialsFor(provider: ProviderName, account: string): Promise<SourcedCredentials | null>;
+}

@@ -17,6 +17,7 @@
  * than starting again.
  */
 import { sql } from 'drizzle-orm';
+import { dueStoredAccounts } from '../db/queries/sweeps.js';
 import type { Deps } from '../deps.js';
 import { LockBusyError, LockUnavailableError } from '../lock/locker.js';
 import { errorMessage } from '../primitives/error-message.js';
@@ -28,7 +29,7 @@ import { sleep } from '../abortable-sleep.js';
 const CURSOR_NAME = 'events';
 
 /** What recovery uses: its cursor, lock and provider, and the receipts path every recovered event goes through. */
-export type RecoveryDeps = Pick<Deps, 'db' | 'env' | 'clock' | 'locker' | 'providers' | 'logger' | 'metrics'> &
+export type RecoveryDeps = Pick<Deps, 'db' | 'env' | 'clock' | 'locker' | 'providers' | 'logger' | 'metrics' | 'accounts'> &
   Parameters<typeof storeGoCardlessEvents>[0] &
   Parameters<typeof processGoCardlessReceipts>[0];
 
@@ -120,10 +121,19 @@ function later(a: string | null, b: string | null): string | null {
   return Date.parse(b) > Date.parse(a) ? b : a;
 }
 
-function gocardlessProvider(deps: RecoveryDeps, account: string): GoCardlessProvider | null {
+function gocardlessClient(deps: RecoveryDeps): GoCardlessProvider | null {
   const provider = deps.providers.gocardless;
-  if (!provider || !('listEvents' in provider) || !provider.hasAccount(account)) return null;
+  if (!provider || !('listEvents' in provider)) return null;
   return provider as GoCardlessProvider;
+}
+
+/** The client, when the account is the env's or an active stored one. */
+async function gocardlessProvider(deps: RecoveryDeps, account: string): Promise<GoCardlessProvider | null> {
+  const provider = gocardlessClient(deps);
+  if (!provider) return null;
+  if (provider.hasAccount(account)) return provider;
+  const stored = await deps.accounts.resolve('gocardless', account);
+  return stored?.status === 'active' ? provider : null;
 }
 
 /**
@@ -136,7 +146,7 @@ export async function recoverGoCardlessEvents(deps: RecoveryDeps, options: Recov
   const interval = deps.env.GOCARDLESS_EVENTS_INTERVAL_MS || 300_000;
   const empty = { pages: 0, events: 0, newEvents: 0, duplicates: 0 };
   let result: RecoveryResult;
-  const provider = gocardlessProvider(deps, options.account);
+  const provider = await gocardlessProvider(deps, options.account);
   if (!provider) {
     result = { outcome: 'not_configured', ...empty, watermark: null, nextAt: new Date(deps.clock.now().getTime() + interval) };
   } else {
@@ -264,32 +274,56 @@ async function runPass(deps: RecoveryDeps, provider: GoCardlessProvider, options
   return finish('incomplete', new Date());
 }
 
-/** Accounts recovered in the background. Only the environment's default account exists so far. */
-function recoveredAccounts(deps: RecoveryDeps): string[] {
-  return ['default'].filter((account) => gocardlessProvider(deps, account) !== null);
+/** Between two accounts' passes, at least this long (many accounts spread over a short interval). */
+const MIN_ACCOUNT_GAP_MS = 250;
+
+/** Accounts recovered in the background: the env's `default` (when configured) and every active stored account. */
+async function recoveredAccounts(deps: RecoveryDeps): Promise<string[]> {
+  const provider = gocardlessClient(deps);
+  if (!provider) return [];
+  return [...(provider.hasAccount('default') ? ['default'] : []), ...(await deps.accounts.activeNames('gocardless'))];
 }
 
-/** One bounded pass per account, for a Workers Cron Trigger. */
-export async function recoverGoCardlessEventsStep(deps: RecoveryDeps): Promise<RecoveryResult[]> {
-  if (deps.env.GOCARDLESS_EVENTS_INTERVAL_MS === 0) return [];
+/** A pass is due when one is under way, the last completed an interval ago, and no rate limit's reset is ahead. */
+function recoveryDue(intervalMs: number) {
+  return sql`(c.state->>'pass' is not null
+      or coalesce((c.state->>'completedAt')::timestamptz, '-infinity'::timestamptz) <= now() - make_interval(secs => ${intervalMs / 1000}))
+    and coalesce((c.state->>'resumeAt')::timestamptz, '-infinity'::timestamptz) <= now()`;
+}
+
+/** One bounded pass for the default account and a few due stored accounts (least recently visited first), for a Workers Cron Trigger. */
+export async function recoverGoCardlessEventsStep(deps: RecoveryDeps, options: { limit?: number } = {}): Promise<RecoveryResult[]> {
+  const interval = deps.env.GOCARDLESS_EVENTS_INTERVAL_MS;
+  const provider = gocardlessClient(deps);
+  if (interval === 0 || !provider) return [];
+  const stored = await dueStoredAccounts(deps.db, { provider: 'gocardless', cursorName: CURSOR_NAME, due: recoveryDue(interval), limit: options.limit ?? 3 });
   const results: RecoveryResult[] = [];
-  for (const account of recoveredAccounts(deps)) {
-    results.push(await recoverGoCardlessEvents(deps, { account, maxPages: 5, minIntervalMs: deps.env.GOCARDLESS_EVENTS_INTERVAL_MS }));
+  for (const account of [...(provider.hasAccount('default') ? ['default'] : []), ...stored]) {
+    results.push(await recoverGoCardlessEvents(deps, { account, maxPages: 5, minIntervalMs: interval }));
   }
   return results;
 }
 
 /**
  * The Node loop: a pass per account every GOCARDLESS_EVENTS_INTERVAL_MS (0 disables),
- * sooner when a pass stopped early, later when a rate limit says so. Returns when the
- * signal aborts.
+ * sooner when a pass stopped early, later when a rate limit says so. The accounts (the
+ * default one and every active stored one, each with its own cursor) are visited
+ * `interval / accounts` apart, so their passes are spread over the interval rather than
+ * made all at once. Returns when the signal aborts.
  */
 export async function runGoCardlessEventRecovery(deps: RecoveryDeps, options: { signal: AbortSignal }): Promise<void> {
   const interval = deps.env.GOCARDLESS_EVENTS_INTERVAL_MS;
-  const accounts = recoveredAccounts(deps);
-  if (interval === 0 || accounts.length === 0) return;
+  if (interval === 0 || !gocardlessClient(deps)) return;
   while (!options.signal.aborted) {
-    let next = Date.now() + interval;
+    let accounts: string[] = [];
+    try {
+      accounts = await recoveredAccounts(deps);
+    } catch (error) {
+      deps.logger.error({ job: 'gocardless-recovery', err: errorMessage(error) }, 'gocardless events recovery could not list the accounts');
+    }
+    let next = Date.now() + Math.min(interval, 60_000);
+    if (accounts.length > 0) next = Date.now() + interval;
+    const gapMs = accounts.length > 1 ? Math.max(MIN_ACCOUNT_GAP_MS, Math.min(60_000, interval / accounts.length)) : 0;
     for (const account of accounts) {
       if (options.signal.aborted) break;
       try {
@@ -298,8 +332,8 @@ export async function runGoCardlessEventRecovery(deps: RecoveryDeps, options: { 
       } catch (error) {
         deps.logger.error({ job: 'gocardless-recovery', account, err: errorMessage(error) }, 'gocardless events recovery failed');
       }
+      if (gapMs > 0) await sleep(gapMs, options.signal);
     }
     await sleep(Math.max(0, next - Date.now()), options.signal);
   }
 }
-

@@ -5,7 +5,7 @@
  * (source 'sweep'). The list entry only selects what to sync; the write still comes from
  * syncPayment's own fenced fetch, like every other trigger.
  */
-import { claimSweepRun, getTrackedStates, recordSweepRun } from '../db/queries/sweeps.js';
+import { claimSweepRun, dueStoredAccounts, getTrackedStates, recordSweepRun, sweepDue } from '../db/queries/sweeps.js';
 import type { Deps } from '../deps.js';
 import type { TrackedState } from '../events/payment-events.js';
 import { LockBusyError } from '../lock/locker.js';
@@ -179,25 +179,72 @@ export async function runDueMollieSweep(
   return summary;
 }
 
-/**
- * The periodic sweep of a Node process: checks at most once a minute whether a run is
- * due; the claim in the database makes the fleet run it once per MOLLIE_SWEEP_INTERVAL_MS.
- * Returns at once when Mollie is not configured or the interval is 0.
- */
-export async function runMollieSweeper(deps: SyncDeps & Pick<Deps, 'env'>, options: { signal: AbortSignal; account?: string }): Promise<void> {
-  const intervalMs = deps.env.MOLLIE_SWEEP_INTERVAL_MS;
-  const account = options.account ?? 'default';
+/** Between two accounts' runs, at least this long (many accounts spread over a short interval). */
+const MIN_ACCOUNT_GAP_MS = 250;
+
+export type SweeperDeps = SyncDeps & Pick<Deps, 'env' | 'accounts'>;
+
+/** The accounts the sweep covers: the env's `default` (when configured) and every active stored account. */
+export async function sweptAccounts(deps: SweeperDeps): Promise<string[]> {
   const provider = deps.providers.mollie;
-  if (intervalMs <= 0 || !isMollieProvider(provider) || !provider.hasAccount(account)) return;
-  const checkEveryMs = Math.min(intervalMs, 60_000);
-  while (!options.signal.aborted) {
-    try {
-      await runDueMollieSweep(deps, { account, intervalMs, windowMs: deps.env.MOLLIE_SWEEP_WINDOW_MS, signal: options.signal });
-    } catch (error) {
-      deps.metrics.sweepRuns.inc({ provider: 'mollie', outcome: 'error' });
-      deps.logger.error({ job: 'mollie-sweep', err: errorMessage(error) }, 'Mollie sweep failed');
-    }
-    await sleep(checkEveryMs, options.signal);
-  }
+  if (!isMollieProvider(provider)) return [];
+  const stored = await deps.accounts.activeNames('mollie');
+  return [...(provider.hasAccount('default') ? ['default'] : []), ...stored];
 }
 
+/**
+ * One bounded step for a Workers cron run: the default account's sweep if due, then up to
+ * `limit` stored accounts whose sweep is due (the least recently visited first).
+ */
+export async function runDueMollieSweeps(deps: SweeperDeps, options: { limit?: number } = {}): Promise<SweepSummary[]> {
+  const provider = deps.providers.mollie;
+  const intervalMs = deps.env.MOLLIE_SWEEP_INTERVAL_MS;
+  if (intervalMs <= 0 || !isMollieProvider(provider)) return [];
+  const windowMs = deps.env.MOLLIE_SWEEP_WINDOW_MS;
+  const stored = await dueStoredAccounts(deps.db, { provider: 'mollie', cursorName: 'sweep', due: sweepDue, limit: options.limit ?? 3 });
+  const summaries: SweepSummary[] = [];
+  for (const account of [...(provider.hasAccount('default') ? ['default'] : []), ...stored]) {
+    const summary = await runDueMollieSweep(deps, { account, intervalMs, windowMs });
+    if (summary) summaries.push(summary);
+  }
+  return summaries;
+}
+
+/**
+ * The periodic sweep of a Node process, for the default account and every active stored
+ * account: the accounts are visited one at a time, `interval / accounts` apart (at most a
+ * minute), so N accounts' runs are spread over the interval rather than all at once; the
+ * claim in the database (per account, its own cursor) makes the fleet run each account
+ * once per MOLLIE_SWEEP_INTERVAL_MS. `account` pins it to one account. Returns at once
+ * when Mollie is not configured or the interval is 0.
+ */
+export async function runMollieSweeper(deps: SweeperDeps, options: { signal: AbortSignal; account?: string }): Promise<void> {
+  const intervalMs = deps.env.MOLLIE_SWEEP_INTERVAL_MS;
+  const provider = deps.providers.mollie;
+  if (intervalMs <= 0 || !isMollieProvider(provider)) return;
+  if (options.account !== undefined && !provider.hasAccount(options.account)) return;
+  const checkEveryMs = Math.min(intervalMs, 60_000);
+  while (!options.signal.aborted) {
+    let accounts: string[] = [];
+    try {
+      accounts = options.account !== undefined ? [options.account] : await sweptAccounts(deps);
+    } catch (error) {
+      deps.logger.error({ job: 'mollie-sweep', err: errorMessage(error) }, 'Mollie sweep could not list the accounts');
+    }
+    if (accounts.length === 0) {
+      await sleep(checkEveryMs, options.signal);
+      continue;
+    }
+    const gapMs = Math.max(Math.min(MIN_ACCOUNT_GAP_MS, checkEveryMs), Math.min(checkEveryMs, intervalMs / accounts.length));
+    for (const account of accounts) {
+      if (options.signal.aborted) break;
+      try {
+        await runDueMollieSweep(deps, { account, intervalMs, windowMs: deps.env.MOLLIE_SWEEP_WINDOW_MS, signal: options.signal });
+      } catch (error) {
+        deps.metrics.sweepRuns.inc({ provider: 'mollie', outcome: 'error' });
+        deps.logger.error({ job: 'mollie-sweep', account, err: errorMessage(error) }, 'Mollie sweep failed');
+      }
+      await sleep(gapMs, options.signal);
+    }
+  }
+}

@@ -1,9 +1,15 @@
 /**
  * Which provider accounts a webhook may name, and the secrets that sign its webhooks: the
- * one place that answers both. Today every answer comes from the environment (the
- * provider's configured accounts, and one list of webhook secrets per provider shared by
- * its accounts); per-merchant accounts kept at runtime will answer here instead.
+ * one place that answers both.
+ *
+ * - The env-configured accounts (`default`): the provider client has them; their webhooks
+ *   are signed with the provider's env secrets (MOLLIE_WEBHOOK_SECRETS, GOCARDLESS_WEBHOOK_SECRETS).
+ * - Stored accounts (/v1/accounts), from the account registry's memory: an active or broken
+ *   account exists (a broken one's webhooks are still recorded; its fetches fail and are
+ *   retried), with its own webhook secrets, or the provider's env secrets when it has none.
+ *   A disabled or unknown name gets the same answer as an unknown account always has.
  */
+import type { AccountRegistry } from '../accounts/registry.js';
 import type { Env } from '../config/env.js';
 import type { ProviderName, Providers } from '../providers/types.js';
 
@@ -17,6 +23,7 @@ export function isAccountName(name: string): boolean {
 export interface AccountDeps {
   env: Pick<Env, 'MOLLIE_WEBHOOK_SECRETS' | 'GOCARDLESS_WEBHOOK_SECRETS'>;
   providers: Providers;
+  accounts: Pick<AccountRegistry, 'resolve'>;
 }
 
 export type ResolvedAccount =
@@ -30,14 +37,15 @@ export type ResolvedAccount =
       webhookSecrets: readonly string[];
     };
 
-export function resolveAccount(deps: AccountDeps, provider: ProviderName, name: string): ResolvedAccount {
+export async function resolveAccount(deps: AccountDeps, provider: ProviderName, name: string): Promise<ResolvedAccount> {
   const client = deps.providers[provider];
   if (!client) return { providerConfigured: false };
-  return {
-    providerConfigured: true,
-    exists: isAccountName(name) && client.hasAccount(name),
-    webhookSecrets: webhookSecretsOf(deps.env, provider),
-  };
+  const envSecrets = webhookSecretsOf(deps.env, provider);
+  if (!isAccountName(name)) return { providerConfigured: true, exists: false, webhookSecrets: envSecrets };
+  if (client.hasAccount(name)) return { providerConfigured: true, exists: true, webhookSecrets: envSecrets };
+  const stored = await deps.accounts.resolve(provider, name);
+  if (!stored || stored.status === 'disabled') return { providerConfigured: true, exists: false, webhookSecrets: envSecrets };
+  return { providerConfigured: true, exists: true, webhookSecrets: stored.webhookSecrets ?? envSecrets };
 }
 
 function webhookSecretsOf(env: AccountDeps['env'], provider: ProviderName): readonly string[] {

@@ -17,7 +17,6 @@ import type { FailureHint } from '../events/billing-facts.js';
 import { enqueueEvents, type NewOutboxEvent } from '../events/outbox.js';
 import type { SyncSource } from '../payments/apply-snapshot.js';
 import { syncPayment } from '../payments/sync-payment.js';
-import { errorMessage } from '../primitives/error-message.js';
 import { createSlots, type Slots } from '../primitives/slots.js';
 import { verifyGoCardlessSignature } from '../providers/gocardless/signature.js';
 import { goCardlessEventSchema, parseGoCardlessBatch, type GoCardlessEvent } from '../providers/gocardless/webhook.js';
@@ -145,7 +144,9 @@ function forwardedEvent(item: ParsedReceipt): NewOutboxEvent {
   return {
     type: `gocardless.${event.resource_type}.${event.action}`,
     // One outbound event per GoCardless event, however often it was received or processed.
-    dedupeKey: `gocardless:event:${event.id}`,
+    // Event ids are unique per GoCardless account only: a stored account's key names it
+    // (the env account's keeps the shape it always had).
+    dedupeKey: receipt.account === 'default' ? `gocardless:event:${event.id}` : `gocardless:event:${receipt.account}:${event.id}`,
     provider: 'gocardless',
     data: {
       provider: 'gocardless',

@@ -78,7 +78,7 @@ export interface WebhookIntake<Delivery> extends ReceiptHandler {
   acknowledgement: 'received' | 'no_content';
 }
 
-export type IntakeDeps = ProcessDeps & Pick<Deps, 'background' | 'metrics'> & { env: Pick<Env, 'MOLLIE_WEBHOOK_DEADLINE_MS'> };
+export type IntakeDeps = ProcessDeps & Pick<Deps, 'background' | 'metrics' | 'accounts'> & { env: Pick<Env, 'MOLLIE_WEBHOOK_DEADLINE_MS'> };
 
 /** The order of inline outcomes: the first state any receipt reached names the request's outcome. */
 const INLINE_STATES = ['processed', 'ignored', 'pending', 'failed'] as const;
@@ -95,7 +95,7 @@ export async function receiveWebhook<Delivery>(c: Context<AppEnv>, deps: IntakeD
   };
   const acknowledge = () => (intake.acknowledgement === 'received' ? c.json({ received: true as const }, 200) : c.body(null, 204));
 
-  const resolved = resolveAccount(deps, intake.provider, account);
+  const resolved = await resolveAccount(deps, intake.provider, account);
   if (!resolved.providerConfigured) return refuse(intake.notConfigured(account));
   if (intake.accountCheck === 'before_body' && !resolved.exists) return refuse(intake.unknownAccount(account));
 

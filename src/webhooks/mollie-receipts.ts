@@ -7,11 +7,9 @@
  * share one sync, so a burst of webhooks for one payment costs one fetch.
  */
 import type { SelectWebhookReceipt } from '../db/schema/webhook-receipts.js';
-import type { Deps } from '../deps.js';
 import { takeFetchFenceAt } from '../payments/apply-snapshot.js';
 import { decideFromRecentFetch, RecentlyFetchedError } from '../payments/recent-fetches.js';
 import { syncPayment, type SyncDeps } from '../payments/sync-payment.js';
-import { errorMessage } from '../primitives/error-message.js';
 import { forEachLimited } from '../primitives/for-each-limited.js';
 import { isMollieProvider, type MollieProvider } from '../providers/mollie/client.js';
 import { MOLLIE_SIGNATURE_HEADER, verifyMollieSignature } from '../providers/mollie/signature.js';
@@ -185,7 +183,7 @@ export const mollieIntake: WebhookIntake<MollieDelivery> = {
     const lookups = new Map<string, Promise<string | null>>();
     const groups = new Map<string, { account: string; paymentId: string; receipts: SelectWebhookReceipt[] }>();
     await forEachLimited(receipts, SYNC_CONCURRENCY, async (receipt) => {
-      const account = resolveAccount(deps, 'mollie', receipt.account);
+      const account = await resolveAccount(deps, 'mollie', receipt.account);
       if (!account.providerConfigured || !account.exists) {
         // Kept pending (and finally failed) rather than dropped: the account may come back.
         settle([receipt], { state: 'retry', error: `no Mollie account named ${JSON.stringify(receipt.account)} is configured` });

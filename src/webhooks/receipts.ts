@@ -58,8 +58,8 @@ export function nextRetryDelayMs(
 }
 
 /**
- * Stores a batch of receipts in one round trip. Events already stored (same provider
- * and event id) come back as duplicates: the unique index decides, not a prior SELECT.
+ * Stores a batch of receipts in one round trip. Events already stored (same provider,
+ * account and event id) come back as duplicates: the unique index decides, not a prior SELECT.
  * On the pool, concurrent calls share one insert (group commit, src/db/group-commit.ts);
  * each call's answer is the one it would get alone, and it returns once its rows are durable.
  */
@@ -79,14 +79,14 @@ export async function recordReceipts(db: DbOrTx, receipts: NewReceipt[]): Promis
  */
 async function insertReceipts(db: DbOrTx, calls: NewReceipt[][]): Promise<RecordedReceipt[][]> {
   const rows = receiptRows(calls.flat());
-  const inserted = await executePrepared<{ id: number; provider: string; event_id: string | null; received_at: Date | string }>(db, recordReceiptsSql(rows));
-  const eventKey = (provider: string, eventId: string) => `${provider}\u0000${eventId}`;
+  const inserted = await executePrepared<{ id: number; provider: string; account: string; event_id: string | null; received_at: Date | string }>(db, recordReceiptsSql(rows));
+  const eventKey = (provider: string, account: string, eventId: string) => `${provider}\u0000${account}\u0000${eventId}`;
   const byEvent = new Map<string, number>();
   const plainIds: number[] = [];
   // One statement: every row has the same received_at (the transaction's time).
   const statementAt = inserted[0] ? new Date(inserted[0].received_at) : null;
   for (const row of inserted) {
-    if (row.event_id) byEvent.set(eventKey(row.provider, row.event_id), Number(row.id));
+    if (row.event_id) byEvent.set(eventKey(row.provider, row.account, row.event_id), Number(row.id));
     else plainIds.push(Number(row.id));
   }
   plainIds.sort((a, b) => a - b);
@@ -98,7 +98,7 @@ async function insertReceipts(db: DbOrTx, calls: NewReceipt[][]): Promise<Record
     const own = rows.slice(next, (next += call.length));
     const answers = own.map((row) => {
       if (!row.event_id) return { id: plainIds[plain++]!, eventId: null, duplicate: false };
-      const key = eventKey(row.provider, row.event_id);
+      const key = eventKey(row.provider, row.account, row.event_id);
       const id = byEvent.get(key);
       const claimant = claimedBy.get(key);
       if (id !== undefined && claimant === undefined) {
@@ -139,8 +139,8 @@ export function recordReceiptsSql(rows: ReturnType<typeof receiptRows>): SQL {
       ord int, provider text, account text, event_id text, resource_type text, resource_id text,
       body text, headers jsonb, signature text)
     order by ord
-    on conflict (provider, event_id) where event_id is not null do nothing
-    returning id, provider, event_id, received_at`;
+    on conflict (provider, account, event_id) where event_id is not null do nothing
+    returning id, provider, account, event_id, received_at`;
 }
 
 export function recordReceiptsSqlFor(receipts: NewReceipt[]): SQL {

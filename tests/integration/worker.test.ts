@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -35,6 +36,7 @@ beforeAll(async () => {
     ADMIN_TOKEN: TEST_ADMIN_TOKEN,
     MOLLIE_API_URL: mollie.url,
     MOLLIE_API_KEY: 'test_sandbox',
+    ACCOUNT_SECRETS_KEY: randomBytes(32).toString('base64'),
     LOG_LEVEL: 'warn',
   };
   wrangler = spawn(
@@ -100,6 +102,25 @@ describe('Cloudflare Workers target (wrangler dev)', () => {
       where type = 'payment.paid' and provider_payment_id = any(${ids}) group by provider_payment_id`;
     expect(events).toHaveLength(ids.length);
     expect(events.every((event) => event.count === 1)).toBe(true);
+  });
+
+  it("a stored account's webhook is fetched with its own key and filed under it", async () => {
+    const key = mollie.accounts.addApiKey().token;
+    const created = await fetch(`${url}/v1/accounts`, {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: JSON.stringify({ provider: 'mollie', name: 'worker-shop', credentials: { apiKey: key } }),
+    });
+    expect(created.status, `${await created.clone().text()}\n${output}`).toBe(201);
+    const payment = mollie.createPayment({ apiKey: key, status: 'paid' });
+    const res = await fetch(`${url}/webhooks/mollie/worker-shop`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `id=${payment.id}` });
+    expect(res.status, output).toBe(200);
+    const row = await eventually(
+      async () => (await sql<{ account: string; status: string }[]>`select account, status from payments where provider_payment_id = ${payment.id}`)[0],
+      { timeoutMs: 20_000, what: 'the stored account payment' },
+    );
+    expect(row).toEqual({ account: 'worker-shop', status: 'paid' });
+    expect(new Set(mollie.fetchedBy(payment.id))).toEqual(new Set([key]));
   });
 
   it('a scheduled run polls a due payment', async () => {

@@ -1,4 +1,4 @@
-import { sql } from 'drizzle-orm';
+import { sql, type SQL } from 'drizzle-orm';
 import type { TrackedState } from '../../events/payment-events.js';
 import type { PaymentStatus } from '../../providers/types.js';
 import type { DbOrTx } from '../client.js';
@@ -84,3 +84,22 @@ export async function recordSweepRun(
         updated_at = now()
     where provider = ${params.provider} and account = ${params.account} and name = ${params.name}`);
 }
+
+/**
+ * The provider's active stored accounts whose periodic job is due, the least recently
+ * visited first: for a bounded step (a Workers cron run) that cannot visit every account
+ * each time. `due` is
+ * the job's rule over its cursor row `c` (absent for an account never visited).
+ */
+export async function dueStoredAccounts(db: DbOrTx, params: { provider: string; cursorName: string; due: SQL; limit: number }): Promise<string[]> {
+  const rows = await db.execute<{ name: string }>(sql`
+    select a.name from accounts a
+    left join provider_cursors c on c.provider = a.provider and c.account = a.name and c.name = ${params.cursorName}
+    where a.provider = ${params.provider} and a.status = 'active' and (${params.due})
+    order by c.updated_at nulls first, a.id
+    limit ${params.limit}`);
+  return rows.map((row) => row.name);
+}
+
+/** A sweep is due when its claim's nextRunAt has passed (or it never ran). */
+export const sweepDue = sql`coalesce((c.state->>'nextRunAt')::timestamptz, '-infinity'::timestamptz) <= now()`;

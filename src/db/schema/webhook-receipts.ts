@@ -34,8 +34,10 @@ export const webhookReceipts = pgTable(
     processedAt: timestamp('processed_at', { withTimezone: true }),
   },
   (table) => [
-    // De-duplicates signed events by the provider's event id.
-    uniqueIndex('webhook_receipts_event_uq').on(table.provider, table.eventId).where(sql`${table.eventId} is not null`),
+    // De-duplicates signed events by the provider's event id, per account: event ids are
+    // unique within one merchant's provider account, and one account's signed webhooks must
+    // never pre-empt another's.
+    uniqueIndex('webhook_receipts_event_uq').on(table.provider, table.account, table.eventId).where(sql`${table.eventId} is not null`),
     // The retry worker scans only receipts still pending.
     index('webhook_receipts_pending_idx').on(table.nextAttemptAt).where(sql`${table.state} = 'pending'`),
     index('webhook_receipts_resource_idx').on(table.provider, table.resourceId),

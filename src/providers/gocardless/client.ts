@@ -9,7 +9,7 @@
 import { z } from 'zod';
 import { callDeadline } from '../../call-deadline.js';
 import { parseRetryAfter } from '../../primitives/retry-after.js';
-import { ProviderError, type FetchOptions, type FetchResult, type PaymentProvider } from '../types.js';
+import { ProviderError, type AccountCredentialsSource, type FetchOptions, type FetchResult, type PaymentProvider } from '../types.js';
 import {
   GoCardlessMappingError,
   goCardlessNeedsRefunds,
@@ -31,6 +31,8 @@ export interface GoCardlessAccountConfig {
 
 export interface GoCardlessProviderConfig {
   accounts: Record<string, GoCardlessAccountConfig>;
+  /** Accounts created at runtime (the account registry): asked for any name not in `accounts`. */
+  credentials?: AccountCredentialsSource;
   /** Defaults to the live API. */
   apiUrl?: string;
   /** Per request, covering headers and body. Default 4000 ms. */
@@ -178,12 +180,14 @@ export function createGoCardlessProvider(config: GoCardlessProviderConfig): GoCa
   // Resolved per call so a test can stub globalThis.fetch after construction.
   const fetcher: typeof fetch = config.fetcher ?? ((input, init) => globalThis.fetch(input, init));
 
-  function tokenFor(account: string): string {
+  async function tokenFor(account: string): Promise<string> {
     const entry = Object.hasOwn(config.accounts, account) ? config.accounts[account] : undefined;
-    if (!entry) {
+    if (entry) return entry.accessToken;
+    const sourced = config.credentials ? await config.credentials.credentialsFor('gocardless', account) : null;
+    if (!sourced) {
       throw new ProviderError('gocardless', 'unknown_account', `no GoCardless account named ${JSON.stringify(account)} is configured`, false);
     }
-    return entry.accessToken;
+    return sourced.bearer();
   }
 
   interface RawResponse {
@@ -195,7 +199,7 @@ export function createGoCardlessProvider(config: GoCardlessProviderConfig): GoCa
 
   /** One GET; throws ProviderError for transport failures, 401/403, 429 and 5xx. */
   async function get(account: string, path: string, signal: AbortSignal | undefined): Promise<RawResponse> {
-    const token = tokenFor(account);
+    const token = await tokenFor(account);
     const label = `GoCardless GET ${path.split('?')[0]}`;
     if (signal?.aborted) {
       throw new ProviderError('gocardless', 'timeout', `${label} was aborted by the caller before it started`, true, undefined, { cause: signal.reason });

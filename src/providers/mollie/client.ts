@@ -20,10 +20,12 @@ import { errorMessage } from '../../primitives/error-message.js';
 import { parseRetryAfter } from '../../primitives/retry-after.js';
 import {
   ProviderError,
+  type AccountCredentialsSource,
   type FetchOptions,
   type FetchResult,
   type PaymentProvider,
   type PaymentSnapshot,
+  type SourcedCredentials,
 } from '../types.js';
 import { createDirectPaymentGet } from './direct-get.js';
 import { MollieMappingError, mapMolliePayment, type MollieAdjustments, type MolliePayment } from './mapping.js';
@@ -52,6 +54,8 @@ const MOLLIE_SDK_BACKOFF = { initialInterval: 500, maxInterval: 60000, exponent:
 export interface MollieProviderConfig {
   /** Account name → credentials; 'default' is the env-var account. */
   accounts: Record<string, { apiKey: string }>;
+  /** Accounts created at runtime (the account registry): asked for any name not in `accounts`. */
+  credentials?: AccountCredentialsSource;
   /** Origin of the API, without /v2 (a trailing /v2 is tolerated). Defaults to Mollie's. */
   apiUrl?: string;
   /** Per attempt, not per call. Default 4000 ms. */
@@ -97,6 +101,19 @@ export function isMollieProvider(provider: PaymentProvider | undefined): provide
     typeof candidate.resolvePaymentId === 'function' &&
     typeof candidate.listRecentPayments === 'function'
   );
+}
+
+/** Clients of stored accounts kept per process (a client is a few objects; 10,000 fit easily). */
+const MAX_STORED_CLIENTS = 20_000;
+
+interface MollieTarget {
+  client: Client;
+  /** An organization token or OAuth grant: test-mode payments need testmode=true. */
+  organizationLevel: boolean;
+  /** The profile an organization token serves: sent with every list. */
+  profileId?: string;
+  /** The bearer to send now (the direct payment GET sends it itself). */
+  bearer(): Promise<string>;
 }
 
 /** Statuses whose Response may not carry a body (the Response constructor refuses one). */
@@ -216,7 +233,8 @@ export function createMollieProvider(config: MollieProviderConfig): MollieProvid
     (config.paymentFetch ?? 'direct') === 'direct'
       ? createDirectPaymentGet({
           serverURL,
-          fetcher: baseFetch,
+          // Called as a plain function: workerd refuses a global fetch invoked as a method of another object ("Illegal invocation").
+          fetcher: (input, init) => baseFetch(input, init),
           timeoutMs,
           backoff: retryConfig.strategy === 'backoff' ? { ...MOLLIE_SDK_BACKOFF, ...retryConfig.backoff } : null,
         })
@@ -228,12 +246,62 @@ export function createMollieProvider(config: MollieProviderConfig): MollieProvid
     clients.set(account, new Client({ security: { apiKey }, serverURL, httpClient, retryConfig }));
   }
 
-  function clientFor(account: string): Client {
-    const client = clients.get(account);
-    if (!client) {
+  /**
+   * Clients of stored accounts, by name, each for one version of the credentials (a PATCH
+   * or an OAuth refresh seals new ones and so builds a new client). Least recently used
+   * first out past the cap.
+   */
+  const storedClients = new Map<string, { fingerprint: string; target: MollieTarget }>();
+
+  function buildStoredClient(sourced: SourcedCredentials): MollieTarget {
+    const { credentials } = sourced;
+    switch (credentials.kind) {
+      case 'apiKey':
+        return {
+          client: new Client({ security: { apiKey: credentials.apiKey }, serverURL, httpClient, retryConfig }),
+          organizationLevel: false,
+          bearer: () => Promise.resolve(credentials.apiKey),
+        };
+      case 'organizationToken':
+      case 'oauth': {
+        // Every Mollie credential travels as a bearer, but each SDK operation names the
+        // schemes it accepts (payments: apiKey, advancedAccessToken or oAuth): all three
+        // carry the token. The function is asked before each call, so an OAuth token
+        // refreshed in between is the one sent.
+        const security = async () => {
+          const token = await sourced.bearer();
+          return { apiKey: token, advancedAccessToken: token, oAuth: token };
+        };
+        // Organization-level credentials see every profile: Mollie wants the profileId on
+        // lists (and creations). OAuth credentials hold none; their lists go without it.
+        // Passed on each call, not as the SDK's global profileId/testmode: the SDK accepts
+        // those only with a synchronous security holding an access_ token, and this one is
+        // asked per call.
+        const profileId = credentials.kind === 'organizationToken' ? credentials.profileId : undefined;
+        return { client: new Client({ security, serverURL, httpClient, retryConfig }), organizationLevel: true, bearer: () => sourced.bearer(), ...(profileId ? { profileId } : {}) };
+      }
+      case 'accessToken':
+        throw new ProviderError('mollie', 'unknown_account', 'a GoCardless access token cannot call Mollie', false);
+      default: {
+        const unknown: never = credentials;
+        throw new Error(`unknown credentials kind ${String((unknown as { kind?: unknown }).kind)}`);
+      }
+    }
+  }
+
+  async function clientFor(account: string): Promise<MollieTarget> {
+    const fixed = clients.get(account);
+    if (fixed) return { client: fixed, organizationLevel: false, bearer: () => Promise.resolve(config.accounts[account]!.apiKey) };
+    const sourced = config.credentials ? await config.credentials.credentialsFor('mollie', account) : null;
+    if (!sourced) {
       throw new ProviderError('mollie', 'unknown_account', `no Mollie account named ${JSON.stringify(account)} is configured`, false);
     }
-    return client;
+    const cached = storedClients.get(account);
+    storedClients.delete(account);
+    const target = cached && cached.fingerprint === sourced.fingerprint ? cached.target : buildStoredClient(sourced);
+    storedClients.set(account, { fingerprint: sourced.fingerprint, target });
+    if (storedClients.size > MAX_STORED_CLIENTS) storedClients.delete(storedClients.keys().next().value!);
+    return target;
   }
 
   // 5xx and connection failures are retried by the SDK; a 429 is not. The SDK would retry
@@ -242,13 +310,12 @@ export function createMollieProvider(config: MollieProviderConfig): MollieProvid
   const requestOptions = (signal: AbortSignal | undefined) => ({ retryCodes: ['5xx'], ...(signal ? { fetchOptions: { signal } } : {}) });
 
   async function fetchPayment(account: string, providerPaymentId: string, options?: FetchOptions): Promise<FetchResult> {
-    const client = clientFor(account);
+    const { client, organizationLevel, bearer } = await clientFor(account);
     // Not a payment id: Mollie would 404 it anyway; skip the call (and never build odd paths).
     if (!PAYMENT_ID.test(providerPaymentId)) return { kind: 'not_found' };
-    if (directGet) {
-      const apiKey = config.accounts[account]?.apiKey;
-      if (apiKey === undefined) throw new ProviderError('mollie', 'unknown_account', `no Mollie account named ${JSON.stringify(account)} is configured`, false);
-      const result = await directGet(apiKey, providerPaymentId, options?.signal);
+    // Organization-level credentials need testmode (below), which only the SDK path sends.
+    if (directGet && !organizationLevel) {
+      const result = await directGet(await bearer(), providerPaymentId, options?.signal);
       if (result.kind === 'not_found') return result;
       if (result.payment.id !== providerPaymentId) {
         throw toMollieProviderError(new MollieMappingError(`asked Mollie for ${providerPaymentId} and got ${result.payment.id}`));
@@ -260,7 +327,16 @@ export function createMollieProvider(config: MollieProviderConfig): MollieProvid
       }
     }
     try {
-      const payment = await client.payments.get({ paymentId: providerPaymentId }, requestOptions(options?.signal));
+      let payment;
+      try {
+        payment = await client.payments.get({ paymentId: providerPaymentId }, requestOptions(options?.signal));
+      } catch (error) {
+        // Organization-level credentials see a test-mode payment only when asked with
+        // testmode=true (Mollie answers 404 otherwise); the mode of a payment is not known
+        // before it is fetched, so a 404 is asked again in test mode.
+        if (!organizationLevel || !isStatus(error, 404)) throw error;
+        payment = await client.payments.get({ paymentId: providerPaymentId, testmode: true }, requestOptions(options?.signal));
+      }
       if (payment.id !== providerPaymentId) {
         throw new MollieMappingError(`asked Mollie for ${providerPaymentId} and got ${payment.id}`);
       }
@@ -290,39 +366,49 @@ export function createMollieProvider(config: MollieProviderConfig): MollieProvid
   }
 
   async function resolvePaymentId(account: string, id: string, options?: FetchOptions): Promise<string | null> {
-    const client = clientFor(account);
+    const { client, organizationLevel, profileId } = await clientFor(account);
     const kind = idPrefixKind(id);
     if (kind === 'payment') return id;
     if (kind === 'other' || !SUB_RESOURCE_ID.test(id)) return null;
-    // `from` starts the list AT the given item, so a one-item page is the item itself,
-    // unless the id is unknown (Mollie: 400 invalid cursor) or the list moved on.
-    const request = { from: id, limit: 1 };
-    try {
-      const found =
-        kind === 'refund'
-          ? (await client.refunds.all(request, requestOptions(options?.signal))).result.embedded.refunds[0]
-          : (await client.chargebacks.all(request, requestOptions(options?.signal))).result.embedded.chargebacks[0];
-      return found && found.id === id ? found.paymentId : null;
-    } catch (error) {
-      if (isStatus(error, 400, 404, 410)) return null;
-      throw toMollieProviderError(error, options?.signal);
+    // Organization-level credentials look in live mode, then in test mode (see fetchPayment).
+    for (const testmode of organizationLevel ? [undefined, true] : [undefined]) {
+      // `from` starts the list AT the given item, so a one-item page is the item itself,
+      // unless the id is unknown (Mollie: 400 invalid cursor) or the list moved on.
+      const request = { from: id, limit: 1, ...(profileId ? { profileId } : {}), ...(testmode ? { testmode } : {}) };
+      try {
+        const found =
+          kind === 'refund'
+            ? (await client.refunds.all(request, requestOptions(options?.signal))).result.embedded.refunds[0]
+            : (await client.chargebacks.all(request, requestOptions(options?.signal))).result.embedded.chargebacks[0];
+        if (found && found.id === id) return found.paymentId;
+      } catch (error) {
+        if (!isStatus(error, 400, 404, 410)) throw toMollieProviderError(error, options?.signal);
+      }
     }
+    return null;
   }
 
   async function* listRecentPayments(account: string, options: ListRecentPaymentsOptions): AsyncGenerator<PaymentSnapshot> {
-    const client = clientFor(account);
+    const { client, organizationLevel, profileId } = await clientFor(account);
     const limit = Math.min(250, Math.max(1, Math.trunc(options.limit ?? 250)));
     const cutoff = options.cutoff.getTime();
+    // Organization-level credentials list one mode at a time: live, then test.
+    const modes: Array<boolean | undefined> = organizationLevel ? [false, true] : [undefined];
     try {
-      const pages = await client.payments.list({ limit, sort: 'desc' }, requestOptions(options.signal));
-      for await (const page of pages) {
-        for (const payment of page.result.embedded.payments ?? []) {
-          const createdAt = Date.parse(payment.createdAt);
-          if (Number.isNaN(createdAt)) {
-            throw new MollieMappingError(`payment ${payment.id} has an unreadable createdAt ${JSON.stringify(payment.createdAt)}`);
+      for (const testmode of modes) {
+        const pages = await client.payments.list(
+          { limit, sort: 'desc', ...(testmode === undefined ? {} : { testmode }), ...(profileId ? { profileId } : {}) },
+          requestOptions(options.signal),
+        );
+        listing: for await (const page of pages) {
+          for (const payment of page.result.embedded.payments ?? []) {
+            const createdAt = Date.parse(payment.createdAt);
+            if (Number.isNaN(createdAt)) {
+              throw new MollieMappingError(`payment ${payment.id} has an unreadable createdAt ${JSON.stringify(payment.createdAt)}`);
+            }
+            if (createdAt < cutoff) break listing;
+            yield mapMolliePayment(payment, account);
           }
-          if (createdAt < cutoff) return;
-          yield mapMolliePayment(payment, account);
         }
       }
     } catch (error) {

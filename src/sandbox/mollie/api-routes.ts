@@ -5,7 +5,7 @@
 import type { HttpBindings } from '@hono/node-server';
 import { Hono, type Context } from 'hono';
 import type { MollieFaults } from './faults.js';
-import type { MollieStore } from './state.js';
+import { SHARED_PROFILE_ID, type MollieStore } from './state.js';
 import { halResponse, listBody, mollieError, pageOf, renderChargeback, renderPayment, renderRefund } from './wire.js';
 
 export function mollieApiRoutes(store: MollieStore, faults: MollieFaults, site: { baseUrl: string }) {
@@ -17,7 +17,13 @@ export function mollieApiRoutes(store: MollieStore, faults: MollieFaults, site: 
   app.use('/v2/*', async (c, next) => {
     const path = c.req.path;
     const paymentId = c.req.method === 'GET' ? PAYMENT_PATH.exec(path)?.[1] : undefined;
-    if (paymentId) state.requestCounts.set(paymentId, (state.requestCounts.get(paymentId) ?? 0) + 1);
+    const token = /^Bearer\s+(\S+)$/i.exec(c.req.header('authorization') ?? '')?.[1] ?? '';
+    if (paymentId) {
+      state.requestCounts.set(paymentId, (state.requestCounts.get(paymentId) ?? 0) + 1);
+      const tokens = state.fetchedBy.get(paymentId) ?? [];
+      tokens.push(token);
+      state.fetchedBy.set(paymentId, tokens);
+    }
 
     await sleep(state.latencyMs + (paymentId ? (state.paymentLatencyMs.get(paymentId) ?? 0) : 0));
 
@@ -41,7 +47,7 @@ export function mollieApiRoutes(store: MollieStore, faults: MollieFaults, site: 
       }
     }
     const record = (status: number) => {
-      state.requests.push({ method: c.req.method, path, status, at: new Date() });
+      state.requests.push({ method: c.req.method, path, status, at: new Date(), token });
       if (state.requests.length > 1000) state.requests.splice(0, state.requests.length - 1000);
     };
     if (response) {
@@ -52,9 +58,23 @@ export function mollieApiRoutes(store: MollieStore, faults: MollieFaults, site: 
     record(c.res.status);
   });
 
+  const bearerOf = (c: Context) => /^Bearer\s+(\S+)$/i.exec(c.req.header('authorization') ?? '')?.[1] ?? '';
+  const testmodeOf = (c: Context) => c.req.query('testmode') === 'true';
+  /** The payment when the bearer may see it (Mollie answers 404 for another merchant's payment). */
+  const visiblePayment = (c: Context, id: string) => {
+    const payment = state.payments.get(id);
+    return payment && store.visibleTo(payment, bearerOf(c), testmodeOf(c)) ? payment : undefined;
+  };
+  const visiblePayments = (c: Context) => {
+    const profileId = c.req.query('profileId');
+    return [...state.payments.values()].filter(
+      (payment) => store.visibleTo(payment, bearerOf(c), testmodeOf(c)) && (profileId === undefined || payment.profileId === profileId || payment.profileId === SHARED_PROFILE_ID),
+    );
+  };
+
   app.get('/v2/payments', (c) => {
     const query = new URL(c.req.url).searchParams;
-    const page = pageOf([...state.payments.values()], query);
+    const page = pageOf(visiblePayments(c), query);
     if (!page.ok) return page.response;
     const now = Date.now();
     return halResponse(
@@ -64,7 +84,7 @@ export function mollieApiRoutes(store: MollieStore, faults: MollieFaults, site: 
   });
 
   app.get('/v2/payments/:id', (c) => {
-    const payment = state.payments.get(c.req.param('id'));
+    const payment = visiblePayment(c, c.req.param('id'));
     if (!payment) return mollieError(404, `No payment exists with token ${c.req.param('id')}.`);
     const body = renderPayment(payment, site.baseUrl);
     // `?embed=refunds,chargebacks`: Mollie adds the sub-resources under `_embedded`.
@@ -77,7 +97,7 @@ export function mollieApiRoutes(store: MollieStore, faults: MollieFaults, site: 
 
   // One payment's refunds and chargebacks, as lists in Mollie's shape (cursor with `from`).
   const subResourceList = (key: 'refunds' | 'chargebacks') => (c: Context) => {
-    const payment = state.payments.get(c.req.param('id')!);
+    const payment = visiblePayment(c, c.req.param('id')!);
     if (!payment) return mollieError(404, `No payment exists with token ${c.req.param('id')}.`);
     const query = new URL(c.req.url).searchParams;
     const page = key === 'refunds' ? pageOf(payment.refunds, query) : pageOf(payment.chargebacks, query);
@@ -90,7 +110,7 @@ export function mollieApiRoutes(store: MollieStore, faults: MollieFaults, site: 
 
   app.get('/v2/refunds', (c) => {
     const query = new URL(c.req.url).searchParams;
-    const all = [...state.payments.values()].flatMap((p) => p.refunds);
+    const all = visiblePayments(c).flatMap((p) => p.refunds);
     const page = pageOf(all, query);
     if (!page.ok) return page.response;
     const items = page.items.map((r) => renderRefund(r, paymentOf(r.paymentId), site.baseUrl));
@@ -99,7 +119,7 @@ export function mollieApiRoutes(store: MollieStore, faults: MollieFaults, site: 
 
   app.get('/v2/chargebacks', (c) => {
     const query = new URL(c.req.url).searchParams;
-    const all = [...state.payments.values()].flatMap((p) => p.chargebacks);
+    const all = visiblePayments(c).flatMap((p) => p.chargebacks);
     const page = pageOf(all, query);
     if (!page.ok) return page.response;
     const items = page.items.map((cb) => renderChargeback(cb, site.baseUrl));

@@ -26,6 +26,7 @@ const createPaymentSchema = z.object({
   metadata: z.unknown().optional(),
   sequenceType: z.enum(['oneoff', 'first', 'recurring']).optional(),
   mode: z.enum(['live', 'test']).optional(),
+  apiKey: z.string().optional(),
   createdAt: dateSchema.optional(),
   webhookUrl: z.string().nullable().optional(),
   redirectUrl: z.string().nullable().optional(),

@@ -74,6 +74,8 @@ export interface MollieSandbox {
   setLatency(ms: number, paymentId?: string): void;
   setDown(mode: SandboxDownMode): void;
   requestCount(paymentId: string): number;
+  /** The bearer tokens that asked GET /v2/payments/:id for the payment, in order. */
+  fetchedBy(paymentId: string): string[];
   /** The payment exactly as GET /v2/payments/:id would return it now. */
   paymentJson(paymentId: string): Record<string, unknown>;
   /** Send the classic webhook (id=tr_...) to the payment's webhookUrl (or `url`) now. */
@@ -162,6 +164,7 @@ export async function startMollieSandbox(options: MollieSandboxOptions = {}): Pr
       state.down = mode;
     },
     requestCount: (paymentId) => state.requestCounts.get(paymentId) ?? 0,
+    fetchedBy: (paymentId) => [...(state.fetchedBy.get(paymentId) ?? [])],
     paymentJson,
     notify: notifier.notify,
     notifyEvent: notifier.notifyEvent,

@@ -96,7 +96,12 @@ export interface SandboxRequestRecord {
   path: string;
   status: number;
   at: Date;
+  /** The bearer the request carried (the sandbox's own test credentials; '' when none). */
+  token: string;
 }
+
+/** The profile of payments created without an owner: every credential sees them. */
+export const SHARED_PROFILE_ID = 'pfl_sandbox';
 
 export interface MollieSandboxState {
   payments: Map<string, SandboxPayment>;
@@ -108,6 +113,8 @@ export interface MollieSandboxState {
   requestCounts: Map<string, number>;
   /** The last 1000 /v2 requests. */
   requests: SandboxRequestRecord[];
+  /** Which bearer tokens asked GET /v2/payments/:id for each payment, in order (every request, not capped). */
+  fetchedBy: Map<string, string[]>;
   /** Webhooks the sandbox sent itself (autoWebhooks or notify). */
   deliveries: Array<{ paymentId: string; url: string; kind: 'classic' | 'event'; result: WebhookDeliveryResult }>;
 }
@@ -121,6 +128,12 @@ export interface CreateSandboxPaymentInput {
   metadata?: unknown;
   sequenceType?: 'oneoff' | 'first' | 'recurring';
   mode?: 'live' | 'test';
+  /**
+   * The payment's owner: only this API key (its profile), or an organization token of the
+   * same organization, sees it; any other credential gets Mollie's 404. Without it the
+   * payment is the sandbox's shared one (profile pfl_sandbox), visible to every credential.
+   */
+  apiKey?: string;
   createdAt?: Date | string;
   webhookUrl?: string | null;
   redirectUrl?: string | null;
@@ -218,7 +231,16 @@ export interface MollieStoreHooks {
   timelineSet(payment: SandboxPayment): void;
 }
 
-export function createMollieStore(credentials: { accepts(token: string): boolean }, hooks: MollieStoreHooks) {
+export interface SandboxCredentialView {
+  kind: 'apiKey' | 'organizationToken' | 'oauth';
+  profileId: string;
+  organizationId: string;
+}
+
+export function createMollieStore(
+  credentials: { accepts(token: string): boolean; get(token: string): SandboxCredentialView | undefined; list(): SandboxCredentialView[] },
+  hooks: MollieStoreHooks,
+) {
   const state: MollieSandboxState = {
     payments: new Map(),
     faults: [],
@@ -227,6 +249,7 @@ export function createMollieStore(credentials: { accepts(token: string): boolean
     down: null,
     requestCounts: new Map(),
     requests: [],
+    fetchedBy: new Map(),
     deliveries: [],
   };
   let seq = 0;
@@ -261,6 +284,31 @@ export function createMollieStore(credentials: { accepts(token: string): boolean
     return false;
   }
 
+  function ownerProfile(apiKey: string | undefined): string {
+    if (apiKey === undefined) return SHARED_PROFILE_ID;
+    const owner = credentials.get(apiKey);
+    if (!owner || owner.kind !== 'apiKey') throw new SandboxError(`no sandbox API key ${apiKey} to own the payment`, 400);
+    return owner.profileId;
+  }
+
+  /**
+   * Whether the bearer may see the payment, as Mollie decides: an API key sees its own
+   * profile's payments; an organization token sees its organization's profiles', a test
+   * payment only when asked with testmode=true. Shared payments are everyone's.
+   */
+  function visibleTo(payment: SandboxPayment, token: string, testmode: boolean): boolean {
+    const credential = credentials.get(token);
+    if (!credential) return false;
+    // Mollie asks testmode of every organization-level credential, OAuth tokens included;
+    // the sandbox asks it of organization tokens only, so OAuth callers that predate the
+    // rule (tests/helpers/oauth-token-worker.ts) keep working. The gateway's client sends
+    // testmode for both kinds either way.
+    if (credential.kind === 'organizationToken' && (payment.mode === 'test') !== testmode) return false;
+    if (payment.profileId === SHARED_PROFILE_ID) return true;
+    if (credential.kind === 'apiKey') return credential.profileId === payment.profileId;
+    return credentials.list().some((other) => other.profileId === payment.profileId && other.organizationId === credential.organizationId);
+  }
+
   function createPayment(input: CreateSandboxPaymentInput = {}): SandboxPayment {
     const id = input.id ?? randomMollieId('tr');
     if (idTaken(id)) throw new SandboxError(`sandbox id ${id} already exists`, 409);
@@ -277,7 +325,7 @@ export function createMollieStore(credentials: { accepts(token: string): boolean
       metadata: input.metadata ?? null,
       sequenceType: input.sequenceType ?? 'oneoff',
       mode: input.mode ?? 'test',
-      profileId: 'pfl_sandbox',
+      profileId: ownerProfile(input.apiKey),
       createdAt: toDate(input.createdAt, now),
       webhookUrl: input.webhookUrl ?? null,
       redirectUrl: input.redirectUrl ?? null,
@@ -392,6 +440,7 @@ export function createMollieStore(credentials: { accepts(token: string): boolean
     state.down = null;
     state.requestCounts.clear();
     state.requests.length = 0;
+    state.fetchedBy.clear();
     state.deliveries.length = 0;
   }
 
@@ -399,6 +448,7 @@ export function createMollieStore(credentials: { accepts(token: string): boolean
     state,
     /** Whether a bearer token is one of the sandbox's live API keys or organization tokens. */
     acceptsKey: (key: string) => credentials.accepts(key),
+    visibleTo,
     paymentOf,
     createPayment,
     setStatus,

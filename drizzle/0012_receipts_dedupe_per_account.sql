@@ -1,0 +1,2 @@
+DROP INDEX "webhook_receipts_event_uq";--> statement-breakpoint
+CREATE UNIQUE INDEX "webhook_receipts_event_uq" ON "webhook_receipts" USING btree ("provider","account","event_id") WHERE "webhook_receipts"."event_id" is not null;

@@ -5,8 +5,8 @@
  * endpoint (no refresh while the newest token still had more than the margin, no refresh
  * token presented twice), and every call succeeds.
  *
- * The provider clients are not wired to stored accounts on this branch, so the workers
- * call usableMollieAccessToken directly, as those clients will for every Mollie call.
+ * The workers call usableMollieAccessToken directly, as the provider clients do for every
+ * Mollie call of an OAuth account (accounts-mollie-oauth-gateways.test.ts goes through them).
  */
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

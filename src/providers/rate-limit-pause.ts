@@ -5,9 +5,10 @@
  * account answers `rate_limited` with the time left, and nobody calls the provider.
  *
  * The shared state is `poller_health.paused_until`, which the poller's due-selection
- * already respects: one row per account, read by primary key before a call (at most every
- * 250 ms per account while it is not paused). This process's own pauses are also kept in
- * memory, so it needs no read to know it is paused.
+ * already respects: one row per account. Before a call, the accounts paused right now are
+ * read in one query for the whole fleet (at most every 250 ms, shared by every account and
+ * every concurrent caller). This process's own pauses are also kept in memory, so it needs
+ * no read to know it is paused.
  */
 import { sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
@@ -29,49 +30,57 @@ export interface RateLimitPauses {
 }
 
 /**
- * How long a read that found no pause is trusted. The poller's thousands of calls a minute
- * then cost a read every quarter second per account, not one each; another process's
- * fresh 429 reaches this one within that time (its own 429s at once).
+ * How long a read of the fleet's pauses is trusted. One read answers every account of every
+ * provider: the poller's thousands of calls a minute, and webhooks spread over thousands of
+ * merchants, cost at most four reads a second in all, not one per account; another
+ * process's fresh 429 reaches this one within that time (its own 429s at once).
  */
-const NOT_PAUSED_TRUSTED_MS = 250;
+const PAUSES_TRUSTED_MS = 250;
 
 export function createRateLimitPauses(db: Db, onError: (error: unknown) => void = () => {}): RateLimitPauses {
   const local = new Map<string, number>();
-  const notPausedAt = new Map<string, number>();
-  return {
-    async remainingMs(provider, account) {
-      const key = `${provider}\u0000${account}`;
-      const until = local.get(key);
-      if (until !== undefined) {
-        if (until > Date.now()) return until - Date.now();
-        local.delete(key);
-      }
-      const checked = notPausedAt.get(key);
-      if (checked !== undefined && Date.now() - checked < NOT_PAUSED_TRUSTED_MS) return 0;
+  /** Every paused account at `readAt` (this process's clock), as the database's clock had it: key → paused-until here. */
+  let shared: { readAt: number; until: Map<string, number> } | null = null;
+  let reading: Promise<Map<string, number>> | null = null;
+
+  const readShared = (): Promise<Map<string, number>> =>
+    (reading ??= (async () => {
       try {
         // Computed by the database, against its own clock, like the poller's due-selection.
-        const rows = await db.execute<{ ms: number | string | null }>(sql`
-          select (extract(epoch from (paused_until - now())) * 1000)::float8 as ms
-          from poller_health where provider = ${provider} and account = ${account} and paused_until > now()`);
-        const ms = Number(rows[0]?.ms ?? 0);
-        if (ms > 0) {
-          notPausedAt.delete(key);
-          return Math.ceil(ms);
-        }
-        notPausedAt.set(key, Date.now());
-        return 0;
+        const rows = await db.execute<{ provider: string; account: string; ms: number | string }>(sql`
+          select provider, account, (extract(epoch from (paused_until - now())) * 1000)::float8 as ms
+          from poller_health where paused_until > now()`);
+        const now = Date.now();
+        const until = new Map<string, number>();
+        for (const row of rows) until.set(`${row.provider}\u0000${row.account}`, now + Math.ceil(Number(row.ms)));
+        shared = { readAt: now, until };
+        return until;
       } catch (error) {
         // The database is the shared memory of pauses; without it the call goes ahead
         // (and the sync that needs the database fails on its own).
         onError(error);
-        return 0;
+        return new Map<string, number>();
+      } finally {
+        reading = null;
       }
+    })());
+
+  return {
+    async remainingMs(provider, account) {
+      const key = `${provider}\u0000${account}`;
+      const own = local.get(key);
+      if (own !== undefined) {
+        if (own > Date.now()) return own - Date.now();
+        local.delete(key);
+      }
+      const paused = shared && Date.now() - shared.readAt < PAUSES_TRUSTED_MS ? shared.until : await readShared();
+      const until = paused.get(key);
+      return until !== undefined && until > Date.now() ? until - Date.now() : 0;
     },
     async pause(provider, account, ms) {
       const until = Date.now() + ms;
       const key = `${provider}\u0000${account}`;
       local.set(key, Math.max(local.get(key) ?? 0, until));
-      notPausedAt.delete(key);
       try {
         await pauseAccount(db, provider, account, new Date(until));
       } catch (error) {
@@ -80,7 +89,7 @@ export function createRateLimitPauses(db: Db, onError: (error: unknown) => void 
     },
     async resume(provider, account) {
       local.delete(`${provider}\u0000${account}`);
-      notPausedAt.delete(`${provider}\u0000${account}`);
+      shared = null;
       await db.execute(sql`update poller_health set paused_until = null where provider = ${provider} and account = ${account}`);
     },
   };

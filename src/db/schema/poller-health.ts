@@ -1,4 +1,5 @@
-import { integer, pgTable, primaryKey, text, timestamp } from 'drizzle-orm/pg-core';
+import { sql } from 'drizzle-orm';
+import { index, integer, pgTable, primaryKey, text, timestamp } from 'drizzle-orm/pg-core';
 
 /** Per provider account: is polling working? Shared by every gateway process. */
 export const pollerHealth = pgTable(
@@ -16,7 +17,11 @@ export const pollerHealth = pgTable(
     /** Provider-side rate-limit pause (429 Retry-After) shared across processes. */
     pausedUntil: timestamp('paused_until', { withTimezone: true }),
   },
-  (table) => [primaryKey({ columns: [table.provider, table.account] })],
+  (table) => [
+    primaryKey({ columns: [table.provider, table.account] }),
+    // The fleet's paused accounts are read in one query a few times a second (rate-limit-pause.ts).
+    index('poller_health_paused_idx').on(table.pausedUntil).where(sql`${table.pausedUntil} is not null`),
+  ],
 );
 
 export type SelectPollerHealth = typeof pollerHealth.$inferSelect;

@@ -1,0 +1,1 @@
+CREATE INDEX "poller_health_paused_idx" ON "poller_health" USING btree ("paused_until") WHERE "poller_health"."paused_until" is not null;

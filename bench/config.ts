@@ -6,7 +6,7 @@ import path from 'node:path';
 import { ROOT, type GatewayRuntime } from './gateway.js';
 
 export const env = process.env;
-export const SCENARIOS = (process.argv.slice(2).join(',') || env.BENCH_SCENARIOS || 'a,b,c,d,e').split(',').map((s) => s.trim()).filter(Boolean);
+export const SCENARIOS = (process.argv.slice(2).join(',') || env.BENCH_SCENARIOS || 'a,b,c,d,e,f').split(',').map((s) => s.trim()).filter(Boolean);
 export const SECONDS = Number(env.BENCH_SECONDS ?? 10);
 export const WARMUP_SECONDS = Math.min(3, SECONDS);
 /** The evenly paced half-rate pass: longer, because its p99 is decided by rare stalls. */
@@ -31,7 +31,7 @@ export const ADMIN_TOKEN = `bench_admin_${randomBytes(12).toString('hex')}`;
 export const RUN_ID = `${Date.now().toString(36)}${randomBytes(2).toString('hex')}`;
 export const LOG_DIR = path.join(ROOT, 'bench/logs');
 export const PROFILE_DIR = path.join(ROOT, 'bench/profiles');
-export const ALL_SCENARIOS = ['a', 'b', 'c', 'd', 'e'];
+export const ALL_SCENARIOS = ['a', 'b', 'c', 'd', 'e', 'f'];
 
 export const GATEWAY_DEFAULT_POOL = 10; // src/config/env.ts DATABASE_POOL_SIZE default
 

@@ -15,6 +15,7 @@ import type { ScenarioBResult } from './scenarios/b-gocardless-batches.js';
 import type { ScenarioCResult } from './scenarios/c-contention.js';
 import type { ScenarioDResult } from './scenarios/d-poller.js';
 import type { ScenarioEResult } from './scenarios/e-baseline.js';
+import type { ScenarioFResult } from './scenarios/f-accounts.js';
 
 export interface Floor {
   floor: string;
@@ -22,7 +23,7 @@ export interface Floor {
   met: boolean | null;
 }
 
-export function floors(results: { a?: ScenarioAResult; b?: ScenarioBResult; c?: ScenarioCResult; d?: ScenarioDResult; e?: ScenarioEResult }, gateways: GatewayRun[]): Floor[] {
+export function floors(results: { a?: ScenarioAResult; b?: ScenarioBResult; c?: ScenarioCResult; d?: ScenarioDResult; e?: ScenarioEResult; f?: ScenarioFResult }, gateways: GatewayRun[]): Floor[] {
   const out: Floor[] = [];
   const a = results.a;
   const main = a?.runs.find((run) => run.lock === 'in-process' && run.runtime === RUNTIME && run.heapCapMb === (HEAP_CAP_MB > 0 ? HEAP_CAP_MB : null));
@@ -74,6 +75,14 @@ export function floors(results: { a?: ScenarioAResult; b?: ScenarioBResult; c?: 
         met: e.directCpuSaving >= 0.15,
       });
     }
+  }
+  if (results.f) {
+    const f = results.f;
+    out.push({
+      floor: `(f) ${f.accounts} stored accounts, webhooks over ${f.activeAccounts} of them: throughput within 10% of one account's, same run`,
+      measured: `spread ${f.spreadRates.join(', ')}/s vs one account ${f.singleRates.join(', ')}/s (interleaved): ${f.ratio}× on the means`,
+      met: f.ratio >= 0.9,
+    });
   }
   if (results.b) {
     const b = results.b;
@@ -136,6 +145,13 @@ export function markdown(report: Report): string {
       const passes = [['gateway (Redis lock)', r.gateway], ['hand-written baseline (bench/baseline.ts)', r.baseline], ...(r.gatewaySdk ? [['gateway, payments read through the SDK', r.gatewaySdk] as const] : [])] as const;
       for (const [who, pass] of passes) {
         lines.push(`| (e) round ${index + 1}, ${who}: max | ${pass.load.rate}/s | ${pass.load.p50Ms} ms | ${pass.load.p99Ms} ms | ${pass.usage.gatewayCpuCores} | ${cpuMsPer(pass.usage, pass.load.rate)} | ${who === 'gateway (Redis lock)' ? `${report.e.gateway.peakRssMb} MB` : who.startsWith('hand') ? `${report.e.baselinePeakRssMb} MB` : ''} | | ${la(pass.usage.loadAverageStart.slice(0, 1))}→${la(pass.usage.loadAverageEnd.slice(0, 1))} |`);
+      }
+    }
+  }
+  if (report.f) {
+    for (const [index, r] of report.f.rounds.entries()) {
+      for (const [who, pass] of [['one account (env)', r.single], [`${report.f.activeAccounts} of ${report.f.accounts} stored accounts`, r.spread]] as const) {
+        lines.push(`| (f) round ${index + 1}, ${who}: max | ${pass.load.rate}/s | ${pass.load.p50Ms} ms | ${pass.load.p99Ms} ms | ${pass.usage.gatewayCpuCores} | ${cpuMsPer(pass.usage, pass.load.rate)} | ${report.f.gateway.peakRssMb} MB | | ${la(pass.usage.loadAverageStart.slice(0, 1))}→${la(pass.usage.loadAverageEnd.slice(0, 1))} |`);
       }
     }
   }
@@ -206,6 +222,7 @@ export interface Report {
   c?: ScenarioCResult;
   d?: ScenarioDResult;
   e?: ScenarioEResult;
+  f?: ScenarioFResult;
   passes: Array<{ name: string; usage: Usage }>;
   gateways: GatewayRun[];
   floors: Floor[];

@@ -43,12 +43,13 @@ import { scenarioB } from './scenarios/b-gocardless-batches.js';
 import { scenarioC } from './scenarios/c-contention.js';
 import { scenarioD } from './scenarios/d-poller.js';
 import { scenarioE } from './scenarios/e-baseline.js';
+import { scenarioF } from './scenarios/f-accounts.js';
 import { startRedis, startSandboxProcess } from './services.js';
 
 async function main(): Promise<void> {
   assertLoopback(ADMIN_URL, 'BENCH_DATABASE_ADMIN_URL');
   const ownBenches = ['bank', 'retention'];
-  for (const scenario of SCENARIOS) if (!ALL_SCENARIOS.includes(scenario) && !ownBenches.includes(scenario)) throw new Error(`unknown scenario ${scenario} (a, b, c, d, e, bank, retention)`);
+  for (const scenario of SCENARIOS) if (!ALL_SCENARIOS.includes(scenario) && !ownBenches.includes(scenario)) throw new Error(`unknown scenario ${scenario} (a, b, c, d, e, f, bank, retention)`);
   if (SCENARIOS.includes('retention')) {
     const { runRetentionBench } = await import('./retention.js');
     const retention = await runRetentionBench();
@@ -144,6 +145,11 @@ async function main(): Promise<void> {
       report.gateways.push(e.gateway);
       e.rounds.forEach((r, i) => report.passes.push({ name: `e gateway ${i + 1}`, usage: r.gateway.usage }, { name: `e baseline ${i + 1}`, usage: r.baseline.usage }));
     }
+  }
+  if (SCENARIOS.includes('f')) {
+    report.f = await scenarioF(ctx);
+    report.gateways.push(report.f.gateway);
+    report.f.rounds.forEach((r, i) => report.passes.push({ name: `f single ${i + 1}`, usage: r.single.usage }, { name: `f spread ${i + 1}`, usage: r.spread.usage }));
   }
   report.floors = floors(report, report.gateways);
   say(`\nfloors:`);

@@ -18,6 +18,8 @@ type Command =
   | { command: 'mollie.timeline'; ids: string[]; steps: Array<{ atMs: number; status: SandboxPaymentStatus }> }
   | { command: 'mollie.setStatus'; ids: string[]; status: SandboxPaymentStatus }
   | { command: 'gocardless.bulk'; count: number; status: 'paid_out' | 'confirmed' | 'submitted' }
+  | { command: 'mollie.keys'; count: number }
+  | { command: 'mollie.bulkOwned'; prefix: string; from: number; count: number; status: SandboxPaymentStatus; apiKeys: string[] }
   | { command: 'stats' };
 
 const mollie = await startMollieSandbox({ hostname: '127.0.0.1' });
@@ -36,6 +38,34 @@ function mollieBulk(prefix: string, from: number, count: number, status: Sandbox
   for (let n = from + 1; n < from + count; n++) {
     const id = `${prefix}${n}`;
     const payment: MolliePayment = { ...template, id, description: `Sandbox payment ${id}`, timeline: [], refunds: [], chargebacks: [], seq: ++seq };
+    payments.set(id, payment);
+  }
+  return count;
+}
+
+/** API keys of merchants of their own (scenario f), each with its profile. */
+function mollieKeys(count: number): Array<{ token: string; profileId: string }> {
+  const keys: Array<{ token: string; profileId: string }> = [];
+  for (let n = 0; n < count; n++) {
+    const credential = mollie.accounts.addApiKey({ token: `test_benchmerchant${n}x${mollie.accounts.list().length}` });
+    keys.push({ token: credential.token, profileId: credential.profileId });
+  }
+  return keys;
+}
+
+/** Like mollieBulk, but payment n belongs to apiKeys[n mod length]: only that key can fetch it. */
+function mollieBulkOwned(prefix: string, from: number, count: number, status: SandboxPaymentStatus, apiKeys: string[]): number {
+  const profiles = apiKeys.map((token) => {
+    const credential = mollie.accounts.get(token);
+    if (!credential) throw new Error(`no sandbox key ${token}`);
+    return credential.profileId;
+  });
+  const template = mollie.createPayment({ id: `${prefix}${from}`, status, amount: { currency: 'EUR', value: '10.00' }, method: 'ideal', metadata: { bench: true }, apiKey: apiKeys[from % apiKeys.length] });
+  const payments = mollie.state.payments;
+  let seq = template.seq;
+  for (let n = from + 1; n < from + count; n++) {
+    const id = `${prefix}${n}`;
+    const payment: MolliePayment = { ...template, id, profileId: profiles[n % profiles.length]!, description: `Sandbox payment ${id}`, timeline: [], refunds: [], chargebacks: [], seq: ++seq };
     payments.set(id, payment);
   }
   return count;
@@ -62,6 +92,10 @@ async function handle(message: Command): Promise<unknown> {
     case 'mollie.setStatus':
       for (const id of message.ids) mollie.setStatus(id, message.status);
       return message.ids.length;
+    case 'mollie.keys':
+      return mollieKeys(message.count);
+    case 'mollie.bulkOwned':
+      return mollieBulkOwned(message.prefix, message.from, message.count, message.status, message.apiKeys);
     case 'gocardless.bulk':
       return gocardlessBulk(message.count, message.status);
     case 'stats':

@@ -29,6 +29,12 @@ const say = (line: string) => process.stdout.write(`${line}\n`);
 
 export const STACK_WEBHOOK_SECRET = 'stack_gocardless_webhook_secret';
 export const STACK_MOLLIE_SECRET = 'stack_mollie_webhook_secret';
+/**
+ * The stack's own ACCOUNT_SECRETS_KEY (32 bytes, base64), so accounts created against it can be
+ * opened again after a restart of the stack. A local key for sandbox credentials only: never
+ * use it anywhere else (generate one with `openssl rand -base64 32`).
+ */
+export const STACK_ACCOUNT_SECRETS_KEY = Buffer.from('stack-only-key-for-sandbox-creds').toString('base64');
 
 async function main() {
   const gatewayPort = num('PORT', 8787);
@@ -58,6 +64,7 @@ async function main() {
     DATABASE_URL: process.env.STACK_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/gateway_stack',
     REDIS_URL: process.env.STACK_REDIS_URL ?? 'redis://127.0.0.1:6379',
     ADMIN_TOKEN: adminToken,
+    ACCOUNT_SECRETS_KEY: process.env.ACCOUNT_SECRETS_KEY ?? STACK_ACCOUNT_SECRETS_KEY,
     MOLLIE_API_KEY: 'test_sandbox',
     MOLLIE_API_URL: mollie.url,
     MOLLIE_WEBHOOK_SECRETS: STACK_MOLLIE_SECRET,

@@ -19,7 +19,7 @@
  * BENCH_DATABASE_ADMIN_URL), the gateway as its own process (plain node on a build
  * transpiled first, or tsx with BENCH_GATEWAY_RUNTIME=tsx), the sandboxes in a second
  * process, autocannon in this one. BENCH_SECONDS (default 10) sets each pass's length;
- * the whole run stops itself after BENCH_DEADLINE_SECONDS (default 540).
+ * the whole run stops itself after BENCH_DEADLINE_SECONDS (default 1200).
  * BENCH_PROFILE=1 runs the gateway under --cpu-prof (profiles in bench/profiles/).
  *
  * The bank-feed benchmark (bench/bank.ts) and the retention benchmark (bench/retention.ts)

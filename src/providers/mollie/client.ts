@@ -16,7 +16,7 @@ import {
 } from 'mollie-api-typescript/models/errors';
 import { callDeadline } from '../../call-deadline.js';
 import { MoneyError } from '../../money.js';
-import { errorMessage } from '../../primitives/error-message.js';
+import { describeTransportFailure } from '../../primitives/error-message.js';
 import { parseRetryAfter } from '../../primitives/retry-after.js';
 import {
   ProviderError,
@@ -131,19 +131,6 @@ function mollieDetail(error: ClientError): string {
     // not JSON: fall through to the status line
   }
   return error.rawResponse.statusText || 'no detail';
-}
-
-/** "fetch failed (ECONNREFUSED)" rather than a bare "fetch failed". */
-function describeTransportFailure(error: unknown): string {
-  let message = errorMessage(error);
-  let cause: unknown = error instanceof Error ? error.cause : undefined;
-  for (let depth = 0; cause && depth < 3; depth++) {
-    const code = (cause as { code?: unknown }).code;
-    if (typeof code === 'string') return `${message} (${code})`;
-    if (cause instanceof Error && cause.message) message = `${message}: ${cause.message}`;
-    cause = cause instanceof Error ? cause.cause : undefined;
-  }
-  return message;
 }
 
 /**

@@ -19,7 +19,7 @@
 import { z } from 'zod';
 import { sleep } from '../../abortable-sleep.js';
 import { callDeadline } from '../../call-deadline.js';
-import { errorMessage } from '../../primitives/error-message.js';
+import { describeTransportFailure } from '../../primitives/error-message.js';
 import { parseRetryAfter } from '../../primitives/retry-after.js';
 import { ProviderError } from '../types.js';
 import type { MolliePayment } from './mapping.js';
@@ -73,19 +73,6 @@ function problemDetail(body: string, statusText: string): string {
   return statusText || 'no detail';
 }
 
-/** "fetch failed (ECONNREFUSED)" rather than a bare "fetch failed". */
-function transportFailure(error: unknown): string {
-  let message = errorMessage(error);
-  let cause: unknown = error instanceof Error ? error.cause : undefined;
-  for (let depth = 0; cause && depth < 3; depth++) {
-    const code = (cause as { code?: unknown }).code;
-    if (typeof code === 'string') return `${message} (${code})`;
-    if (cause instanceof Error && cause.message) message = `${message}: ${cause.message}`;
-    cause = cause instanceof Error ? cause.cause : undefined;
-  }
-  return message;
-}
-
 /** A failure worth another attempt: a 5xx answer or no answer at all. */
 class Retryable extends Error {
   constructor(readonly failure: ProviderError) {
@@ -111,7 +98,7 @@ export function createDirectPaymentGet(config: DirectPaymentGetConfig) {
       if (signal?.aborted) throw fail('timeout', 'Mollie request aborted by the caller', true, undefined, signal.reason);
       if (deadline.timedOut) throw new Retryable(fail('timeout', 'Mollie request timed out', true));
       // The cause is a transport error (it holds no request headers): safe to keep.
-      throw new Retryable(fail('unavailable', `cannot reach Mollie: ${transportFailure(error)}`, true, undefined, error));
+      throw new Retryable(fail('unavailable', `cannot reach Mollie: ${describeTransportFailure(error)}`, true, undefined, error));
     } finally {
       deadline.end();
     }

@@ -60,3 +60,14 @@ export async function startGatewayProcess(env: Record<string, string | undefined
     },
   };
 }
+
+/** Several gateway processes at once; when one cannot start, the others are stopped before the error is thrown (no process outlives a failed setup). */
+export async function startGatewayProcesses(env: Record<string, string | undefined>, count: number, options: { timeoutMs?: number } = {}): Promise<GatewayProcess[]> {
+  const started = await Promise.allSettled(Array.from({ length: count }, () => startGatewayProcess(env, options)));
+  const failed = started.find((result): result is PromiseRejectedResult => result.status === 'rejected');
+  if (failed) {
+    await Promise.all(started.map((result) => (result.status === 'fulfilled' ? result.value.kill() : undefined)));
+    throw failed.reason;
+  }
+  return started.map((result) => (result as PromiseFulfilledResult<GatewayProcess>).value);
+}

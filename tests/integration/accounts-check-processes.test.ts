@@ -15,7 +15,7 @@ import type { SandboxCredential } from '../../src/sandbox/mollie/accounts.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { auth, eventually, TEST_ADMIN_TOKEN } from '../helpers/deps.js';
 import { eventContractProblems } from '../helpers/event-contract.js';
-import { startGatewayProcess, type GatewayProcess } from '../helpers/gateway-process.js';
+import { startGatewayProcesses, type GatewayProcess } from '../helpers/gateway-process.js';
 
 const INTERVAL_MS = 500;
 const NAMES = ['idle-a', 'idle-b', 'idle-c'] as const;
@@ -29,7 +29,7 @@ const keys = new Map<string, SandboxCredential>();
 beforeAll(async () => {
   database = await createTestDatabase();
   sql = postgres(database.url, { max: 2, onnotice: () => {} });
-  mollie = await startMollieSandbox({ port: 42221 });
+  mollie = await startMollieSandbox({ port: 0 });
   const env = {
     DATABASE_URL: database.url,
     ADMIN_TOKEN: TEST_ADMIN_TOKEN,
@@ -38,7 +38,7 @@ beforeAll(async () => {
     MOLLIE_API_URL: mollie.url,
     REDIS_URL: '',
   };
-  gateways.push(...(await Promise.all([startGatewayProcess(env, { timeoutMs: 90_000, port: 42231 }), startGatewayProcess(env, { timeoutMs: 90_000, port: 42232 })])));
+  gateways.push(...(await startGatewayProcesses(env, 2, { timeoutMs: 90_000 })));
   for (const name of NAMES) {
     const key = mollie.accounts.addApiKey();
     keys.set(name, key);

@@ -31,8 +31,8 @@ const ORIGIN = 'http://localhost';
 beforeAll(async () => {
   database = await createTestDatabase();
   sql = postgres(database.url, { max: 4, onnotice: () => {} });
-  mollie = await startMollieSandbox({ port: 42211 });
-  gocardless = await startGoCardlessSandbox({ port: 42212 });
+  mollie = await startMollieSandbox({ port: 0 });
+  gocardless = await startGoCardlessSandbox({ port: 0 });
   deps = buildTestDeps({
     DATABASE_URL: database.url,
     ACCOUNT_SECRETS_KEY: randomBytes(32).toString('base64'),

@@ -12,10 +12,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SANDBOX_OAUTH_CLIENT_ID, SANDBOX_OAUTH_CLIENT_SECRET, SANDBOX_OAUTH_ORGANIZATION, startMollieSandbox, type MollieSandbox } from '../../src/sandbox/mollie-api.js';
 import { createTestDatabase, TEST_REDIS_URL, type TestDatabase } from '../helpers/database.js';
 import { auth, eventually, TEST_ADMIN_TOKEN } from '../helpers/deps.js';
-import { startGatewayProcess, type GatewayProcess } from '../helpers/gateway-process.js';
+import { startGatewayProcesses, type GatewayProcess } from '../helpers/gateway-process.js';
 
-// This file's ports: 42340-42349.
-const PORTS = { mollie: 42340, gateways: [42341, 42342] };
 const LIFETIME_MS = 3000;
 const MARGIN_MS = 1200;
 const DURATION_MS = 10_000;
@@ -30,7 +28,7 @@ const gateways: GatewayProcess[] = [];
 beforeAll(async () => {
   database = await createTestDatabase();
   sql = postgres(database.url, { max: 2, onnotice: () => {} });
-  mollie = await startMollieSandbox({ port: PORTS.mollie, oauth: { accessTokenLifetimeMs: LIFETIME_MS } });
+  mollie = await startMollieSandbox({ port: 0, oauth: { accessTokenLifetimeMs: LIFETIME_MS } });
   const env = {
     DATABASE_URL: database.url,
     ADMIN_TOKEN: TEST_ADMIN_TOKEN,
@@ -48,7 +46,7 @@ beforeAll(async () => {
     MOLLIE_SWEEP_INTERVAL_MS: '0',
     GOCARDLESS_EVENTS_INTERVAL_MS: '0',
   };
-  gateways.push(...(await Promise.all(PORTS.gateways.map((port) => startGatewayProcess(env, { timeoutMs: 90_000, port })))));
+  gateways.push(...(await startGatewayProcesses(env, 2, { timeoutMs: 90_000 })));
 }, 120_000);
 
 afterAll(async () => {

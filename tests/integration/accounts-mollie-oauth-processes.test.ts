@@ -18,8 +18,6 @@ import { auth, buildTestDeps } from '../helpers/deps.js';
 import type { OAuthWorkerConfig } from '../helpers/oauth-token-worker.js';
 import { startTsWorker } from '../helpers/processes.js';
 
-// This file's port: 42320.
-const SANDBOX_PORT = 42320;
 const LIFETIME_MS = 3000;
 const MARGIN_MS = 1200;
 const DURATION_MS = 10_000;
@@ -31,7 +29,7 @@ let env: Record<string, string>;
 
 beforeAll(async () => {
   database = await createTestDatabase();
-  mollie = await startMollieSandbox({ port: SANDBOX_PORT, oauth: { accessTokenLifetimeMs: LIFETIME_MS } });
+  mollie = await startMollieSandbox({ port: 0, oauth: { accessTokenLifetimeMs: LIFETIME_MS } });
   env = {
     DATABASE_URL: database.url,
     REDIS_URL: TEST_REDIS_URL,

@@ -18,10 +18,7 @@ import { ProviderError } from '../../src/providers/types.js';
 import { SANDBOX_OAUTH_CLIENT_ID, SANDBOX_OAUTH_CLIENT_SECRET, SANDBOX_OAUTH_ORGANIZATION, startMollieSandbox, type MollieSandbox } from '../../src/sandbox/mollie-api.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { auth, buildTestDeps, eventually } from '../helpers/deps.js';
-
-// This file's ports: 42310-42319.
-const SANDBOX_PORT = 42310;
-const CLOSED_PORT = 42319;
+import { freePort } from '../helpers/processes.js';
 
 let database: TestDatabase;
 let sql: postgres.Sql;
@@ -32,7 +29,7 @@ let app: ReturnType<typeof createApp>;
 beforeAll(async () => {
   database = await createTestDatabase();
   sql = postgres(database.url, { max: 2, onnotice: () => {} });
-  mollie = await startMollieSandbox({ port: SANDBOX_PORT });
+  mollie = await startMollieSandbox({ port: 0 });
   deps = buildTestDeps({
     DATABASE_URL: database.url,
     ACCOUNT_SECRETS_KEY: randomBytes(32).toString('base64'),
@@ -290,7 +287,8 @@ describe('usableMollieAccessToken', () => {
     mollie.oauth.setAccessTokenLifetime(1500);
     expect((await onboard('shop-outage')).status).toBe(201);
     const { account, credentials } = await storedOAuth('shop-outage');
-    const down = oauthDeps({ MOLLIE_OAUTH_URL: `http://127.0.0.1:${CLOSED_PORT}` });
+    // A port that was free a moment ago and has nothing listening on it now.
+    const down = oauthDeps({ MOLLIE_OAUTH_URL: `http://127.0.0.1:${await freePort()}` });
     await eventually(async () => Date.parse(credentials.expiresAt) - Date.now() < 1000, { what: 'the token to near expiry' });
     // Inside the margin but not expired: the refresh fails, the current token is still used.
     expect(await usableMollieAccessToken(down, account, credentials)).toBe(credentials.accessToken);

@@ -5,7 +5,7 @@
  */
 import { InMemorySpanExporter, type ReadableSpan } from '@opentelemetry/sdk-trace';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Deps } from '../../src/deps.js';
+import { waitForRedis, type Deps } from '../../src/deps.js';
 import { createApp } from '../../src/http/app.js';
 import { tracesExporterKind } from '../../src/observability/tracing.js';
 import { startTracing, type Tracing } from '../../src/observability/tracing-setup.js';
@@ -27,6 +27,8 @@ beforeAll(async () => {
   sandbox = await startMollieSandbox();
   const provider = createMollieProvider({ accounts: { default: { apiKey: SANDBOX_DEFAULT_API_KEY } }, apiUrl: sandbox.url, retryConfig: { strategy: 'none' } });
   deps = buildTestDeps({ DATABASE_URL: database.url, REDIS_URL: TEST_REDIS_URL }, { providers: { mollie: provider }, lockKeyPrefix: redisPrefix('tracing') });
+  // The first webhook's lock must find Redis connected (a busy machine can take longer than the first request to connect).
+  expect(await waitForRedis(deps, 10_000)).toBe(true);
   tracing = startTracing(testEnv({}), { exporter })!;
 });
 

@@ -103,11 +103,14 @@ describe('300 sockets holding partial webhook bodies', () => {
     let peak = baseline;
     const sample = () => (peak = Math.max(peak, rssBytes(pid)));
     try {
-      // Every socket has pushed its bytes out (or been closed), and all but what the budget
-      // admits (16 bodies of 2 MB in 32 MiB) have been answered.
+      // Every socket the gateway admitted has pushed its bytes out (or been closed), and all
+      // but what the budget admits (16 bodies of 2 MB in 32 MiB) have been answered. A refused
+      // socket is done once answered: the gateway never reads its body, so whether the kernel
+      // still takes its bytes (it may not, when other sockets hold its TCP memory) says nothing
+      // about the gateway's memory.
       const fits = Math.floor(BUDGET / DECLARED);
       await until(
-        () => sockets.every((s) => s.settled) && sockets.filter((s) => s.status !== null).length >= SOCKETS - fits,
+        () => sockets.every((s) => s.settled || s.status !== null) && sockets.filter((s) => s.status !== null).length >= SOCKETS - fits,
         'every socket to send its partial body, and the refusals',
         60_000,
         sample,

@@ -13,7 +13,8 @@
 import { sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { pauseAccount } from '../poller/health.js';
-import { ProviderError, type PaymentProvider, type ProviderName, type Providers } from './types.js';
+import { aroundProviderCalls } from './provider-calls.js';
+import { ProviderError, type ProviderName, type Providers } from './types.js';
 
 /** Used when a 429 names no Retry-After. */
 export const DEFAULT_RATE_LIMIT_PAUSE_MS = 30_000;
@@ -99,20 +100,24 @@ export function pauseMsFor(error: ProviderError): number {
   return Math.min(MAX_RATE_LIMIT_PAUSE_MS, Math.max(1000, error.retryAfterMs ?? DEFAULT_RATE_LIMIT_PAUSE_MS));
 }
 
-/** Methods that do not call the provider. */
-const LOCAL_METHODS = new Set<string | symbol>(['hasAccount']);
-
 /**
  * Wraps every provider so each of its calls (the first argument of every method is the
  * account) checks the pause first and records a 429. Works for any adapter shape: the
- * extra methods (Mollie's lookups and list, GoCardless's events) are covered too.
+ * extra methods (Mollie's lookups and list, GoCardless's events) are covered too; a list
+ * paged lazily is checked before its first page, and a 429 on any page is recorded.
  */
 export function withRateLimitPauses(providers: Providers, pauses: RateLimitPauses): Providers {
-  const wrapped: Providers = {};
-  for (const [name, provider] of Object.entries(providers) as [ProviderName, PaymentProvider][]) {
-    wrapped[name] = guardProvider(name, provider, pauses) as never;
-  }
-  return wrapped;
+  return aroundProviderCalls(providers, (name) => ({
+    async before(account) {
+      const ms = await pauses.remainingMs(name, account);
+      if (ms > 0) throw pausedError(name, account, ms);
+    },
+    async failed(account, error) {
+      if (error instanceof ProviderError && error.code === 'rate_limited' && !refusedHere.has(error)) {
+        await pauses.pause(name, account, pauseMsFor(error));
+      }
+    },
+  }));
 }
 
 /** Refusals made here, not 429s from the provider: they must not extend the pause. */
@@ -122,52 +127,4 @@ function pausedError(provider: ProviderName, account: string, ms: number): Provi
   const error = new ProviderError(provider, 'rate_limited', `${provider} account ${account} is paused for ${Math.ceil(ms / 1000)} s after a 429; not called`, true, ms);
   refusedHere.add(error);
   return error;
-}
-
-function guardProvider<T extends PaymentProvider>(name: ProviderName, provider: T, pauses: RateLimitPauses): T {
-  const cache = new Map<string | symbol, unknown>();
-  const recordIfRateLimited = async (account: string, error: unknown) => {
-    if (error instanceof ProviderError && error.code === 'rate_limited' && !refusedHere.has(error)) {
-      await pauses.pause(name, account, pauseMsFor(error));
-    }
-  };
-  return new Proxy(provider, {
-    get(target, property, receiver) {
-      const value = Reflect.get(target, property, receiver) as unknown;
-      if (typeof value !== 'function' || LOCAL_METHODS.has(property)) return value;
-      const cached = cache.get(property);
-      if (cached) return cached;
-      const method = value as (...args: unknown[]) => unknown;
-      let guarded: (...args: unknown[]) => unknown;
-      if (method.constructor.name === 'AsyncGeneratorFunction') {
-        // A list paged lazily: the pause is checked before the first page, and a 429 on any page is recorded.
-        guarded = (...args) =>
-          (async function* () {
-            const account = String(args[0]);
-            const ms = await pauses.remainingMs(name, account);
-            if (ms > 0) throw pausedError(name, account, ms);
-            try {
-              yield* method.apply(target, args) as AsyncIterable<unknown>;
-            } catch (error) {
-              await recordIfRateLimited(account, error);
-              throw error;
-            }
-          })();
-      } else {
-        guarded = async (...args) => {
-          const account = String(args[0]);
-          const ms = await pauses.remainingMs(name, account);
-          if (ms > 0) throw pausedError(name, account, ms);
-          try {
-            return await method.apply(target, args);
-          } catch (error) {
-            await recordIfRateLimited(account, error);
-            throw error;
-          }
-        };
-      }
-      cache.set(property, guarded);
-      return guarded;
-    },
-  });
 }

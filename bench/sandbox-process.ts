@@ -14,12 +14,11 @@ import {
 import { startMollieSandbox, type SandboxPayment as MolliePayment, type SandboxPaymentStatus } from '../src/sandbox/mollie-api.js';
 
 type Command =
-  | { command: 'mollie.bulk'; prefix: string; from: number; count: number; status: SandboxPaymentStatus; amount?: { currency: string; value: string } }
+  | { command: 'mollie.bulk'; prefix: string; from: number; count: number; status: SandboxPaymentStatus; amount?: { currency: string; value: string }; ownerKeys?: string[] }
   | { command: 'mollie.timeline'; ids: string[]; steps: Array<{ atMs: number; status: SandboxPaymentStatus }> }
   | { command: 'mollie.setStatus'; ids: string[]; status: SandboxPaymentStatus }
   | { command: 'gocardless.bulk'; count: number; status: 'paid_out' | 'confirmed' | 'submitted' }
   | { command: 'mollie.keys'; count: number }
-  | { command: 'mollie.bulkOwned'; prefix: string; from: number; count: number; status: SandboxPaymentStatus; apiKeys: string[] }
   | { command: 'stats' };
 
 const mollie = await startMollieSandbox({ hostname: '127.0.0.1' });
@@ -31,13 +30,21 @@ const gocardless = await startGoCardlessSandbox({ hostname: '127.0.0.1', rateLim
  * against every payment's refunds (linear per call), which makes 100,000 payments take
  * minutes; the objects below are exactly what it would have stored.
  */
-function mollieBulk(prefix: string, from: number, count: number, status: SandboxPaymentStatus, amount = { currency: 'EUR', value: '10.00' }): number {
-  const template = mollie.createPayment({ id: `${prefix}${from}`, status, amount, method: 'ideal', metadata: { bench: true } });
+function mollieBulk(prefix: string, from: number, count: number, status: SandboxPaymentStatus, amount = { currency: 'EUR', value: '10.00' }, ownerKeys: string[] = []): number {
+  // With owner keys, payment n belongs to ownerKeys[n mod length]: only that key can fetch it.
+  const profiles = ownerKeys.map((token) => {
+    const credential = mollie.accounts.get(token);
+    if (!credential) throw new Error(`no sandbox key ${token}`);
+    return credential.profileId;
+  });
+  const owner = ownerKeys.length > 0 ? ownerKeys[from % ownerKeys.length] : undefined;
+  const template = mollie.createPayment({ id: `${prefix}${from}`, status, amount, method: 'ideal', metadata: { bench: true }, apiKey: owner });
   const payments = mollie.state.payments;
   let seq = template.seq;
   for (let n = from + 1; n < from + count; n++) {
     const id = `${prefix}${n}`;
-    const payment: MolliePayment = { ...template, id, description: `Sandbox payment ${id}`, timeline: [], refunds: [], chargebacks: [], seq: ++seq };
+    const profileId = profiles.length > 0 ? profiles[n % profiles.length]! : template.profileId;
+    const payment: MolliePayment = { ...template, id, profileId, description: `Sandbox payment ${id}`, timeline: [], refunds: [], chargebacks: [], seq: ++seq };
     payments.set(id, payment);
   }
   return count;
@@ -51,24 +58,6 @@ function mollieKeys(count: number): Array<{ token: string; profileId: string }> 
     keys.push({ token: credential.token, profileId: credential.profileId });
   }
   return keys;
-}
-
-/** Like mollieBulk, but payment n belongs to apiKeys[n mod length]: only that key can fetch it. */
-function mollieBulkOwned(prefix: string, from: number, count: number, status: SandboxPaymentStatus, apiKeys: string[]): number {
-  const profiles = apiKeys.map((token) => {
-    const credential = mollie.accounts.get(token);
-    if (!credential) throw new Error(`no sandbox key ${token}`);
-    return credential.profileId;
-  });
-  const template = mollie.createPayment({ id: `${prefix}${from}`, status, amount: { currency: 'EUR', value: '10.00' }, method: 'ideal', metadata: { bench: true }, apiKey: apiKeys[from % apiKeys.length] });
-  const payments = mollie.state.payments;
-  let seq = template.seq;
-  for (let n = from + 1; n < from + count; n++) {
-    const id = `${prefix}${n}`;
-    const payment: MolliePayment = { ...template, id, profileId: profiles[n % profiles.length]!, description: `Sandbox payment ${id}`, timeline: [], refunds: [], chargebacks: [], seq: ++seq };
-    payments.set(id, payment);
-  }
-  return count;
 }
 
 function gocardlessBulk(count: number, status: 'paid_out' | 'confirmed' | 'submitted'): Record<string, unknown>[] {
@@ -85,7 +74,7 @@ function gocardlessBulk(count: number, status: 'paid_out' | 'confirmed' | 'submi
 async function handle(message: Command): Promise<unknown> {
   switch (message.command) {
     case 'mollie.bulk':
-      return mollieBulk(message.prefix, message.from, message.count, message.status, message.amount);
+      return mollieBulk(message.prefix, message.from, message.count, message.status, message.amount, message.ownerKeys);
     case 'mollie.timeline':
       for (const id of message.ids) mollie.scheduleStatuses(id, message.steps);
       return message.ids.length;
@@ -94,8 +83,6 @@ async function handle(message: Command): Promise<unknown> {
       return message.ids.length;
     case 'mollie.keys':
       return mollieKeys(message.count);
-    case 'mollie.bulkOwned':
-      return mollieBulkOwned(message.prefix, message.from, message.count, message.status, message.apiKeys);
     case 'gocardless.bulk':
       return gocardlessBulk(message.count, message.status);
     case 'stats':

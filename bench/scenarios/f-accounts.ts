@@ -71,7 +71,7 @@ export async function scenarioF(ctx: Context): Promise<ScenarioFResult> {
   const perPass = 2000 * (3 * WARMUP_SECONDS + SECONDS);
   const keys = await ctx.sandbox.call<Array<{ token: string; profileId: string }>>({ command: 'mollie.keys', count: ACTIVE_ACCOUNTS });
   await ctx.sandbox.call({ command: 'mollie.bulk', prefix: 'tr_fs', from: 0, count: perPass * ROUNDS, status: 'paid' });
-  await ctx.sandbox.call({ command: 'mollie.bulkOwned', prefix: 'tr_fm', from: 0, count: perPass * ROUNDS, status: 'paid', apiKeys: keys.map((key) => key.token) });
+  await ctx.sandbox.call({ command: 'mollie.bulk', prefix: 'tr_fm', from: 0, count: perPass * ROUNDS, status: 'paid', ownerKeys: keys.map((key) => key.token) });
   const secretsKey = randomBytes(32).toString('base64');
   let single = 0;
   let spread = 0;
@@ -80,7 +80,7 @@ export async function scenarioF(ctx: Context): Promise<ScenarioFResult> {
     ...mollieWebhook(() => ''),
     setupRequest: (request: { path?: string; body?: string }) => {
       const n = spread++;
-      // Payment n belongs to key n mod ACTIVE_ACCOUNTS (bulkOwned), i.e. to that account.
+      // Payment n belongs to key n mod ACTIVE_ACCOUNTS (mollie.bulk's ownerKeys), i.e. to that account.
       request.path = `/webhooks/mollie/${accountName(n % ACTIVE_ACCOUNTS)}`;
       request.body = `id=tr_fm${n}`;
       return request;

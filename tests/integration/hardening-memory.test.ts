@@ -115,10 +115,15 @@ describe('300 sockets holding partial webhook bodies', () => {
         60_000,
         sample,
       );
-      const admitted = sockets.filter((s) => s.status === null && !s.socket.destroyed);
+      // Admitted: held now, or already cut at the body timeout (on a slow machine the wait can
+      // outlast it, and the budget it frees admits a late socket or two).
+      const admitted = sockets.filter((s) => s.status !== 503);
+      const held = admitted.filter((s) => s.status === null && !s.socket.destroyed);
       const busy = sockets.filter((s) => s.status === 503);
-      // The rest were refused unread, with 503 and a Retry-After.
-      expect(admitted.length).toBeLessThanOrEqual(fits);
+      // Never more held at once than the budget fits; every other socket was refused unread,
+      // with 503 and a Retry-After; none was dropped without an answer.
+      expect(held.length).toBeLessThanOrEqual(fits);
+      expect(admitted.every((s) => (s.status === null && !s.socket.destroyed) || s.status === 408), JSON.stringify(admitted.map((s) => s.status))).toBe(true);
       expect(busy.length).toBe(SOCKETS - admitted.length);
 
       // While the admitted bodies are held: the process answers, and holds no more than the bound.

@@ -1,6 +1,7 @@
 import type { Env } from '../config/env.js';
 import { createGoCardlessProvider } from './gocardless/client.js';
 import { createMollieProvider } from './mollie/client.js';
+import type { PlainGet } from './plain-get.js';
 import type { AccountCredentialsSource, Providers } from './types.js';
 
 /**
@@ -9,7 +10,12 @@ import type { AccountCredentialsSource, Providers } from './types.js';
  * provider with the stored accounts as a credentials source (a gateway may serve only
  * stored accounts, with no default at all).
  */
-export function createProvidersFromEnv(env: Env, stored?: AccountCredentialsSource): Providers {
+export interface RuntimeTransports {
+  /** The transport of the hot-path payment read (Mollie's direct GET); default `fetch`. */
+  plainGet?: PlainGet;
+}
+
+export function createProvidersFromEnv(env: Env, stored?: AccountCredentialsSource, transports: RuntimeTransports = {}): Providers {
   const providers: Providers = {};
   const credentials = env.ACCOUNT_SECRETS_KEY ? stored : undefined;
   if (env.MOLLIE_API_KEY || credentials) {
@@ -18,6 +24,7 @@ export function createProvidersFromEnv(env: Env, stored?: AccountCredentialsSour
       ...(credentials ? { credentials } : {}),
       apiUrl: env.MOLLIE_API_URL,
       paymentFetch: env.MOLLIE_PAYMENT_FETCH,
+      ...(transports.plainGet ? { plainGet: transports.plainGet } : {}),
     });
   }
   if (env.GOCARDLESS_ACCESS_TOKEN || credentials) {

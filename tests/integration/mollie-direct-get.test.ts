@@ -1,12 +1,15 @@
 /**
- * The direct GET (src/providers/mollie/direct-get.ts) against the SDK path, on the same
- * sandbox payloads: every payment maps to the same snapshot, and every failure to the
- * same ProviderError (code, retryable, Retry-After). Only the network stack is needed.
+ * The direct GET (src/providers/mollie/direct-get.ts), over both of its transports
+ * (`fetch`, and Node's own http as the Node entry runs it), against the SDK path, on the
+ * same sandbox payloads: every payment maps to the same snapshot, and every failure to
+ * the same ProviderError (code, retryable, Retry-After). Only the network stack is needed.
  */
+import { createServer, type Server } from 'node:net';
 import { PaymentResponse$inboundSchema } from 'mollie-api-typescript/models';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMollieProvider, type MollieProviderConfig } from '../../src/providers/mollie/client.js';
 import { mapMolliePayment, type MolliePayment } from '../../src/providers/mollie/mapping.js';
+import { nodePlainGet } from '../../src/providers/plain-get-node.js';
 import { ProviderError, type FetchResult } from '../../src/providers/types.js';
 import { SANDBOX_DEFAULT_API_KEY, startMollieSandbox, type MollieSandbox } from '../../src/sandbox/mollie-api.js';
 import { SANDBOX_PAYMENT_STATUSES } from '../../src/sandbox/mollie/state.js';
@@ -17,10 +20,20 @@ type Outcome = { result: FetchResult } | { error: { code: string; retryable: boo
 
 describe('Mollie payment fetch: direct GET and SDK give the same answer', () => {
   let sandbox: MollieSandbox;
-  const provider = (paymentFetch: 'direct' | 'sdk', overrides: Partial<MollieProviderConfig> = {}) =>
-    createMollieProvider({ accounts: { default: { apiKey: SANDBOX_DEFAULT_API_KEY } }, apiUrl: sandbox.url, retryConfig: NO_RETRIES, paymentFetch, ...overrides });
+  /** `direct`: over fetch; `direct-node`: over Node's http (src/providers/plain-get-node.ts). */
+  type Path = 'direct' | 'direct-node' | 'sdk';
+  const DIRECT_PATHS = ['direct', 'direct-node'] as const;
+  const provider = (path: Path, overrides: Partial<MollieProviderConfig> = {}) =>
+    createMollieProvider({
+      accounts: { default: { apiKey: SANDBOX_DEFAULT_API_KEY } },
+      apiUrl: sandbox.url,
+      retryConfig: NO_RETRIES,
+      paymentFetch: path === 'sdk' ? 'sdk' : 'direct',
+      ...(path === 'direct-node' ? { plainGet: nodePlainGet() } : {}),
+      ...overrides,
+    });
 
-  async function outcome(paymentFetch: 'direct' | 'sdk', id: string, overrides: Partial<MollieProviderConfig> = {}): Promise<Outcome> {
+  async function outcome(paymentFetch: Path, id: string, overrides: Partial<MollieProviderConfig> = {}): Promise<Outcome> {
     try {
       return { result: await provider(paymentFetch, overrides).fetchPayment('default', id) };
     } catch (error) {
@@ -62,10 +75,12 @@ describe('Mollie payment fetch: direct GET and SDK give the same answer', () => 
     ids.push(refunded.id);
 
     for (const id of ids) {
-      const direct = await outcome('direct', id);
       const sdk = await outcome('sdk', id);
-      expect(direct, id).toEqual(sdk);
-      expect('result' in direct && direct.result.kind, id).toBe('found');
+      for (const path of DIRECT_PATHS) {
+        const direct = await outcome(path, id);
+        expect(direct, `${path} ${id}`).toEqual(sdk);
+        expect('result' in direct && direct.result.kind, id).toBe('found');
+      }
     }
   });
 
@@ -88,33 +103,95 @@ describe('Mollie payment fetch: direct GET and SDK give the same answer', () => 
     ];
     for (const [name, arrange, id, overrides] of cases) {
       arrange();
-      const direct = await outcome('direct', id, overrides);
-      arrange();
       const sdk = await outcome('sdk', id, overrides);
       sandbox.setDown(null);
-      if ('error' in direct && 'error' in sdk) {
-        // The transport's own words may differ ("fetch failed" vs the SDK's wrapping); the meaning may not.
-        expect({ ...direct.error, message: undefined }, name).toEqual({ ...sdk.error, message: undefined });
-        expect(direct.error.message.split(':')[0], name).toBe(sdk.error.message.split(':')[0]);
-      } else {
-        expect(direct, name).toEqual(sdk);
+      for (const path of DIRECT_PATHS) {
+        arrange();
+        const direct = await outcome(path, id, overrides);
+        sandbox.setDown(null);
+        if ('error' in direct && 'error' in sdk) {
+          // The transport's own words may differ ("fetch failed" vs the SDK's wrapping); the meaning may not.
+          expect({ ...direct.error, message: undefined }, `${path} ${name}`).toEqual({ ...sdk.error, message: undefined });
+          expect(direct.error.message.split(':')[0], `${path} ${name}`).toBe(sdk.error.message.split(':')[0]);
+        } else {
+          expect(direct, `${path} ${name}`).toEqual(sdk);
+        }
       }
     }
   });
 
-  it('retries a 5xx on the SDK schedule, then gives up as unavailable', async () => {
+  it.each(DIRECT_PATHS)('%s retries a 5xx on the SDK schedule, then gives up as unavailable', async (path) => {
     const payment = sandbox.createPayment({ status: 'paid' });
     const retry = { strategy: 'backoff', backoff: { initialInterval: 10, maxInterval: 50, exponent: 2, maxElapsedTime: 200 }, retryConnectionErrors: true } as const;
     sandbox.failNext({ status: 503, count: 2, paymentId: payment.id });
     const before = sandbox.requestCount(payment.id);
-    const recovered = await provider('direct', { retryConfig: retry }).fetchPayment('default', payment.id);
+    const recovered = await provider(path, { retryConfig: retry }).fetchPayment('default', payment.id);
     expect(recovered.kind).toBe('found');
     expect(sandbox.requestCount(payment.id) - before).toBe(3);
 
     sandbox.failNext({ status: 503, count: 1000, paymentId: payment.id });
-    const error = await provider('direct', { retryConfig: retry }).fetchPayment('default', payment.id).catch((e: unknown) => e);
+    const error = await provider(path, { retryConfig: retry }).fetchPayment('default', payment.id).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ProviderError);
     expect((error as ProviderError).code).toBe('unavailable');
     sandbox.reset();
+  });
+
+  it.each(DIRECT_PATHS)('%s gives up on an answer slower than the per-attempt limit as a timeout, and lets the next call through', async (path) => {
+    const payment = sandbox.createPayment({ status: 'paid' });
+    const mollie = provider(path, { timeoutMs: 150 });
+    sandbox.setLatency(1_000, payment.id);
+    const started = Date.now();
+    const error = await mollie.fetchPayment('default', payment.id).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ProviderError);
+    expect((error as ProviderError).code).toBe('timeout');
+    expect(Date.now() - started).toBeLessThan(900);
+    sandbox.setLatency(0, payment.id);
+    expect((await mollie.fetchPayment('default', payment.id)).kind).toBe('found');
+  });
+});
+
+describe('Node http transport: a kept-alive socket the server closed', () => {
+  /**
+   * A bare HTTP/1.1 server over TCP that answers each connection's first request (keep-alive)
+   * and resets the connection at its second, so the client's next request on that idle
+   * socket dies before any byte comes back, as with a server that dropped an idle socket.
+   */
+  let server: Server;
+  let origin: string;
+  let requests = 0;
+  let connections = 0;
+  beforeAll(async () => {
+    server = createServer((socket) => {
+      connections++;
+      let served = 0;
+      socket.on('data', () => {
+        requests++;
+        if (served++ > 0) {
+          socket.resetAndDestroy();
+          return;
+        }
+        const body = JSON.stringify({ ok: true });
+        socket.write(`HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\nconnection: keep-alive\r\n\r\n${body}`);
+      });
+      socket.on('error', () => {});
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const address = server.address();
+    origin = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+  });
+  afterAll(async () => {
+    await new Promise((resolve) => server.close(resolve));
+  });
+
+  it('sends the request again on a fresh socket, once, and only then', async () => {
+    const get = nodePlainGet();
+    const signal = new AbortController().signal;
+    expect((await get(`${origin}/a`, {}, signal)).body).toBe('{"ok":true}');
+    expect([requests, connections]).toEqual([1, 1]);
+    // The idle socket is reused, reset by the server, and the request goes again on a new one.
+    const again = await get(`${origin}/b`, {}, signal);
+    expect(again.status).toBe(200);
+    expect(again.body).toBe('{"ok":true}');
+    expect([requests, connections]).toEqual([3, 2]);
   });
 });

@@ -18,6 +18,7 @@ import { callDeadline } from '../../call-deadline.js';
 import { MoneyError } from '../../money.js';
 import { describeTransportFailure } from '../../primitives/error-message.js';
 import { parseRetryAfter } from '../../primitives/retry-after.js';
+import { fetchPlainGet, type PlainGet } from '../plain-get.js';
 import {
   ProviderError,
   type AccountCredentialsSource,
@@ -69,6 +70,11 @@ export interface MollieProviderConfig {
    * every other call. Both give the same snapshot.
    */
   paymentFetch?: 'direct' | 'sdk';
+  /**
+   * The direct GET's transport; default `fetch` (the `fetcher` above, else the global).
+   * The Node entry passes Node's own http (src/providers/plain-get-node.ts).
+   */
+  plainGet?: PlainGet;
 }
 
 export interface ListRecentPaymentsOptions {
@@ -221,7 +227,7 @@ export function createMollieProvider(config: MollieProviderConfig): MollieProvid
       ? createDirectPaymentGet({
           serverURL,
           // Called as a plain function: workerd refuses a global fetch invoked as a method of another object ("Illegal invocation").
-          fetcher: (input, init) => baseFetch(input, init),
+          get: config.plainGet ?? fetchPlainGet((input, init) => baseFetch(input, init)),
           timeoutMs,
           backoff: retryConfig.strategy === 'backoff' ? { ...MOLLIE_SDK_BACKOFF, ...retryConfig.backoff } : null,
         })

@@ -21,6 +21,7 @@ import { sleep } from '../../abortable-sleep.js';
 import { callDeadline } from '../../call-deadline.js';
 import { describeTransportFailure } from '../../primitives/error-message.js';
 import { parseRetryAfter } from '../../primitives/retry-after.js';
+import type { PlainGet, PlainResponse } from '../plain-get.js';
 import { ProviderError } from '../types.js';
 import type { MolliePayment } from './mapping.js';
 
@@ -34,7 +35,8 @@ export interface MollieBackoff {
 export interface DirectPaymentGetConfig {
   /** Origin of the API, without /v2. */
   serverURL: string;
-  fetcher: typeof fetch;
+  /** The transport: `fetch` anywhere, Node's own http on Node (src/providers/plain-get*.ts). */
+  get: PlainGet;
   /** Per attempt. */
   timeoutMs: number;
   /** Null: one attempt only. */
@@ -86,14 +88,9 @@ export function createDirectPaymentGet(config: DirectPaymentGetConfig) {
 
   async function attempt(bearer: string, paymentId: string, signal: AbortSignal | undefined): Promise<DirectGetResult> {
     const deadline = callDeadline(config.timeoutMs, signal);
-    let response: Response;
-    let body: string;
+    let response: PlainResponse;
     try {
-      response = await config.fetcher(base + paymentId, {
-        headers: { authorization: `Bearer ${bearer}`, accept: 'application/hal+json' },
-        signal: deadline.signal,
-      });
-      body = await response.text();
+      response = await config.get(base + paymentId, { authorization: `Bearer ${bearer}`, accept: 'application/hal+json' }, deadline.signal);
     } catch (error) {
       if (signal?.aborted) throw fail('timeout', 'Mollie request aborted by the caller', true, undefined, signal.reason);
       if (deadline.timedOut) throw new Retryable(fail('timeout', 'Mollie request timed out', true));
@@ -102,7 +99,7 @@ export function createDirectPaymentGet(config: DirectPaymentGetConfig) {
     } finally {
       deadline.end();
     }
-    const status = response.status;
+    const { status, body } = response;
     if (status === 200) {
       let json: unknown;
       try {
@@ -119,7 +116,7 @@ export function createDirectPaymentGet(config: DirectPaymentGetConfig) {
     }
     if (status === 404 || status === 410) return { kind: 'not_found' };
     const detail = problemDetail(body, response.statusText);
-    if (status === 429) throw fail('rate_limited', `Mollie rate limit: ${detail}`, true, parseRetryAfter(response.headers.get('retry-after'), Date.now()));
+    if (status === 429) throw fail('rate_limited', `Mollie rate limit: ${detail}`, true, parseRetryAfter(response.header('retry-after'), Date.now()));
     if (status === 401 || status === 403) throw fail('unauthorized', `Mollie rejected the API key (${status}): ${detail}`, false);
     if (status === 408) throw fail('timeout', `Mollie answered 408: ${detail}`, true);
     if (status >= 500) throw new Retryable(fail('unavailable', `Mollie answered ${status}: ${detail}`, true));

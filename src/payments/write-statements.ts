@@ -95,17 +95,25 @@ function replaceGuard(): SQL {
  */
 export function guardedUpsertSql(s: PaymentSnapshot, fence: number, nextPollAt: Date | null, snapshotJson: string, metadataJson: string): SQL {
   return sql`
-    insert into payments as payments (
-      provider, provider_payment_id, account, status, provider_status,
-      amount_minor, currency, refunded_minor, charged_back_minor,
-      mode, method, metadata, snapshot, version, fence, previous,
-      provider_created_at, last_synced_at, next_poll_at)
+    insert into payments as payments (${UPSERT_COLUMNS})
     values (
       ${s.provider}, ${s.providerPaymentId}, ${s.account}, ${s.status}, ${s.providerStatus},
       ${s.amount.minor}, ${s.amount.currency}, ${s.refundedMinor}, ${s.chargedBackMinor},
       ${s.mode}, ${s.method}, ${metadataJson}::jsonb, ${snapshotJson}::jsonb, 1, ${fence}, null,
       ${s.providerCreatedAt?.toISOString() ?? null}, now(), ${nextPollAt?.toISOString() ?? null})
-    on conflict (provider, provider_payment_id) do update set
+    ${guardedConflict()}
+    returning id, version, (xmax = 0) as inserted, previous, updated_at`;
+}
+
+const UPSERT_COLUMNS = sql.raw(`
+      provider, provider_payment_id, account, status, provider_status,
+      amount_minor, currency, refunded_minor, charged_back_minor,
+      mode, method, metadata, snapshot, version, fence, previous,
+      provider_created_at, last_synced_at, next_poll_at`);
+
+/** What a snapshot does to the row already there: guarantees 1 and 2 (see guardedUpsertSql). */
+function guardedConflict(): SQL {
+  return sql`on conflict (provider, provider_payment_id) do update set
       status = excluded.status,
       provider_status = excluded.provider_status,
       amount_minor = excluded.amount_minor,
@@ -134,8 +142,46 @@ export function guardedUpsertSql(s: PaymentSnapshot, fence: number, nextPollAt: 
            payments.refunded_minor, payments.charged_back_minor)
         is distinct from
           (excluded.status, excluded.provider_status, excluded.amount_minor, excluded.currency,
-           excluded.refunded_minor, excluded.charged_back_minor)
-    returning id, version, (xmax = 0) as inserted, previous, updated_at`;
+           excluded.refunded_minor, excluded.charged_back_minor)`;
+}
+
+/** One snapshot as guardedUpsertManySql reads it: the values guardedUpsertSql binds, as JSON. */
+export function upsertRowJson(s: PaymentSnapshot, fence: number, nextPollAt: Date | null, snapshotJson: string, metadataJson: string): string {
+  // The snapshot and metadata are JSON already: spliced in, not parsed and written again.
+  const scalars = JSON.stringify([
+    s.provider, s.providerPaymentId, s.account, s.status, s.providerStatus,
+    s.amount.minor, s.amount.currency, s.refundedMinor, s.chargedBackMinor,
+    s.mode, s.method, fence, s.providerCreatedAt?.toISOString() ?? null, nextPollAt?.toISOString() ?? null,
+  ]);
+  return `{"v":${scalars},"metadata":${metadataJson},"snapshot":${snapshotJson}}`;
+}
+
+/**
+ * The guarded upsert of several snapshots of DISTINCT payments in one statement: row by
+ * row exactly what guardedUpsertSql does (the same conflict clause and guard), locking
+ * the rows in one fixed order (by provider and id, byte order) as every batch does, so
+ * concurrent batches cannot deadlock. `rowsJson` is a JSON array of upsertRowJson.
+ * RETURNING names each written row's payment, since rows come back in no set order.
+ * (Postgres refuses to touch one row twice in a statement: two snapshots of one payment
+ * never share one of these.)
+ */
+export function guardedUpsertManySql(rowsJson: string): SQL {
+  return sql`
+    insert into payments as payments (${UPSERT_COLUMNS})
+    select
+      r.v->>0, r.v->>1, r.v->>2, r.v->>3, r.v->>4,
+      (r.v->>5)::bigint, r.v->>6, (r.v->>7)::bigint, (r.v->>8)::bigint,
+      r.v->>9, r.v->>10, coalesce(r.metadata, 'null'::jsonb), r.snapshot, 1, (r.v->>11)::bigint, null,
+      (r.v->>12)::timestamptz, now(), (r.v->>13)::timestamptz
+    from jsonb_to_recordset(${rowsJson}::jsonb) as r(v jsonb, metadata jsonb, snapshot jsonb)
+    order by (r.v->>0) collate "C", (r.v->>1) collate "C"
+    ${guardedConflict()}
+    returning id, version, (xmax = 0) as inserted, previous, updated_at, provider, provider_payment_id`;
+}
+
+/** guardedUpsertManySql as a statement whose text is rendered once. */
+export function guardedUpsertMany(rowsJson: string): Statement {
+  return fixedTextStatement('guarded-upsert-many', () => guardedUpsertManySql(rowsJson), () => [rowsJson]);
 }
 
 /** guardedUpsertSql's values, in the order it interpolates them. */
@@ -176,6 +222,46 @@ export function transitionAndEventsSql(input: TransitionWrite): SQL {
       from jsonb_to_recordset(${JSON.stringify(events)}::jsonb) as e(
         event_id text, dedupe_key text, type text, provider text,
         provider_payment_id text, payment_version int, payload jsonb, trace_parent text)`;
+}
+
+/**
+ * The transition rows, outbox events and receipts' settlement of several changes (of any
+ * payments) in one statement: what transitionAndEventsSql does for each. `transitionsJson`
+ * is a JSON array of transitionRowJson, `eventsJson` every change's events.
+ */
+export function transitionsAndEventsManySql(transitionsJson: string, settleIds: number[], eventsJson: string): SQL {
+  return sql`
+      with transition as (
+        insert into payment_transitions (
+          payment_id, version, source, previous_status, new_status,
+          previous_provider_status, new_provider_status, fence, receipt_id, snapshot)
+        select (t.v->>0)::bigint, (t.v->>1)::int, t.v->>2, t.v->>3, t.v->>4, t.v->>5, t.v->>6, (t.v->>7)::bigint, (t.v->>8)::bigint, t.snapshot
+        from jsonb_to_recordset(${transitionsJson}::jsonb) as t(v jsonb, snapshot jsonb)
+      )${settleIds.length > 0 ? sql`, settled as (${settleReceiptsSql(settleIds, 'processed')})` : sql``}
+      insert into outbox (event_id, dedupe_key, type, provider, provider_payment_id, payment_version, payload, trace_parent)
+      select event_id, dedupe_key, type, provider, provider_payment_id, payment_version, payload, trace_parent
+      from jsonb_to_recordset(${eventsJson}::jsonb) as e(
+        event_id text, dedupe_key text, type text, provider text,
+        provider_payment_id text, payment_version int, payload jsonb, trace_parent text)`;
+}
+
+/** One change's transition row as transitionsAndEventsManySql reads it. */
+export function transitionRowJson(input: TransitionWrite): string {
+  const { paymentRowId, version, source, previous, snapshot: s, fence, receiptId, snapshotJson } = input;
+  const scalars = JSON.stringify([paymentRowId, version, source, previous?.status ?? null, s.status, previous?.providerStatus ?? null, s.providerStatus, fence, receiptId]);
+  return `{"v":${scalars},"snapshot":${snapshotJson}}`;
+}
+
+/** transitionsAndEventsManySql as a statement; two texts (with and without receipts to settle), each rendered once. */
+export function transitionsAndEventsMany(changes: TransitionWrite[]): Statement {
+  const transitionsJson = `[${changes.map(transitionRowJson).join(',')}]`;
+  const settleIds = changes.flatMap((change) => change.settleReceiptIds ?? []);
+  const eventsJson = JSON.stringify(changes.flatMap((change) => change.events));
+  return fixedTextStatement(
+    settleIds.length > 0 ? 'transitions-events-settle-many' : 'transitions-events-many',
+    () => transitionsAndEventsManySql(transitionsJson, settleIds, eventsJson),
+    () => [transitionsJson, ...(settleIds.length > 0 ? settleReceiptsParams(settleIds, 'processed') : []), eventsJson],
+  );
 }
 
 /** transitionAndEventsSql's values, in the order it interpolates them. */

@@ -13,7 +13,7 @@ import type { Deps } from '../../src/deps.js';
 import { createApp } from '../../src/http/app.js';
 import { applySnapshot, takeFetchFence, takeFetchFenceAt } from '../../src/payments/apply-snapshot.js';
 import { createMollieProvider } from '../../src/providers/mollie/client.js';
-import type { PaymentStatus } from '../../src/providers/types.js';
+import type { PaymentSnapshot, PaymentStatus } from '../../src/providers/types.js';
 import { SANDBOX_DEFAULT_API_KEY, startMollieSandbox, type MollieSandbox } from '../../src/sandbox/mollie-api.js';
 import { recordReceipts, type NewReceipt } from '../../src/webhooks/receipts.js';
 import { createTestDatabase, redisPrefix, TEST_REDIS_URL, type TestDatabase } from '../helpers/database.js';
@@ -130,6 +130,61 @@ describe('snapshot writes submitted together', () => {
       { version: 1, previous_status: null, new_status: 'open' },
       { version: 2, previous_status: 'open', new_status: 'paid' },
     ]);
+  });
+
+  it('several payments in one statement store exactly what writing each alone stores', async () => {
+    // Every field set, and every nullable one null, on insert and again on an update that
+    // passes the guard and one it refuses: once submitted together (the batched statements),
+    // once one after the other (the lone ones), in twin payments compared column by column.
+    const variant = (id: string, status: PaymentStatus, sparse: boolean, amountMinor: number): PaymentSnapshot => ({
+      ...snapshot(id, status),
+      account: sparse ? 'default' : 'acct-twin',
+      providerStatus: `${status}-provider`,
+      amount: { minor: amountMinor, currency: sparse ? 'JPY' : 'EUR' },
+      refundedMinor: sparse ? 0 : 17,
+      chargedBackMinor: sparse ? 0 : 3,
+      mode: sparse ? null : 'live',
+      method: sparse ? null : 'ideal',
+      metadata: sparse ? null : { order: 'o-1', nested: { list: [1, 'two', null] }, quote: 'a "b" \\ c' },
+      providerCreatedAt: sparse ? null : new Date('2026-11-05T06:07:08.009Z'),
+      raw: { id, status, note: 'ünïcödé ✓', sparse },
+    });
+    const steps: Array<[PaymentStatus, number]> = [['open', 1000], ['paid', 1250], ['open', 1250]];
+    const twins = [false, true].map((sparse) => ({ sparse, batched: [newId('tr_many'), newId('tr_many')], alone: [newId('tr_lone'), newId('tr_lone')] }));
+    for (const [status, amount] of steps) {
+      const nextPollAt = status === 'open' ? new Date(Date.now() + 60_000) : null;
+      const write = (id: string, sparse: boolean, fence: number) => applySnapshot(db.db, { snapshot: variant(id, status, sparse, amount), fence, source: 'poll', nextPollAt });
+      const batched = twins.flatMap((twin) => twin.batched.map((id) => ({ id, sparse: twin.sparse })));
+      const fences = await Promise.all(batched.map(() => takeFetchFence(db.db)));
+      const together = await Promise.all(batched.map((member, index) => write(member.id, member.sparse, fences[index]!)));
+      const alone = [];
+      for (const twin of twins) for (const id of twin.alone) alone.push(await write(id, twin.sparse, await takeFetchFence(db.db)));
+      const answer = (result: Awaited<ReturnType<typeof applySnapshot>>) => ({ ...result, paymentRowId: result.paymentRowId === null ? null : 'set' });
+      expect(together.map(answer)).toEqual(alone.map(answer));
+    }
+    const columns = async (id: string) => {
+      const [row] = await sql`
+        select account, status, provider_status, amount_minor::text, currency, refunded_minor::text, charged_back_minor::text, mode, method,
+          metadata, snapshot, version, previous, provider_created_at, next_poll_at is not null as polled
+        from payments where provider_payment_id = ${id}`;
+      const transitions = await sql`
+        select t.version, t.source, t.previous_status, t.new_status, t.previous_provider_status, t.new_provider_status, t.snapshot
+        from payment_transitions t join payments p on p.id = t.payment_id where p.provider_payment_id = ${id} order by t.version`;
+      const events = await sql`select type, payment_version, payload - 'id' - 'timestamp' - 'data' as envelope, payload->'data'->'payment'->'amount' as amount from outbox where provider_payment_id = ${id} order by id`;
+      const raw = (value: unknown) => JSON.parse(JSON.stringify(value).replaceAll(id, 'ID'));
+      return raw({ row, transitions, events });
+    };
+    // The batched ones really went together (a refused batch would have been written again one by one).
+    const txids = await sql<{ txid: string }[]>`select xmin::text as txid from payments where provider_payment_id = any(${twins.flatMap((twin) => twin.batched)})`;
+    expect(txids).toHaveLength(4);
+    expect(new Set(txids.map((row) => row.txid)).size).toBe(1);
+    for (const twin of twins) {
+      for (let n = 0; n < 2; n++) {
+        const batched = await columns(twin.batched[n]!);
+        expect(batched.row.version, 'open, then paid; the stale open refused').toBe(2);
+        expect(batched).toEqual(await columns(twin.alone[n]!));
+      }
+    }
   });
 
   it('one member the database refuses fails alone; the others are applied whole, each on its own', async () => {

@@ -19,8 +19,8 @@ const args = process.argv.slice(2);
 const option = (name: string, fallback: number) => Number(args.find((arg) => arg.startsWith(`--${name}=`))?.split('=')[1] ?? fallback);
 const trees = args.filter((arg) => !arg.startsWith('--')).map((arg) => {
   // label=dir, or label=dir,buffer=4096 for the log through a buffered destination.
-  const [label, rest] = arg.split('=', 2) as [string, string];
-  const [dir, buffer] = rest.split(',buffer=');
+  const label = arg.slice(0, arg.indexOf('='));
+  const [dir, buffer] = arg.slice(label.length + 1).split(',buffer=');
   return { label, dir: path.resolve(dir!), buffer };
 });
 const requests = option('requests', 20000);

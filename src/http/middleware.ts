@@ -3,7 +3,7 @@ import type { Context, MiddlewareHandler } from 'hono';
 import { routePath } from 'hono/route';
 import { SpanKind } from '@opentelemetry/api';
 import type { Metrics } from '../observability/metrics.js';
-import { withSpan } from '../observability/tracing.js';
+import { tracingEnabled, withSpan } from '../observability/tracing.js';
 import type { Logger } from 'pino';
 import { AppError } from './errors.js';
 import { sourceOf, type FailedAttempts } from './failed-attempts.js';
@@ -35,15 +35,29 @@ export function requestContext(logger: Logger): MiddlewareHandler<AppEnv> {
     const child = logger.child({ requestId });
     c.set('requestId', requestId);
     c.set('logger', child);
+    // Set before any response exists: c.json, c.body and the error answers carry it from
+    // there. Set on a finished response instead, hono would rebuild that response, and the
+    // Node adapter would then write it through a body stream instead of in one piece.
+    c.header('x-request-id', requestId);
     const started = performance.now();
     await next();
-    c.header('x-request-id', requestId);
+    if (c.res.headers.get('x-request-id') !== requestId) stampRequestId(c, requestId);
     const annotation = c.get('requestLog');
     child[annotation?.level ?? 'info'](
       { method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round(performance.now() - started), ...annotation?.fields },
       'request',
     );
   };
+}
+
+/** For a response built without the context's headers (a `new Response` passed through). */
+function stampRequestId(c: Context<AppEnv>, requestId: string): void {
+  try {
+    c.res.headers.set('x-request-id', requestId);
+  } catch {
+    // Immutable headers (a fetched Response): hono copies the response.
+    c.header('x-request-id', requestId);
+  }
 }
 
 /**
@@ -73,8 +87,10 @@ export function requestMetrics(metrics: Metrics): MiddlewareHandler<AppEnv> {
 
 /** The server span a webhook's (or an API call's) trace starts from, named by route pattern. */
 export function requestSpan(): MiddlewareHandler<AppEnv> {
-  return (c, next) =>
-    withSpan(
+  return (c, next) => {
+    // With tracing off the span would record nothing: no attributes to gather.
+    if (!tracingEnabled()) return next();
+    return withSpan(
       c.req.method,
       { 'http.request.method': c.req.method, 'url.path': c.req.path, 'gateway.request_id': c.get('requestId') },
       async (span) => {
@@ -85,6 +101,7 @@ export function requestSpan(): MiddlewareHandler<AppEnv> {
       },
       SpanKind.SERVER,
     );
+  };
 }
 
 function digest(value: string): Buffer {

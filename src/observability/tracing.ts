@@ -1,4 +1,17 @@
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, context, isSpanContextValid, trace, type Attributes, type Span } from '@opentelemetry/api';
+import {
+  INVALID_SPAN_CONTEXT,
+  ProxyTracerProvider,
+  ROOT_CONTEXT,
+  SpanKind,
+  SpanStatusCode,
+  context,
+  isSpanContextValid,
+  trace,
+  type Attributes,
+  type Span,
+  type SpanContext,
+  type Tracer,
+} from '@opentelemetry/api';
 import packageJson from '../../package.json' with { type: 'json' };
 import type { Env } from '../config/env.js';
 import { errorMessage } from '../primitives/error-message.js';
@@ -9,7 +22,35 @@ import { errorMessage } from '../primitives/error-message.js';
  * registered (src/observability/tracing-setup.ts, when the OTEL_* variables ask for it)
  * every span is a no-op that costs a function call, on Node and on Workers alike.
  */
-const tracer = () => trace.getTracer('payment-webhook-gateway', packageJson.version);
+const TRACER_NAME = 'payment-webhook-gateway';
+
+/**
+ * The registered tracer provider's tracer, or null while none is registered (tracing off).
+ * Asked on every span, so a provider registered (or removed) after start-up is followed.
+ */
+function activeTracer(): Tracer | null {
+  const provider = trace.getTracerProvider();
+  if (provider instanceof ProxyTracerProvider) return provider.getDelegateTracer(TRACER_NAME, packageJson.version) ?? null;
+  return provider.getTracer(TRACER_NAME, packageJson.version);
+}
+
+/** True when a tracer provider is registered: spans are recorded (and maybe sampled). */
+export function tracingEnabled(): boolean {
+  return activeTracer() !== null;
+}
+
+/** The span a no-op tracer starts without a parent: records nothing, shared by every such call. */
+const UNPARENTED_SPAN = trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
+
+/**
+ * With tracing off, the span the API's no-op tracer would hand `work` (a non-recording span
+ * carrying the parent's context, if any), without the context switch and the closures
+ * around it: nothing reads that context while no provider is registered.
+ */
+function untracedSpan(parent: SpanContext | null, root: boolean): Span {
+  const inherited = parent ?? (root ? undefined : trace.getSpanContext(context.active()));
+  return inherited && isSpanContextValid(inherited) ? trace.wrapSpanContext(inherited) : UNPARENTED_SPAN;
+}
 
 /**
  * Runs `work` inside a child span of the current one (or, with `root`, the first span of a
@@ -18,8 +59,16 @@ const tracer = () => trace.getTracer('payment-webhook-gateway', packageJson.vers
  */
 export function withSpan<T>(name: string, attributes: Attributes, work: (span: Span) => Promise<T>, kind = SpanKind.INTERNAL, root = false, traceParent?: string | null): Promise<T> {
   const parent = traceParent ? parseTraceParent(traceParent) : null;
+  const tracer = activeTracer();
+  if (!tracer) {
+    try {
+      return work(untracedSpan(parent, root));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
   const parentContext = parent ? trace.setSpanContext(ROOT_CONTEXT, parent) : root ? ROOT_CONTEXT : context.active();
-  return tracer().startActiveSpan(name, { attributes, kind, root: root && !parent }, parentContext, async (span) => {
+  return tracer.startActiveSpan(name, { attributes, kind, root: root && !parent }, parentContext, async (span) => {
     try {
       return await work(span);
     } catch (error) {

@@ -4,6 +4,9 @@
  * the Prometheus metrics an operator alerts on, present in /metrics after traffic and
  * moving with it; /readyz reporting each dependency.
  */
+import { serve } from '@hono/node-server';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Deps } from '../../src/deps.js';
@@ -124,6 +127,41 @@ describe('logs', () => {
     }
     await deps.background.drain();
     expect(gcPayment.id).toMatch(/^PM/);
+  });
+
+  it('over the Node server, every kind of answer carries the request id its log line names', async () => {
+    const paid = mollie.createPayment({ status: 'paid', method: 'ideal' });
+    const server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }) as Server;
+    await new Promise((resolve) => server.once('listening', resolve));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      const requests: [string, string, RequestInit, number][] = [
+        ['webhook', '/webhooks/mollie', form(`id=${paid.id}`), 200],
+        ['webhook refused', '/webhooks/mollie', form('hello'), 400],
+        ['body too large', '/webhooks/mollie', form(`id=${'x'.repeat(300 * 1024)}`), 413],
+        ['handler', '/healthz', {}, 200],
+        ['HEAD', '/healthz', { method: 'HEAD' }, 200],
+        ['admin api', `/v1/payments/mollie/${paid.id}`, { headers: auth }, 200],
+        ['unauthorized', '/v1/payments', {}, 401],
+        ['not found', '/nowhere', {}, 404],
+        ['method not allowed', '/healthz', { method: 'DELETE' }, 405],
+        ['console page', '/console/sign-in', {}, 200],
+        ['console redirect', '/console/payments', { redirect: 'manual' }, 302],
+      ];
+      for (const [label, path, init, status] of requests) {
+        const before = lines.length;
+        const res = await fetch(`${base}${path}`, init);
+        await res.arrayBuffer();
+        expect(res.status, label).toBe(status);
+        const requestId = res.headers.get('x-request-id');
+        expect(requestId, label).toMatch(/^req_[0-9a-f]{32}$/);
+        expect(lines.slice(before).filter((line) => line.msg === 'request' && line.requestId === requestId), label).toHaveLength(1);
+      }
+      const own = await fetch(`${base}/healthz`, { headers: { 'x-request-id': 'lb-42.a:b' } });
+      expect(own.headers.get('x-request-id')).toBe('lb-42.a:b');
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 
   it('one line per background job pass, with its duration', async () => {

@@ -74,16 +74,18 @@ export async function syncPayment(deps: SyncDeps, input: SyncInput): Promise<Syn
   const labels = { provider: input.provider, source: input.source };
   let outcome = 'error';
   try {
-    // Answered already, or to wait for the window's end: decided before the lock, so a
-    // burst of webhooks for one id does not queue on it...
-    const early = await answerFromRecentFetch(deps, input);
+    // Answered already, or to wait for the window's end: decided before the lock from
+    // this process's memory (no Redis call), so a burst of webhooks for one id does not
+    // queue on it...
+    const early = await answerFromRecentFetch(deps, input, 'memory');
     if (early) {
       outcome = `${early.outcome}_by_recent_fetch`;
       return { ...early, lock: 'not_needed' };
     }
-    // ...and again under it: the holder before us may have just fetched.
+    // ...and again under it from Redis, the fleet's record: the holder before us, in any
+    // process, may have just fetched (recent-fetches.ts says why memory first is sound).
     const result = await withSpan('payment.sync', { ...paymentAttributes(input), [SPAN_ATTRIBUTES.source]: input.source }, async (span) => {
-      const synced = await withPaymentLock(deps, input, async () => (await answerFromRecentFetch(deps, input)) ?? fetchAndApply(deps, provider, input));
+      const synced = await withPaymentLock(deps, input, async () => (await answerFromRecentFetch(deps, input, 'shared')) ?? fetchAndApply(deps, provider, input));
       span.setAttribute(SPAN_ATTRIBUTES.outcome, synced.outcome);
       return synced;
     });
@@ -179,8 +181,9 @@ function recentFetchKey(input: Pick<SyncInput, 'provider' | 'account' | 'provide
 /**
  * For a webhook: the answer a recent fetch already gives (settling the receipts it
  * answers), or RecentlyFetchedError to wait for the window's end, or null to fetch now.
+ * `from`: 'memory' before the lock (this process's record only), 'shared' under it (Redis).
  */
-async function answerFromRecentFetch(deps: SyncDeps, input: SyncInput): Promise<FetchOutcome | null> {
+async function answerFromRecentFetch(deps: SyncDeps, input: SyncInput, from: 'memory' | 'shared'): Promise<FetchOutcome | null> {
   const recent = deps.recentFetches;
   if (!recent || !input.triggeredAt) return null;
   const key = recentFetchKey(input);
@@ -192,7 +195,8 @@ async function answerFromRecentFetch(deps: SyncDeps, input: SyncInput): Promise<
     if (running.startedAt >= triggeredAt) await running.done;
     else if (mayWait && recent.windows.foundMs > 0) throw new RecentlyFetchedError(key, Math.max(1, running.startedAt + recent.windows.foundMs - Date.now()));
   }
-  const decision = decideFromRecentFetch(await recent.get(key), { at: triggeredAt, mayWait }, Date.now(), recent.windows);
+  const record = from === 'memory' ? recent.peek(key) : await recent.get(key);
+  const decision = decideFromRecentFetch(record, { at: triggeredAt, mayWait }, Date.now(), recent.windows);
   switch (decision.kind) {
     case 'fetch':
       return null;

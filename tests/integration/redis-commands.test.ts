@@ -1,0 +1,128 @@
+/**
+ * What a webhook costs in Redis commands. Two gateway instances (separate memory, as two
+ * processes would) share a private Redis that nothing else talks to, so its command
+ * counters are theirs alone: a fresh payment's webhook takes the lock, reads the fetch
+ * record under it, records its fetch and releases (four commands; the read before the
+ * lock is answered from memory); webhooks for an id this process fetched or has read
+ * cost none; an id fetched by the other process costs one lock, read and release here.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
+import type { Deps } from '../../src/deps.js';
+import { waitForRedis } from '../../src/deps.js';
+import { createApp } from '../../src/http/app.js';
+import { createMollieProvider } from '../../src/providers/mollie/client.js';
+import { SANDBOX_DEFAULT_API_KEY, startMollieSandbox, type MollieSandbox } from '../../src/sandbox/mollie-api.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { buildTestDeps } from '../helpers/deps.js';
+import { startRedisServer } from '../helpers/processes.js';
+
+let database: TestDatabase;
+let mollie: MollieSandbox;
+let redisServer: Awaited<ReturnType<typeof startRedisServer>>;
+let admin: Redis;
+const opened: Deps[] = [];
+
+function instance() {
+  const deps = buildTestDeps(
+    {
+      DATABASE_URL: database.url,
+      REDIS_URL: redisServer.url,
+      WEBHOOK_REFETCH_WINDOW_MS: '60000',
+      WEBHOOK_NOT_FOUND_WINDOW_MS: '60000',
+    },
+    { providers: { mollie: createMollieProvider({ accounts: { default: { apiKey: SANDBOX_DEFAULT_API_KEY } }, apiUrl: mollie.url }) } },
+  );
+  opened.push(deps);
+  return { deps, app: createApp(deps) };
+}
+
+type Instance = ReturnType<typeof instance>;
+
+/** One classic (anonymous) webhook, and whatever it left running, through. */
+async function webhook({ deps, app }: Instance, id: string): Promise<void> {
+  const response = await app.request('/webhooks/mollie', {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: `id=${id}`,
+  });
+  expect(response.status).toBe(200);
+  await deps.background.drain();
+}
+
+/**
+ * The commands the gateways send while `work` runs, by name, as MONITOR sees them (the
+ * commands a script runs inside Redis are its own, not sent: those are left out). A marker
+ * sent after the work tells when every command before it has been seen.
+ */
+async function counted(work: () => Promise<void>): Promise<Record<string, number>> {
+  const monitor = await admin.monitor();
+  const counts: Record<string, number> = {};
+  const marker = `counted:${Math.random()}`;
+  let seen!: () => void;
+  const markerSeen = new Promise<void>((resolve) => (seen = resolve));
+  monitor.on('monitor', (_time: string, args: string[], source: string) => {
+    if (args[0] === 'echo' && args[1] === marker) return seen();
+    if (source === 'lua') return;
+    const name = args[0]!.toLowerCase();
+    counts[name] = (counts[name] ?? 0) + 1;
+  });
+  try {
+    await work();
+    await admin.echo(marker);
+    await markerSeen;
+  } finally {
+    monitor.disconnect();
+  }
+  return counts;
+}
+
+const total = (counts: Record<string, number>) => Object.values(counts).reduce((sum, n) => sum + n, 0);
+
+beforeAll(async () => {
+  [database, mollie, redisServer] = await Promise.all([createTestDatabase(), startMollieSandbox(), startRedisServer()]);
+  admin = new Redis(redisServer.url, { maxRetriesPerRequest: 0 });
+});
+
+afterAll(async () => {
+  for (const deps of opened) await deps.close();
+  admin?.disconnect();
+  await redisServer?.kill();
+  await mollie?.close();
+  await database?.drop();
+});
+
+describe('Redis commands per webhook', () => {
+  it('a fresh payment costs four; repeats cost none in the process that knows the fetch, and one lock and read in the other', async () => {
+    const a = instance();
+    const b = instance();
+    expect(await waitForRedis(a.deps)).toBe(true);
+    expect(await waitForRedis(b.deps)).toBe(true);
+    // Each connection's first use of a script sends its text once: not what this counts.
+    for (const gateway of [a, b]) await webhook(gateway, mollie.createPayment({ status: 'paid' }).id);
+
+    const fresh = Array.from({ length: 40 }, () => mollie.createPayment({ status: 'paid' }).id);
+    const first = await counted(async () => {
+      for (const id of fresh) await webhook(a, id);
+    });
+    expect(total(first), JSON.stringify(first)).toBeLessThanOrEqual(4 * fresh.length);
+    for (const id of fresh) expect(mollie.requestCount(id), id).toBe(1);
+
+    // The same ids again, in the process that fetched them: its memory holds them to the window.
+    const again = await counted(async () => {
+      for (const id of fresh) for (let i = 0; i < 3; i++) await webhook(a, id);
+    });
+    expect(again).toEqual({});
+
+    // In the other process: the first webhook per id takes the lock and reads the record
+    // under it (held to the window, no fetch); memory answers the rest.
+    const elsewhere = await counted(async () => {
+      for (const id of fresh) for (let i = 0; i < 3; i++) await webhook(b, id);
+    });
+    expect(total(elsewhere), JSON.stringify(elsewhere)).toBeLessThanOrEqual(3 * fresh.length);
+    for (const id of fresh) expect(mollie.requestCount(id), id).toBe(1);
+    process.stdout.write(
+      `redis commands: ${fresh.length} fresh webhooks ${JSON.stringify(first)}; ${3 * fresh.length} repeats where fetched ${JSON.stringify(again)}; ${3 * fresh.length} repeats in the other process ${JSON.stringify(elsewhere)}\n`,
+    );
+  }, 60_000);
+});

@@ -73,19 +73,22 @@ export async function syncPayment(deps: SyncDeps, input: SyncInput): Promise<Syn
   const started = performance.now();
   const labels = { provider: input.provider, source: input.source };
   let outcome = 'error';
+  let turn: Turn | null = null;
   try {
     // Answered already, or to wait for the window's end: decided before the lock from
     // this process's memory (no Redis call), so a burst of webhooks for one id does not
     // queue on it...
-    const early = await answerFromRecentFetch(deps, input, 'memory');
-    if (early) {
-      outcome = `${early.outcome}_by_recent_fetch`;
-      return { ...early, lock: 'not_needed' };
+    const early = await answerOrTakeTurn(deps, input);
+    if ('turn' in early) turn = early.turn;
+    else {
+      outcome = `${early.answer.outcome}_by_recent_fetch`;
+      return { ...early.answer, lock: 'not_needed' };
     }
     // ...and again under it from Redis, the fleet's record: the holder before us, in any
     // process, may have just fetched (recent-fetches.ts says why memory first is sound).
+    const own = turn?.entry;
     const result = await withSpan('payment.sync', { ...paymentAttributes(input), [SPAN_ATTRIBUTES.source]: input.source }, async (span) => {
-      const synced = await withPaymentLock(deps, input, async () => (await answerFromRecentFetch(deps, input, 'shared')) ?? fetchAndApply(deps, provider, input));
+      const synced = await withPaymentLock(deps, input, async () => (await answerFromRecentFetch(deps, input, 'shared', own)) ?? fetchAndApply(deps, provider, input));
       span.setAttribute(SPAN_ATTRIBUTES.outcome, synced.outcome);
       return synced;
     });
@@ -95,6 +98,7 @@ export async function syncPayment(deps: SyncDeps, input: SyncInput): Promise<Syn
     outcome = outcomeLabel(error instanceof Error ? error.name : 'error');
     throw error;
   } finally {
+    turn?.end();
     deps.metrics.syncs.inc({ ...labels, outcome });
     deps.metrics.syncDuration.observe(labels, (performance.now() - started) / 1000);
   }
@@ -170,6 +174,10 @@ async function fetchApplyAndRecord(
     return written;
   });
   // Only once the snapshot is written: a record promises the row is at least this fresh.
+  // Awaited, so it is in Redis before the lock is released and the next holder, in any
+  // process, reads it under the lock. Not sent with the release in one write: with several
+  // Redis nodes the release reaches the others on their own connections, and a script a
+  // node has forgotten is sent again after its failed attempt, so the release could land first.
   await recent?.record(key, { startedAt, outcome: 'found' });
   return { outcome: applied.changed ? 'changed' : 'unchanged', ...applied };
 }
@@ -178,19 +186,64 @@ function recentFetchKey(input: Pick<SyncInput, 'provider' | 'account' | 'provide
   return `${input.provider}:${input.account}:${input.providerPaymentId}`;
 }
 
+type InFlightFetch = RecentFetches['inFlight'] extends Map<string, infer Entry> ? Entry : never;
+type Turn = { entry: InFlightFetch; end(): void };
+
+/**
+ * Before the lock: the answer from this process's memory, or this webhook's turn to go to
+ * the lock (takeTurn). Webhooks read together all miss memory together: the ones that find
+ * another's turn taken since they looked wait for it and look again.
+ */
+async function answerOrTakeTurn(deps: SyncDeps, input: SyncInput): Promise<{ answer: FetchOutcome } | { turn: Turn | null }> {
+  for (;;) {
+    const answer = await answerFromRecentFetch(deps, input, 'memory');
+    if (answer) return { answer };
+    const turn = takeTurn(deps, input);
+    const other = turn ? undefined : deps.recentFetches?.inFlight.get(recentFetchKey(input));
+    // A fetch already under way (not a turn) is waited for, or not, by the rule above.
+    if (other?.startedAt !== Number.POSITIVE_INFINITY) return { turn };
+  }
+}
+
+/**
+ * A webhook's sync about to take the lock, when nothing for its id is under way in this
+ * process: registered as under way, so the webhooks for the id that come meanwhile wait
+ * for it (and then for what it fetched or read under the lock, which memory now holds)
+ * instead of queueing on the lock, each with its own lock attempts and read. When it
+ * starts is unknown until it fetches: as if infinitely late, so every webhook waits for
+ * it; fetchAndApply puts the fetch's own entry in its place.
+ */
+function takeTurn(deps: SyncDeps, input: SyncInput): Turn | null {
+  const recent = deps.recentFetches;
+  if (!recent || !input.triggeredAt) return null;
+  const key = recentFetchKey(input);
+  if (recent.inFlight.has(key)) return null;
+  let ended!: () => void;
+  const entry: InFlightFetch = { startedAt: Number.POSITIVE_INFINITY, done: new Promise<void>((resolve) => (ended = resolve)) };
+  recent.inFlight.set(key, entry);
+  return {
+    entry,
+    end() {
+      if (recent.inFlight.get(key) === entry) recent.inFlight.delete(key);
+      ended();
+    },
+  };
+}
+
 /**
  * For a webhook: the answer a recent fetch already gives (settling the receipts it
  * answers), or RecentlyFetchedError to wait for the window's end, or null to fetch now.
- * `from`: 'memory' before the lock (this process's record only), 'shared' under it (Redis).
+ * `from`: 'memory' before the lock (this process's record only), 'shared' under it (Redis);
+ * `own`: the caller's turn (takeTurn), not waited for.
  */
-async function answerFromRecentFetch(deps: SyncDeps, input: SyncInput, from: 'memory' | 'shared'): Promise<FetchOutcome | null> {
+async function answerFromRecentFetch(deps: SyncDeps, input: SyncInput, from: 'memory' | 'shared', own?: InFlightFetch): Promise<FetchOutcome | null> {
   const recent = deps.recentFetches;
   if (!recent || !input.triggeredAt) return null;
   const key = recentFetchKey(input);
   const triggeredAt = input.triggeredAt.getTime();
   const mayWait = input.mayWait === true;
   const running = recent.inFlight.get(key);
-  if (running) {
+  if (running && running !== own) {
     // Under way in this process: wait for it when it started after us, else for its window.
     if (running.startedAt >= triggeredAt) await running.done;
     else if (mayWait && recent.windows.foundMs > 0) throw new RecentlyFetchedError(key, Math.max(1, running.startedAt + recent.windows.foundMs - Date.now()));

@@ -125,4 +125,21 @@ describe('Redis commands per webhook', () => {
       `redis commands: ${fresh.length} fresh webhooks ${JSON.stringify(first)}; ${3 * fresh.length} repeats where fetched ${JSON.stringify(again)}; ${3 * fresh.length} repeats in the other process ${JSON.stringify(elsewhere)}\n`,
     );
   }, 60_000);
+
+  it('a burst of webhooks at once for an id the other process fetched: one lock and read, then memory answers', async () => {
+    const a = instance();
+    const b = instance();
+    expect(await waitForRedis(a.deps)).toBe(true);
+    expect(await waitForRedis(b.deps)).toBe(true);
+    for (const gateway of [a, b]) await webhook(gateway, mollie.createPayment({ status: 'paid' }).id);
+    const ids = Array.from({ length: 8 }, () => mollie.createPayment({ status: 'paid' }).id);
+    for (const id of ids) await webhook(a, id);
+
+    const burst = await counted(async () => {
+      await Promise.all(ids.flatMap((id) => Array.from({ length: 5 }, () => webhook(b, id))));
+    });
+    process.stdout.write(`redis commands: ${5 * ids.length} webhooks at once for ${ids.length} ids fetched elsewhere ${JSON.stringify(burst)}\n`);
+    expect(total(burst), JSON.stringify(burst)).toBeLessThanOrEqual(3 * ids.length);
+    for (const id of ids) expect(mollie.requestCount(id), id).toBe(1);
+  }, 60_000);
 });

@@ -29,7 +29,8 @@
  * per window, since every process's fetch is recorded there before its lock is released.
  * Memory learns every record Redis answers with (the later fetch kept, by startedAt), so
  * webhooks for an id fetched by another process cost one lock and one read in this process
- * before memory answers the ones that follow. A record in memory may be older than Redis's
+ * before memory answers the ones that follow (those that come while it is at the lock wait
+ * for it: its turn in `inFlight`). A record in memory may be older than Redis's
  * (another process fetched since), never newer than what it promises, and the rule from it
  * is still sound:
  *
@@ -66,7 +67,7 @@ export interface RecentFetches {
   /** The last fetch of the id across the fleet (Redis, else this process's memory); memory learns it. */
   get(key: string): Promise<FetchRecord | null>;
   record(key: string, record: FetchRecord): Promise<void>;
-  /** Fetches under way in this process, by key, with when they started. */
+  /** Fetches under way in this process, by key, with when they started (+Infinity: not started yet, waiting for the lock). */
   readonly inFlight: Map<string, { startedAt: number; done: Promise<unknown> }>;
 }
 

@@ -86,9 +86,8 @@ export async function syncPayment(deps: SyncDeps, input: SyncInput): Promise<Syn
     }
     // ...and again under it from Redis, the fleet's record: the holder before us, in any
     // process, may have just fetched (recent-fetches.ts says why memory first is sound).
-    const own = turn?.entry;
     const result = await withSpan('payment.sync', { ...paymentAttributes(input), [SPAN_ATTRIBUTES.source]: input.source }, async (span) => {
-      const synced = await withPaymentLock(deps, input, async () => (await answerFromRecentFetch(deps, input, 'shared', own)) ?? fetchAndApply(deps, provider, input));
+      const synced = await withPaymentLock(deps, input, async () => (await answerFromRecentFetch(deps, input, 'shared')) ?? fetchAndApply(deps, provider, input));
       span.setAttribute(SPAN_ATTRIBUTES.outcome, synced.outcome);
       return synced;
     });
@@ -233,17 +232,17 @@ function takeTurn(deps: SyncDeps, input: SyncInput): Turn | null {
 /**
  * For a webhook: the answer a recent fetch already gives (settling the receipts it
  * answers), or RecentlyFetchedError to wait for the window's end, or null to fetch now.
- * `from`: 'memory' before the lock (this process's record only), 'shared' under it (Redis);
- * `own`: the caller's turn (takeTurn), not waited for.
+ * `from`: 'memory' before the lock (this process's record only), 'shared' under it (Redis).
  */
-async function answerFromRecentFetch(deps: SyncDeps, input: SyncInput, from: 'memory' | 'shared', own?: InFlightFetch): Promise<FetchOutcome | null> {
+async function answerFromRecentFetch(deps: SyncDeps, input: SyncInput, from: 'memory' | 'shared'): Promise<FetchOutcome | null> {
   const recent = deps.recentFetches;
   if (!recent || !input.triggeredAt) return null;
   const key = recentFetchKey(input);
   const triggeredAt = input.triggeredAt.getTime();
   const mayWait = input.mayWait === true;
+  // Under the lock, a turn (takeTurn) is a webhook waiting for the lock we hold, or our own: not waited for.
   const running = recent.inFlight.get(key);
-  if (running && running !== own) {
+  if (running && (from === 'memory' || running.startedAt !== Number.POSITIVE_INFINITY)) {
     // Under way in this process: wait for it when it started after us, else for its window.
     if (running.startedAt >= triggeredAt) await running.done;
     else if (mayWait && recent.windows.foundMs > 0) throw new RecentlyFetchedError(key, Math.max(1, running.startedAt + recent.windows.foundMs - Date.now()));

@@ -73,16 +73,16 @@ export async function syncPayment(deps: SyncDeps, input: SyncInput): Promise<Syn
   const started = performance.now();
   const labels = { provider: input.provider, source: input.source };
   let outcome = 'error';
-  let turn: Turn | null = null;
+  // Taken (takeTurn) when this webhook is to go to the lock; given back when the sync ends.
+  let turn = null as Turn | null;
   try {
     // Answered already, or to wait for the window's end: decided before the lock from
     // this process's memory (no Redis call), so a burst of webhooks for one id does not
     // queue on it...
-    const early = await answerOrTakeTurn(deps, input);
-    if ('turn' in early) turn = early.turn;
-    else {
-      outcome = `${early.answer.outcome}_by_recent_fetch`;
-      return { ...early.answer, lock: 'not_needed' };
+    const early = await answerFromRecentFetch(deps, input, 'memory', () => (turn = takeTurn(deps, input)));
+    if (early) {
+      outcome = `${early.outcome}_by_recent_fetch`;
+      return { ...early, lock: 'not_needed' };
     }
     // ...and again under it from Redis, the fleet's record: the holder before us, in any
     // process, may have just fetched (recent-fetches.ts says why memory first is sound).
@@ -189,28 +189,14 @@ type InFlightFetch = RecentFetches['inFlight'] extends Map<string, infer Entry> 
 type Turn = { entry: InFlightFetch; end(): void };
 
 /**
- * Before the lock: the answer from this process's memory, or this webhook's turn to go to
- * the lock (takeTurn). Webhooks read together all miss memory together: the ones that find
- * another's turn taken since they looked wait for it and look again.
- */
-async function answerOrTakeTurn(deps: SyncDeps, input: SyncInput): Promise<{ answer: FetchOutcome } | { turn: Turn | null }> {
-  for (;;) {
-    const answer = await answerFromRecentFetch(deps, input, 'memory');
-    if (answer) return { answer };
-    const turn = takeTurn(deps, input);
-    const other = turn ? undefined : deps.recentFetches?.inFlight.get(recentFetchKey(input));
-    // A fetch already under way (not a turn) is waited for, or not, by the rule above.
-    if (other?.startedAt !== Number.POSITIVE_INFINITY) return { turn };
-  }
-}
-
-/**
  * A webhook's sync about to take the lock, when nothing for its id is under way in this
  * process: registered as under way, so the webhooks for the id that come meanwhile wait
  * for it (and then for what it fetched or read under the lock, which memory now holds)
  * instead of queueing on the lock, each with its own lock attempts and read. When it
  * starts is unknown until it fetches: as if infinitely late, so every webhook waits for
- * it; fetchAndApply puts the fetch's own entry in its place.
+ * it; fetchAndApply puts the fetch's own entry in its place. A webhook waits for one turn
+ * at most: one that finds memory still says fetch after it goes to the lock, with or
+ * without a turn of its own (never behind a chain of turns that each gave up on the lock).
  */
 function takeTurn(deps: SyncDeps, input: SyncInput): Turn | null {
   const recent = deps.recentFetches;
@@ -233,8 +219,10 @@ function takeTurn(deps: SyncDeps, input: SyncInput): Turn | null {
  * For a webhook: the answer a recent fetch already gives (settling the receipts it
  * answers), or RecentlyFetchedError to wait for the window's end, or null to fetch now.
  * `from`: 'memory' before the lock (this process's record only), 'shared' under it (Redis).
+ * `beforeFetch` runs in the same step as the decision to fetch, with no wait between: the
+ * webhook's turn is taken there, so webhooks read together cannot all miss each other's.
  */
-async function answerFromRecentFetch(deps: SyncDeps, input: SyncInput, from: 'memory' | 'shared'): Promise<FetchOutcome | null> {
+async function answerFromRecentFetch(deps: SyncDeps, input: SyncInput, from: 'memory' | 'shared', beforeFetch?: () => void): Promise<FetchOutcome | null> {
   const recent = deps.recentFetches;
   if (!recent || !input.triggeredAt) return null;
   const key = recentFetchKey(input);
@@ -251,6 +239,7 @@ async function answerFromRecentFetch(deps: SyncDeps, input: SyncInput, from: 'me
   const decision = decideFromRecentFetch(record, { at: triggeredAt, mayWait }, Date.now(), recent.windows);
   switch (decision.kind) {
     case 'fetch':
+      beforeFetch?.();
       return null;
     case 'wait':
       throw new RecentlyFetchedError(key, decision.retryAfterMs);

@@ -11,6 +11,7 @@ import { Redis } from 'ioredis';
 import type { Deps } from '../../src/deps.js';
 import { waitForRedis } from '../../src/deps.js';
 import { createApp } from '../../src/http/app.js';
+import { createRecentFetches, decideFromRecentFetch } from '../../src/payments/recent-fetches.js';
 import { createMollieProvider } from '../../src/providers/mollie/client.js';
 import { SANDBOX_DEFAULT_API_KEY, startMollieSandbox, type MollieSandbox } from '../../src/sandbox/mollie-api.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
@@ -142,4 +143,41 @@ describe('Redis commands per webhook', () => {
     expect(total(burst), JSON.stringify(burst)).toBeLessThanOrEqual(3 * ids.length);
     for (const id of ids) expect(mollie.requestCount(id), id).toBe(1);
   }, 60_000);
+});
+
+describe('the fetch record in memory beside Redis', () => {
+  it('memory is read with no command, learns the later record from Redis, and never goes back to an earlier one', async () => {
+    const windows = { foundMs: 60_000, notFoundMs: 60_000 };
+    const keyPrefix = `memory-${Date.now()}:`;
+    const clients = [new Redis(redisServer.url), new Redis(redisServer.url)];
+    const [a, b] = clients.map((redis) => createRecentFetches({ redis, keyPrefix, windows }));
+    try {
+      // Queued until each connection is ready: the records below must reach Redis.
+      await Promise.all(clients.map((redis) => redis.ping()));
+      const t = Date.now();
+      await a!.record('mollie:default:tr_1', { startedAt: t, outcome: 'found' });
+      const reads = await counted(async () => {
+        expect(b!.peek('mollie:default:tr_1')).toBeNull();
+        expect(a!.peek('mollie:default:tr_1')).toEqual({ startedAt: t, outcome: 'found' });
+      });
+      expect(reads).toEqual({});
+      expect(await b!.get('mollie:default:tr_1')).toEqual({ startedAt: t, outcome: 'found' });
+      expect(b!.peek('mollie:default:tr_1')).toEqual({ startedAt: t, outcome: 'found' });
+
+      // A later fetch elsewhere: b's memory is older than Redis until b reads Redis again.
+      await a!.record('mollie:default:tr_1', { startedAt: t + 2000, outcome: 'found' });
+      const trigger = { at: t + 1000, mayWait: true };
+      // From the older record the webhook waits (a delay, no call); Redis would answer it.
+      expect(decideFromRecentFetch(b!.peek('mollie:default:tr_1'), trigger, t + 1000, windows).kind).toBe('wait');
+      expect(decideFromRecentFetch(await b!.get('mollie:default:tr_1'), trigger, t + 1000, windows).kind).toBe('answered');
+      expect(b!.peek('mollie:default:tr_1')?.startedAt).toBe(t + 2000);
+
+      // An earlier fetch recorded late replaces neither.
+      await b!.record('mollie:default:tr_1', { startedAt: t + 1500, outcome: 'found' });
+      expect(b!.peek('mollie:default:tr_1')?.startedAt).toBe(t + 2000);
+      expect((await a!.get('mollie:default:tr_1'))?.startedAt).toBe(t + 2000);
+    } finally {
+      for (const redis of clients) redis.disconnect();
+    }
+  });
 });

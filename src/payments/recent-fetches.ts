@@ -42,8 +42,9 @@
  * - 'fetch': the webhook goes to the lock, where the read from Redis decides as before.
  *
  * So memory never makes a call that Redis would have spared; at worst it takes the lock
- * for a webhook that Redis would have answered before it, or holds one a little less long
- * than Redis's record would have.
+ * for a webhook that Redis would have answered before it, holds back until its retry one
+ * that Redis's newer record would have answered at once, or ends a hold early (the retry
+ * then goes to the lock and is held again there).
  */
 import type { Redis } from 'ioredis';
 

@@ -8,9 +8,11 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
+import Redlock from 'redlock';
 import type { Deps } from '../../src/deps.js';
 import { waitForRedis } from '../../src/deps.js';
 import { createApp } from '../../src/http/app.js';
+import { createRedlockLocker, pooledLockValues } from '../../src/lock/redlock-locker.js';
 import { createRecentFetches, decideFromRecentFetch } from '../../src/payments/recent-fetches.js';
 import { createMollieProvider } from '../../src/providers/mollie/client.js';
 import { SANDBOX_DEFAULT_API_KEY, startMollieSandbox, type MollieSandbox } from '../../src/sandbox/mollie-api.js';
@@ -178,6 +180,30 @@ describe('the fetch record in memory beside Redis', () => {
       expect((await a!.get('mollie:default:tr_1'))?.startedAt).toBe(t + 2000);
     } finally {
       for (const redis of clients) redis.disconnect();
+    }
+  });
+});
+
+describe('lock values', () => {
+  it('each lock holds its own 16 random bytes in hex, drawn from a pool, and is released', async () => {
+    // The locker gives redlock its values through this method (redlock-locker.ts).
+    expect(typeof (Redlock.prototype as unknown as { _random?: unknown })._random).toBe('function');
+    const next = pooledLockValues();
+    const drawn = Array.from({ length: 1000 }, () => next());
+    expect(drawn.filter((value) => !/^[0-9a-f]{32}$/.test(value))).toEqual([]);
+    expect(new Set(drawn).size).toBe(drawn.length);
+
+    const redis = new Redis(redisServer.url);
+    try {
+      await redis.ping();
+      const locker = createRedlockLocker([redis], { ttlMs: 5000, waitMs: 1000, keyPrefix: 'values:' });
+      // More locks than one pool holds (256).
+      const held = await Promise.all(Array.from({ length: 600 }, (_, i) => locker.withLock(`k${i}`, async () => redis.get(`values:k${i}`))));
+      expect(held.filter((value) => !/^[0-9a-f]{32}$/.test(value ?? ''))).toEqual([]);
+      expect(new Set(held).size).toBe(held.length);
+      expect(await redis.keys('values:*')).toEqual([]);
+    } finally {
+      redis.disconnect();
     }
   });
 });

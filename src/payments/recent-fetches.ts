@@ -22,6 +22,29 @@
  * webhooks for the same id in flight in this process wait for the fetch already under way
  * instead of queueing on the lock. Only webhooks are held back: the poller, the
  * return-page sync, the sweep and replay always fetch (they are paced or authenticated).
+ *
+ * Two reads, two sources. The rule is applied twice per webhook (sync-payment.ts): before
+ * the payment's lock from this process's memory only (`peek`, no Redis call), and under the
+ * lock from Redis (`get`), which is the authority: it is what holds the fleet to one call
+ * per window, since every process's fetch is recorded there before its lock is released.
+ * Memory learns every record Redis answers with (the later fetch kept, by startedAt), so
+ * webhooks for an id fetched by another process cost one lock and one read in this process
+ * before memory answers the ones that follow (those that come while it is at the lock wait
+ * for it: its turn in `inFlight`). A record in memory may be older than Redis's
+ * (another process fetched since), never newer than what it promises, and the rule from it
+ * is still sound:
+ *
+ * - 'answered': a fetch that started after the webhook wrote its snapshot; a later fetch
+ *   elsewhere does not make that untrue;
+ * - 'wait': the webhook is held until the older record's window ends, which is no later
+ *   than now plus one window; it costs no call, and when retried it is judged again
+ *   (by then, from memory or under the lock, by the newer record);
+ * - 'fetch': the webhook goes to the lock, where the read from Redis decides as before.
+ *
+ * So memory never makes a call that Redis would have spared; at worst it takes the lock
+ * for a webhook that Redis would have answered before it, holds back until its retry one
+ * that Redis's newer record would have answered at once, or ends a hold early (the retry
+ * then goes to the lock and is held again there).
  */
 import type { Redis } from 'ioredis';
 
@@ -40,9 +63,12 @@ export interface RecentFetchWindows {
 
 export interface RecentFetches {
   readonly windows: RecentFetchWindows;
+  /** The last fetch this process knows of (its own, or one `get` read): memory only, no Redis call. */
+  peek(key: string): FetchRecord | null;
+  /** The last fetch of the id across the fleet (Redis, else this process's memory); memory learns it. */
   get(key: string): Promise<FetchRecord | null>;
   record(key: string, record: FetchRecord): Promise<void>;
-  /** Fetches under way in this process, by key, with when they started. */
+  /** Fetches under way in this process, by key, with when they started (+Infinity: not started yet, waiting for the lock). */
   readonly inFlight: Map<string, { startedAt: number; done: Promise<unknown> }>;
 }
 
@@ -75,10 +101,16 @@ export function createRecentFetches(options: {
     }
     return entry.record;
   };
+  const remember = (key: string, record: FetchRecord, ms: number) => {
+    memory.delete(key);
+    memory.set(key, { record, expiresAt: Date.now() + ms });
+    if (memory.size > MEMORY_ENTRIES) memory.delete(memory.keys().next().value!);
+  };
 
   return {
     windows: options.windows,
     inFlight: new Map(),
+    peek: fromMemory,
     async get(key) {
       const local = fromMemory(key);
       if (options.redis && options.redis.status !== 'ready') options.onRedisError?.('get', new Error(`Redis is ${options.redis.status}`));
@@ -87,7 +119,10 @@ export function createRecentFetches(options: {
           const value = await options.redis.get(prefix + key);
           if (value) {
             const shared = JSON.parse(value) as FetchRecord;
-            return !local || shared.startedAt > local.startedAt ? shared : local;
+            if (local && shared.startedAt <= local.startedAt) return local;
+            // Another process's later fetch (or one this process forgot): remembered here too.
+            remember(key, shared, ttl(shared));
+            return shared;
           }
         } catch (error) {
           // Redis unreachable: what this process remembers still helps.
@@ -98,9 +133,9 @@ export function createRecentFetches(options: {
     },
     async record(key, record) {
       const ms = ttl(record);
-      memory.delete(key);
-      memory.set(key, { record, expiresAt: Date.now() + ms });
-      if (memory.size > MEMORY_ENTRIES) memory.delete(memory.keys().next().value!);
+      // As in Redis, a record of a later fetch is never replaced by an earlier one's.
+      const local = fromMemory(key);
+      if (!local || local.startedAt < record.startedAt) remember(key, record, ms);
       if (options.redis && options.redis.status !== 'ready') options.onRedisError?.('record', new Error(`Redis is ${options.redis.status}`));
       else if (recordRemote) {
         // Never replace a record of a later fetch with an earlier one's. EVALSHA (the script

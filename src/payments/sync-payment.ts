@@ -73,17 +73,21 @@ export async function syncPayment(deps: SyncDeps, input: SyncInput): Promise<Syn
   const started = performance.now();
   const labels = { provider: input.provider, source: input.source };
   let outcome = 'error';
+  // Taken (takeTurn) when this webhook is to go to the lock; given back when the sync ends.
+  let turn = null as Turn | null;
   try {
-    // Answered already, or to wait for the window's end: decided before the lock, so a
-    // burst of webhooks for one id does not queue on it...
-    const early = await answerFromRecentFetch(deps, input);
+    // Answered already, or to wait for the window's end: decided before the lock from
+    // this process's memory (no Redis call), so a burst of webhooks for one id does not
+    // queue on it...
+    const early = await answerFromRecentFetch(deps, input, 'memory', () => (turn = takeTurn(deps, input)));
     if (early) {
       outcome = `${early.outcome}_by_recent_fetch`;
       return { ...early, lock: 'not_needed' };
     }
-    // ...and again under it: the holder before us may have just fetched.
+    // ...and again under it from Redis, the fleet's record: the holder before us, in any
+    // process, may have just fetched (recent-fetches.ts says why memory first is sound).
     const result = await withSpan('payment.sync', { ...paymentAttributes(input), [SPAN_ATTRIBUTES.source]: input.source }, async (span) => {
-      const synced = await withPaymentLock(deps, input, async () => (await answerFromRecentFetch(deps, input)) ?? fetchAndApply(deps, provider, input));
+      const synced = await withPaymentLock(deps, input, async () => (await answerFromRecentFetch(deps, input, 'shared')) ?? fetchAndApply(deps, provider, input));
       span.setAttribute(SPAN_ATTRIBUTES.outcome, synced.outcome);
       return synced;
     });
@@ -93,6 +97,7 @@ export async function syncPayment(deps: SyncDeps, input: SyncInput): Promise<Syn
     outcome = outcomeLabel(error instanceof Error ? error.name : 'error');
     throw error;
   } finally {
+    turn?.end();
     deps.metrics.syncs.inc({ ...labels, outcome });
     deps.metrics.syncDuration.observe(labels, (performance.now() - started) / 1000);
   }
@@ -168,6 +173,10 @@ async function fetchApplyAndRecord(
     return written;
   });
   // Only once the snapshot is written: a record promises the row is at least this fresh.
+  // Awaited, so it is in Redis before the lock is released and the next holder, in any
+  // process, reads it under the lock. Not sent with the release in one write: with several
+  // Redis nodes the release reaches the others on their own connections, and a script a
+  // node has forgotten is sent again after its failed attempt, so the release could land first.
   await recent?.record(key, { startedAt, outcome: 'found' });
   return { outcome: applied.changed ? 'changed' : 'unchanged', ...applied };
 }
@@ -176,25 +185,61 @@ function recentFetchKey(input: Pick<SyncInput, 'provider' | 'account' | 'provide
   return `${input.provider}:${input.account}:${input.providerPaymentId}`;
 }
 
+type InFlightFetch = RecentFetches['inFlight'] extends Map<string, infer Entry> ? Entry : never;
+type Turn = { entry: InFlightFetch; end(): void };
+
+/**
+ * A webhook's sync about to take the lock, when nothing for its id is under way in this
+ * process: registered as under way, so the webhooks for the id that come meanwhile wait
+ * for it (and then for what it fetched or read under the lock, which memory now holds)
+ * instead of queueing on the lock, each with its own lock attempts and read. When it
+ * starts is unknown until it fetches: as if infinitely late, so every webhook waits for
+ * it; fetchAndApply puts the fetch's own entry in its place. A webhook waits for one turn
+ * at most: one that finds memory still says fetch after it goes to the lock, with or
+ * without a turn of its own (never behind a chain of turns that each gave up on the lock).
+ */
+function takeTurn(deps: SyncDeps, input: SyncInput): Turn | null {
+  const recent = deps.recentFetches;
+  if (!recent || !input.triggeredAt) return null;
+  const key = recentFetchKey(input);
+  if (recent.inFlight.has(key)) return null;
+  let ended!: () => void;
+  const entry: InFlightFetch = { startedAt: Number.POSITIVE_INFINITY, done: new Promise<void>((resolve) => (ended = resolve)) };
+  recent.inFlight.set(key, entry);
+  return {
+    entry,
+    end() {
+      if (recent.inFlight.get(key) === entry) recent.inFlight.delete(key);
+      ended();
+    },
+  };
+}
+
 /**
  * For a webhook: the answer a recent fetch already gives (settling the receipts it
  * answers), or RecentlyFetchedError to wait for the window's end, or null to fetch now.
+ * `from`: 'memory' before the lock (this process's record only), 'shared' under it (Redis).
+ * `beforeFetch` runs in the same step as the decision to fetch, with no wait between: the
+ * webhook's turn is taken there, so webhooks read together cannot all miss each other's.
  */
-async function answerFromRecentFetch(deps: SyncDeps, input: SyncInput): Promise<FetchOutcome | null> {
+async function answerFromRecentFetch(deps: SyncDeps, input: SyncInput, from: 'memory' | 'shared', beforeFetch?: () => void): Promise<FetchOutcome | null> {
   const recent = deps.recentFetches;
   if (!recent || !input.triggeredAt) return null;
   const key = recentFetchKey(input);
   const triggeredAt = input.triggeredAt.getTime();
   const mayWait = input.mayWait === true;
+  // Under the lock, a turn (takeTurn) is a webhook waiting for the lock we hold, or our own: not waited for.
   const running = recent.inFlight.get(key);
-  if (running) {
+  if (running && (from === 'memory' || running.startedAt !== Number.POSITIVE_INFINITY)) {
     // Under way in this process: wait for it when it started after us, else for its window.
     if (running.startedAt >= triggeredAt) await running.done;
     else if (mayWait && recent.windows.foundMs > 0) throw new RecentlyFetchedError(key, Math.max(1, running.startedAt + recent.windows.foundMs - Date.now()));
   }
-  const decision = decideFromRecentFetch(await recent.get(key), { at: triggeredAt, mayWait }, Date.now(), recent.windows);
+  const record = from === 'memory' ? recent.peek(key) : await recent.get(key);
+  const decision = decideFromRecentFetch(record, { at: triggeredAt, mayWait }, Date.now(), recent.windows);
   switch (decision.kind) {
     case 'fetch':
+      beforeFetch?.();
       return null;
     case 'wait':
       throw new RecentlyFetchedError(key, decision.retryAfterMs);

@@ -7,7 +7,7 @@ import { SPAN_ATTRIBUTES, currentTraceParent, withSpan } from '../observability/
 import { errorMessage } from '../primitives/error-message.js';
 import { ProviderError, type PaymentProvider, type ProviderName, type Providers } from '../providers/types.js';
 import { settleReceipts } from '../db/queries/receipt-settlement.js';
-import { applySnapshot, takeFetchFenceAt, type ApplyResult, type SyncSource } from './apply-snapshot.js';
+import { applySnapshot, takeFetchFenceAt, type ApplyResult, type FetchFence, type SyncSource } from './apply-snapshot.js';
 import { decideFromRecentFetch, RecentlyFetchedError, type RecentFetches } from './recent-fetches.js';
 
 export interface SyncDeps {
@@ -87,7 +87,16 @@ export async function syncPayment(deps: SyncDeps, input: SyncInput): Promise<Syn
     // ...and again under it from Redis, the fleet's record: the holder before us, in any
     // process, may have just fetched (recent-fetches.ts says why memory first is sound).
     const result = await withSpan('payment.sync', { ...paymentAttributes(input), [SPAN_ATTRIBUTES.source]: input.source }, async (span) => {
-      const synced = await withPaymentLock(deps, input, async () => (await answerFromRecentFetch(deps, input, 'shared')) ?? fetchAndApply(deps, provider, input));
+      const synced = await withPaymentLock(deps, input, async () => {
+        // The fence is asked for while the record is read, both under the lock: one round
+        // trip less on every webhook's path. A later holder still gets a higher fence, and the
+        // fence's time is at most when the fetch starts (so the record never claims a later
+        // start than the real one). When the record answers, the fence is left unused: a gap
+        // in the sequence, nothing more.
+        const fence = takeFetchFenceAt(deps.db);
+        fence.catch(() => {});
+        return (await answerFromRecentFetch(deps, input, 'shared')) ?? fetchAndApply(deps, provider, input, await fence);
+      });
       span.setAttribute(SPAN_ATTRIBUTES.outcome, synced.outcome);
       return synced;
     });
@@ -113,10 +122,10 @@ async function fetchAndApply(
   deps: SyncDeps,
   provider: PaymentProvider,
   input: SyncInput,
+  { fence, at: startedAt }: FetchFence,
 ): Promise<FetchOutcome> {
   // The fence is taken before the fetch: a higher fence means a later-started fetch.
   // Its database time is when the fetch started, for the recent-fetch record.
-  const { fence, at: startedAt } = await takeFetchFenceAt(deps.db);
   const key = recentFetchKey(input);
   const work = fetchApplyAndRecord(deps, provider, input, fence, startedAt, key);
   // Webhooks for this id that arrive while it is under way wait for it (or for its window).

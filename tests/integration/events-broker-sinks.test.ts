@@ -220,7 +220,10 @@ async function stormWithOutage(options: {
 
   const expected = await written(ids);
   expect(expected.size).toBe(ids.length * 4);
-  await eventually(async () => (await deliveredCount(sink.id)) === expected.size, { timeoutMs: 60_000, intervalMs: 200, what: 'every event after the broker came back' });
+  // A wait bound, not a promise: the property is that nothing is lost. A node restarted on a
+  // loaded machine (CI runs suites side by side) can take a while to accept connections, and
+  // the deliveries that failed meanwhile come back on their retry schedule.
+  await eventually(async () => (await deliveredCount(sink.id)) === expected.size, { timeoutMs: 120_000, intervalMs: 200, what: 'every event after the broker came back' });
   expect(await deliveredCount(httpSink.id)).toBe(expected.size);
   expect(brokerAtStop).toBeLessThan(expected.size);
 
@@ -241,7 +244,7 @@ describe('a broker that goes away during a storm', () => {
     const seen = await stormWithOutage({ broker, env: { EVENT_NATS_URL: broker.url, EVENT_NATS_SUBJECT: prefix }, kind: 'nats', messages: () => stream.messages() });
     // JetStream's duplicate window kept the stream itself free of copies.
     expect(seen.copies).toBe(seen.unique.length);
-  }, 150_000);
+  }, 240_000);
 
   it('RabbitMQ (private node, killed for 10 s): nothing lost, each event once by message_id, in order', async () => {
     const broker = later(await startPrivateRabbit());

@@ -195,7 +195,7 @@ function recentFetchKey(input: Pick<SyncInput, 'provider' | 'account' | 'provide
 }
 
 type InFlightFetch = RecentFetches['inFlight'] extends Map<string, infer Entry> ? Entry : never;
-type Turn = { entry: InFlightFetch; end(): void };
+type Turn = { end(): void };
 
 /**
  * A webhook's sync about to take the lock, when nothing for its id is under way in this
@@ -216,7 +216,6 @@ function takeTurn(deps: SyncDeps, input: SyncInput): Turn | null {
   const entry: InFlightFetch = { startedAt: Number.POSITIVE_INFINITY, done: new Promise<void>((resolve) => (ended = resolve)) };
   recent.inFlight.set(key, entry);
   return {
-    entry,
     end() {
       if (recent.inFlight.get(key) === entry) recent.inFlight.delete(key);
       ended();

@@ -246,7 +246,7 @@ export function transitionsAndEventsManySql(transitionsJson: string, settleIds: 
 }
 
 /** One change's transition row as transitionsAndEventsManySql reads it. */
-export function transitionRowJson(input: TransitionWrite): string {
+function transitionRowJson(input: TransitionWrite): string {
   const { paymentRowId, version, source, previous, snapshot: s, fence, receiptId, snapshotJson } = input;
   const scalars = JSON.stringify([paymentRowId, version, source, previous?.status ?? null, s.status, previous?.providerStatus ?? null, s.providerStatus, fence, receiptId]);
   return `{"v":${scalars},"snapshot":${snapshotJson}}`;

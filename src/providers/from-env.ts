@@ -4,17 +4,17 @@ import { createMollieProvider } from './mollie/client.js';
 import type { PlainGet } from './plain-get.js';
 import type { AccountCredentialsSource, Providers } from './types.js';
 
+export interface RuntimeTransports {
+  /** The transport of the hot-path payment read (Mollie's direct GET); default `fetch`. */
+  plainGet?: PlainGet;
+}
+
 /**
  * The providers configured by the environment: the default account of each provider
  * whose credentials are set, and, when ACCOUNT_SECRETS_KEY lets accounts be stored, every
  * provider with the stored accounts as a credentials source (a gateway may serve only
  * stored accounts, with no default at all).
  */
-export interface RuntimeTransports {
-  /** The transport of the hot-path payment read (Mollie's direct GET); default `fetch`. */
-  plainGet?: PlainGet;
-}
-
 export function createProvidersFromEnv(env: Env, stored?: AccountCredentialsSource, transports: RuntimeTransports = {}): Providers {
   const providers: Providers = {};
   const credentials = env.ACCOUNT_SECRETS_KEY ? stored : undefined;

@@ -139,7 +139,7 @@ describe('faults: the provider API', () => {
       settleMs,
       totalMs: Math.round(performance.now() - started),
     });
-  }, 120_000);
+  }, 240_000);
 
   it('slow: past the webhook deadline, then past the client timeout', async () => {
     await sql`truncate payments, payment_transitions, outbox, event_deliveries, webhook_receipts restart identity cascade`;

@@ -8,6 +8,10 @@
  * The working path costs nothing in the common case: only an account whose cached status
  * is `broken` is reported (one query there, then the status change is heard back through
  * the registry). The env-configured `default` accounts are not rows and are skipped.
+ *
+ * A refusal names the credentials the call set out with (the fingerprint this process had
+ * in memory as it began), so a call refused with a key that a PATCH has replaced meanwhile
+ * does not break the account again.
  */
 import { errorMessage } from '../primitives/error-message.js';
 import { aroundProviderCalls } from '../providers/provider-calls.js';
@@ -17,17 +21,18 @@ import { reportAccountRefused, reportAccountWorking, type AccountHealthDeps } fr
 import type { AccountRegistry } from './registry.js';
 
 export interface CallHealthDeps extends AccountHealthDeps {
-  accounts: Pick<AccountRegistry, 'cachedStatus'>;
+  accounts: Pick<AccountRegistry, 'cachedStatus' | 'cachedFingerprint'>;
 }
 
 export function withAccountHealth(providers: Providers, deps: CallHealthDeps): Providers {
   // A report must never turn the call's own answer into another failure.
   const safely = (provider: ProviderName, work: Promise<void>) =>
     work.catch((error: unknown) => deps.logger.warn({ provider, err: errorMessage(error) }, 'account health could not be recorded'));
-  return aroundProviderCalls(providers, (name) => ({
-    async failed(account, error) {
+  return aroundProviderCalls<string | undefined>(providers, (name) => ({
+    before: (account) => (account === ENV_ACCOUNT_NAME ? undefined : deps.accounts.cachedFingerprint(name, account)),
+    async failed(account, error, fingerprint) {
       if (account === ENV_ACCOUNT_NAME || !(error instanceof ProviderError) || error.code !== 'unauthorized') return;
-      await safely(name, reportAccountRefused(deps, name, account, 'unauthorized', error.message));
+      await safely(name, reportAccountRefused(deps, name, account, 'unauthorized', error.message, fingerprint));
     },
     async worked(account) {
       if (account === ENV_ACCOUNT_NAME || deps.accounts.cachedStatus(name, account) !== 'broken') return;

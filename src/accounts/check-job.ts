@@ -29,7 +29,7 @@ import { forEachLimited } from '../primitives/for-each-limited.js';
 import { errorMessage } from '../primitives/error-message.js';
 import { ProviderError, type ProviderName } from '../providers/types.js';
 import { AccountError, accountSecretsFromEnv, ENV_ACCOUNT_NAME, openCredentials } from './accounts.js';
-import { getAccount } from './store.js';
+import { credentialsFingerprint, getAccount } from './store.js';
 import { identifyCredentials, type AccountCredentials } from './credentials.js';
 import { reportAccountRefused, reportAccountWorking } from './health.js';
 import { usableMollieAccessToken } from './oauth.js';
@@ -126,6 +126,8 @@ export async function checkAccount(deps: AccountCheckDeps, secrets: AccountSecre
   let credentials: AccountCredentials | null = null;
   let outcome: AccountCheckOutcome;
   let detail: string | undefined;
+  // What the check sends: its answer is about these credentials, not any stored meanwhile.
+  const checked = credentialsFingerprint(account);
   try {
     credentials = await openCredentials(secrets, account);
     const externalId = await identifyStored(deps, secrets, account, credentials);
@@ -137,14 +139,14 @@ export async function checkAccount(deps: AccountCheckDeps, secrets: AccountSecre
       outcome = 'identity_changed';
       detail = `the credentials now belong to ${externalId}, not to ${account.externalId}`;
       await noteCheck(deps.db, account.id, { answered: true });
-      await reportAccountRefused(deps, provider, account.name, 'identity_changed', detail);
+      await reportAccountRefused(deps, provider, account.name, 'identity_changed', detail, checked);
     }
   } catch (error) {
     if (error instanceof ProviderError && error.code === 'unauthorized') {
       outcome = 'refused';
       detail = scrubDetail(error.message, credentials);
       await noteCheck(deps.db, account.id, { answered: true });
-      await reportAccountRefused(deps, provider, account.name, 'unauthorized', detail);
+      await reportAccountRefused(deps, provider, account.name, 'unauthorized', detail, checked);
     } else if (error instanceof ProviderError) {
       // timeout, unavailable, rate_limited, bad_response, unknown_account: the provider could not say.
       outcome = 'outage';

@@ -9,6 +9,11 @@
  * enqueues `gateway.account.broken`; the dedupe key names the episode (its `broken_since`),
  * so an episode is announced once and recovered once, like the poller's degraded/recovered.
  *
+ * A refusal counts only against the credentials that were refused: a report that names them
+ * (their fingerprint, store.ts) breaks the account only while the row still holds them. A
+ * check or a call that set out with the old key and is refused after a PATCH stored a new one
+ * would otherwise break the account the PATCH just mended.
+ *
  * The env-configured `default` accounts are not rows: reports about them change nothing here.
  */
 import { sql } from 'drizzle-orm';
@@ -57,16 +62,25 @@ interface FlipRow {
 /**
  * Breaks an active account and enqueues `gateway.account.broken`, in one transaction
  * (joins the caller's when `db` is one). Returns null when the account is not active
- * (already broken: the same episode; disabled; unknown; or `default`).
+ * (already broken: the same episode; disabled; unknown; or `default`), or when
+ * `refusedFingerprint` is given and the row holds other credentials by now.
  */
-export async function markAccountBroken(db: DbOrTx, provider: ProviderName, name: string, reason: string, detail: string): Promise<AccountBroken | null> {
+export async function markAccountBroken(
+  db: DbOrTx,
+  provider: ProviderName,
+  name: string,
+  reason: string,
+  detail: string,
+  refusedFingerprint?: string,
+): Promise<AccountBroken | null> {
   const trimmed = detail.slice(0, DETAIL_MAX);
+  const sameCredentials = refusedFingerprint === undefined ? sql`` : sql` and credentials_key_id || ':' || left(credentials_ciphertext, 24) = ${refusedFingerprint}`;
   return db.transaction(async (tx) => {
     // Guarded: of several processes reporting the same refusal at once, the first flips the
     // row; the others wait on its lock, re-read it as broken and match nothing.
     const rows = await tx.execute<FlipRow>(sql`
       update accounts set status = 'broken', broken_since = now(), last_error = ${lastErrorOf(reason, trimmed)}, updated_at = now()
-      where provider = ${provider} and name = ${name} and status = 'active'
+      where provider = ${provider} and name = ${name} and status = 'active'${sameCredentials}
       returning broken_since, now() as db_now`);
     const row = rows[0];
     if (!row) return null;
@@ -141,9 +155,19 @@ export function logAccountRecovered(logger: Logger, recovered: AccountRecovered)
   );
 }
 
-/** The provider refused the account's credentials (401/403, or an OAuth refresh refused). */
-export async function reportAccountRefused(deps: AccountHealthDeps, provider: ProviderName, name: string, reason: string, detail: string): Promise<void> {
-  const broken = await markAccountBroken(deps.db, provider, name, reason, detail);
+/**
+ * The provider refused the account's credentials (401/403, or an OAuth refresh refused).
+ * `refusedFingerprint` names the credentials refused, where the caller knows them.
+ */
+export async function reportAccountRefused(
+  deps: AccountHealthDeps,
+  provider: ProviderName,
+  name: string,
+  reason: string,
+  detail: string,
+  refusedFingerprint?: string,
+): Promise<void> {
+  const broken = await markAccountBroken(deps.db, provider, name, reason, detail, refusedFingerprint);
   if (broken) logAccountBroken(deps.logger, broken);
 }
 

@@ -30,7 +30,7 @@ import { last4, type AccountCredentials } from './credentials.js';
 import { reportAccountRefused } from './health.js';
 import { MOLLIE_OAUTH_VARIABLES, MollieTokenError, mollieOAuthAppFromEnv, requestMollieTokens, type MollieOAuthApp } from './mollie-oauth-app.js';
 import type { AccountSecrets } from './secrets.js';
-import { getAccount } from './store.js';
+import { credentialsFingerprint, getAccount } from './store.js';
 
 export type MollieOAuthCredentials = Extract<AccountCredentials, { kind: 'oauth' }>;
 
@@ -206,7 +206,7 @@ async function refreshRefused(deps: MollieOAuthDeps, account: SelectAccount, sto
       if (now && now.row.credentialsCiphertext !== stored.row.credentialsCiphertext && expiresAtMs(now.credentials) > Date.now()) {
         return remember(deps, account, now.credentials);
       }
-      await reportAccountRefused(deps, 'mollie', account.name, 'invalid_grant', error.message);
+      await reportAccountRefused(deps, 'mollie', account.name, 'invalid_grant', error.message, credentialsFingerprint(stored.row));
       tokenState(deps).refused.set(cacheKey(account), stored.row.credentialsCiphertext);
       throw refusedError(account, error.message);
     }

@@ -29,7 +29,7 @@ import { openCredentials, webhookSecretsContext } from './accounts.js';
 import { bearerSecret, type AccountCredentials } from './credentials.js';
 import { usableMollieAccessToken } from './oauth.js';
 import type { AccountSecrets } from './secrets.js';
-import { ACCOUNTS_CHANNEL, getAccount, listActiveAccountNames, onLocalAccountChange, type AccountStatus } from './store.js';
+import { ACCOUNTS_CHANNEL, credentialsFingerprint, getAccount, listActiveAccountNames, onLocalAccountChange, type AccountStatus } from './store.js';
 
 /** How long an entry is trusted while changes are heard (a safety net: a notification is never the only way back). */
 export const LISTENED_TTL_MS = 5 * 60_000;
@@ -57,6 +57,8 @@ export interface AccountRegistry extends AccountCredentialsSource {
   resolve(provider: ProviderName, name: string): Promise<StoredAccount | null>;
   /** The status this process has in memory, without a query; undefined when nothing is cached. */
   cachedStatus(provider: ProviderName, name: string): AccountStatus | undefined;
+  /** The fingerprint of the credentials this process has in memory (what a call now would send); undefined when nothing is cached. */
+  cachedFingerprint(provider: ProviderName, name: string): string | undefined;
   /** Names of the provider's active stored accounts, oldest first (one query; for the sweep and the recovery). */
   activeNames(provider: ProviderName): Promise<string[]>;
   /** Forgets what is cached about the account (a change this process made or heard of). */
@@ -169,7 +171,7 @@ export function createAccountRegistry(deps: AccountRegistryDeps): AccountRegistr
       row,
       credentials,
       webhookSecrets: webhookSecrets && webhookSecrets.length > 0 ? webhookSecrets : null,
-      fingerprint: `${row.credentialsKeyId}:${row.credentialsCiphertext.slice(0, 24)}`,
+      fingerprint: credentialsFingerprint(row),
     };
   }
 
@@ -212,6 +214,9 @@ export function createAccountRegistry(deps: AccountRegistryDeps): AccountRegistr
     },
     cachedStatus(provider, name) {
       return known.get(keyOf(provider, name))?.value?.status;
+    },
+    cachedFingerprint(provider, name) {
+      return known.get(keyOf(provider, name))?.value?.fingerprint;
     },
     activeNames: (provider) => (deps.secrets ? listActiveAccountNames(deps.db, provider) : Promise.resolve([])),
     forget: (provider, name) => forget(keyOf(provider, name)),

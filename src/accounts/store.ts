@@ -32,6 +32,15 @@ function announceLocally(provider: string, name: string): void {
   for (const listener of localListeners) listener(key);
 }
 
+/**
+ * Names one sealing of an account's credentials: it changes whenever they are stored
+ * again (a PATCH, an OAuth refresh, a key rotation; each sealing has a fresh IV). A
+ * refusal is held against the account only while this is still what the row holds.
+ */
+export function credentialsFingerprint(row: Pick<SelectAccount, 'credentialsKeyId' | 'credentialsCiphertext'>): string {
+  return `${row.credentialsKeyId}:${row.credentialsCiphertext.slice(0, 24)}`;
+}
+
 export const ACCOUNT_STATUSES = ['active', 'broken', 'disabled'] as const;
 export type AccountStatus = (typeof ACCOUNT_STATUSES)[number];
 

@@ -7,19 +7,19 @@
  */
 import type { PaymentProvider, ProviderName, Providers } from './types.js';
 
-export interface ProviderCallHooks {
-  /** Before the call; throwing refuses it. */
-  before?(account: string): Promise<void>;
+export interface ProviderCallHooks<State = unknown> {
+  /** Before the call; throwing refuses it. What it returns is handed to `worked` or `failed`. */
+  before?(account: string): Promise<State> | State;
   /** The call (every page of a list) answered. */
-  worked?(account: string): Promise<void>;
+  worked?(account: string, state: State | undefined): Promise<void>;
   /** The call failed with `error`, which is rethrown after this. */
-  failed?(account: string, error: unknown): Promise<void>;
+  failed?(account: string, error: unknown, state: State | undefined): Promise<void>;
 }
 
 /** Methods that do not call the provider. */
 const LOCAL_METHODS = new Set<string | symbol>(['hasAccount']);
 
-export function aroundProviderCalls(providers: Providers, hooksFor: (provider: ProviderName) => ProviderCallHooks): Providers {
+export function aroundProviderCalls<State>(providers: Providers, hooksFor: (provider: ProviderName) => ProviderCallHooks<State>): Providers {
   const wrapped: Providers = {};
   for (const [name, provider] of Object.entries(providers) as [ProviderName, PaymentProvider][]) {
     wrapped[name] = wrapProvider(provider, hooksFor(name)) as never;
@@ -27,7 +27,7 @@ export function aroundProviderCalls(providers: Providers, hooksFor: (provider: P
   return wrapped;
 }
 
-function wrapProvider<T extends PaymentProvider>(provider: T, hooks: ProviderCallHooks): T {
+function wrapProvider<T extends PaymentProvider, State>(provider: T, hooks: ProviderCallHooks<State>): T {
   const cache = new Map<string | symbol, unknown>();
   return new Proxy(provider, {
     get(target, property, receiver) {
@@ -40,26 +40,26 @@ function wrapProvider<T extends PaymentProvider>(provider: T, hooks: ProviderCal
         method.constructor.name === 'AsyncGeneratorFunction'
           ? async function* (...args: unknown[]) {
               const account = String(args[0]);
-              await hooks.before?.(account);
+              const state = await hooks.before?.(account);
               try {
                 yield* method.apply(target, args) as AsyncIterable<unknown>;
               } catch (error) {
-                await hooks.failed?.(account, error);
+                await hooks.failed?.(account, error, state);
                 throw error;
               }
-              await hooks.worked?.(account);
+              await hooks.worked?.(account, state);
             }
           : async (...args: unknown[]) => {
               const account = String(args[0]);
-              await hooks.before?.(account);
+              const state = await hooks.before?.(account);
               let result: unknown;
               try {
                 result = await method.apply(target, args);
               } catch (error) {
-                await hooks.failed?.(account, error);
+                await hooks.failed?.(account, error, state);
                 throw error;
               }
-              await hooks.worked?.(account);
+              await hooks.worked?.(account, state);
               return result;
             };
       cache.set(property, wrapped);

@@ -9,12 +9,16 @@
 import { randomBytes } from 'node:crypto';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkDueAccounts } from '../../src/accounts/check-job.js';
+import { accountSecretsFromEnv } from '../../src/accounts/accounts.js';
+import { withAccountHealth } from '../../src/accounts/call-health.js';
+import { checkAccount, checkDueAccounts } from '../../src/accounts/check-job.js';
 import { reportAccountRefused, reportAccountWorking } from '../../src/accounts/health.js';
+import { credentialsFingerprint, getAccount } from '../../src/accounts/store.js';
 import { SESSION_COOKIE } from '../../src/console/session.js';
 import type { Deps } from '../../src/deps.js';
 import { createApp } from '../../src/http/app.js';
 import { startGoCardlessSandbox, type GoCardlessSandbox } from '../../src/sandbox/gocardless-api.js';
+import { ProviderError, type PaymentProvider } from '../../src/providers/types.js';
 import { startMollieSandbox, type MollieSandbox } from '../../src/sandbox/mollie-api.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { auth, buildTestDeps, TEST_ADMIN_TOKEN } from '../helpers/deps.js';
@@ -336,5 +340,54 @@ describe('the console Accounts page', () => {
       ['account.check', 'account:mollie/nobody', 'refused'],
     ]);
     expect(audit.every((entry) => entry.actor.startsWith('console:'))).toBe(true);
+  });
+});
+
+describe('a refusal of credentials that were replaced meanwhile', () => {
+  it('a check that set out with the old key, refused after a PATCH mended the account, breaks nothing', async () => {
+    const key = await createShop('stale-check');
+    mollie.accounts.revoke(key.token);
+    expect((await call('POST', '/v1/accounts/mollie/stale-check/check')).body.status).toBe('broken');
+    // The check job claimed the row (old credentials) just before the PATCH below.
+    const staleRow = (await getAccount(deps.db, 'mollie', 'stale-check'))!;
+    const replacement = mollie.accounts.addApiKey({ profileId: key.profileId });
+    const patched = await call('PATCH', '/v1/accounts/mollie/stale-check', { credentials: { apiKey: replacement.token } });
+    expect(patched.body).toMatchObject({ status: 'active', brokenSince: null });
+
+    // Its call with the old key is refused now: the answer is about credentials no longer stored.
+    expect(await checkAccount(deps, accountSecretsFromEnv(deps.env)!, staleRow)).toBe('refused');
+    expect((await call('GET', '/v1/accounts/mollie/stale-check')).body).toMatchObject({ status: 'active', brokenSince: null, lastError: null });
+    expect((await accountEvents('stale-check')).map((e) => e.type)).toEqual(['gateway.account.broken', 'gateway.account.recovered']);
+
+    // The same report naming the credentials stored now does break it.
+    await reportAccountRefused(deps, 'mollie', 'stale-check', 'unauthorized', 'refused', credentialsFingerprint((await getAccount(deps.db, 'mollie', 'stale-check'))!));
+    // ...where the old one does not (the row is broken now either way; nothing more is announced).
+    expect(credentialsFingerprint(staleRow)).not.toBe(credentialsFingerprint((await getAccount(deps.db, 'mollie', 'stale-check'))!));
+    expect((await call('GET', '/v1/accounts/mollie/stale-check')).body.status).toBe('broken');
+  });
+
+  it('a provider call refused with the key this process held as it began breaks nothing once a PATCH has replaced that key', async () => {
+    const key = await createShop('stale-call');
+    // Cached as a call would find it: the fingerprint of the old key.
+    await deps.accounts.resolve('mollie', 'stale-call');
+    const replacement = mollie.accounts.addApiKey({ profileId: key.profileId });
+    const refusedAfterPatch = async () => {
+      // The PATCH lands while the call is out; the old key is then refused.
+      expect((await call('PATCH', '/v1/accounts/mollie/stale-call', { credentials: { apiKey: replacement.token } })).status).toBe(200);
+      throw new ProviderError('mollie', 'unauthorized', 'Mollie rejected the API key (401)', false);
+    };
+    const fake = { fetchPayment: refusedAfterPatch } as unknown as PaymentProvider;
+    const wrapped = withAccountHealth({ mollie: fake }, { db: deps.db, logger: deps.logger, accounts: deps.accounts });
+    await expect(wrapped.mollie!.fetchPayment('stale-call', 'tr_stale12345')).rejects.toThrow('401');
+    expect((await call('GET', '/v1/accounts/mollie/stale-call')).body).toMatchObject({ status: 'active', brokenSince: null });
+    expect(await accountEvents('stale-call')).toEqual([]);
+
+    // A call refused with the key stored now breaks it, once.
+    await deps.accounts.resolve('mollie', 'stale-call');
+    const refusedNow = () => Promise.reject(new ProviderError('mollie', 'unauthorized', 'Mollie rejected the API key (401)', false));
+    const current = withAccountHealth({ mollie: { fetchPayment: refusedNow } as unknown as PaymentProvider }, { db: deps.db, logger: deps.logger, accounts: deps.accounts });
+    await expect(current.mollie!.fetchPayment('stale-call', 'tr_stale12345')).rejects.toThrow('401');
+    expect((await call('GET', '/v1/accounts/mollie/stale-call')).body.status).toBe('broken');
+    expect((await accountEvents('stale-call')).map((e) => e.type)).toEqual(['gateway.account.broken']);
   });
 });

@@ -30,6 +30,12 @@ interface Open {
  * is bound for its routing key, so it would be dropped) or a lost connection is a failed
  * attempt and retried on the schedule. A retry can reach a queue twice (the confirm of
  * the first was lost), so consumers de-duplicate on message_id, as with webhook-id.
+ *
+ * An attempt that gets no answer in time (no connection, no confirm) gives up its
+ * connection too: the next attempt opens a fresh one. A connection the broker stopped
+ * answering on without closing it (a half-open socket after a network fault, a node that
+ * blocks publishers, a channel stuck while a restarted node boots) would otherwise fail
+ * every attempt until the heartbeat noticed, a minute or more later, or never.
  */
 export function createAmqpSink(options: AmqpSinkOptions): EventSink {
   const sign = createEventSigner(options.secrets);
@@ -74,6 +80,12 @@ export function createAmqpSink(options: AmqpSinkOptions): EventSink {
     return opening;
   };
 
+  // Forgotten at once (the next attempt opens anew) and closed whenever it settles.
+  const abandon = (connection: Promise<Open>) => {
+    if (opening === connection) opening = null;
+    connection.then(({ model }) => model.close()).catch(() => {});
+  };
+
   return {
     id: sinkId('amqp', `${where}\n${options.exchange}`),
     kind: 'amqp',
@@ -82,8 +94,9 @@ export function createAmqpSink(options: AmqpSinkOptions): EventSink {
       const body = eventBody(event);
       const at = now();
       let timer: NodeJS.Timeout | undefined;
+      const connection = open();
       try {
-        const { channel, returned } = await withTimeout(open(), options.timeoutMs, 'connecting');
+        const { channel, returned } = await withTimeout(connection, options.timeoutMs, 'connecting');
         returned.delete(event.id);
         const confirmed = new Promise<void>((resolve, reject) => {
           channel.publish(
@@ -103,13 +116,14 @@ export function createAmqpSink(options: AmqpSinkOptions): EventSink {
             (error) => (error ? reject(new Error(`the broker refused the message (nack): ${errorMessage(error)}`)) : resolve()),
           );
         });
-        await Promise.race([confirmed, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no publisher confirm within ${options.timeoutMs} ms`)), options.timeoutMs)))]);
+        await Promise.race([confirmed, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new NoAnswer(`no publisher confirm within ${options.timeoutMs} ms`)), options.timeoutMs)))]);
         // The broker sends basic.return before the confirm of the same message.
         if (returned.delete(event.id)) {
           return { kind: 'failed', status: null, error: `returned unroutable: no queue is bound to exchange ${options.exchange} for routing key ${event.type}` };
         }
         return { kind: 'delivered', status: null };
       } catch (error) {
+        if (error instanceof NoAnswer) abandon(connection);
         return { kind: 'failed', status: null, error: `AMQP publish to ${where} failed: ${errorMessage(error)}` };
       } finally {
         clearTimeout(timer);
@@ -123,9 +137,12 @@ export function createAmqpSink(options: AmqpSinkOptions): EventSink {
   };
 }
 
+/** The broker did not answer in time: the connection it came over is not to be trusted again. */
+class NoAnswer extends Error {}
+
 function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
-  return Promise.race([promise, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms)))]).finally(() =>
+  return Promise.race([promise, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new NoAnswer(`${what}: no answer within ${ms} ms`)), ms)))]).finally(() =>
     clearTimeout(timer),
   );
 }

@@ -18,6 +18,7 @@ import {
   type BrokerMessage,
 } from '../helpers/brokers.js';
 import { eventually } from '../helpers/deps.js';
+import { startTcpProxy } from '../helpers/tcp-proxy.js';
 import { newPaymentId, SINK_SECRET, writeGatewayEvent, writePaymentHistory } from '../helpers/outbound-events.js';
 import { sinkTestHarness } from '../helpers/relay-harness.js';
 
@@ -161,6 +162,29 @@ describe('RabbitMQ sink', () => {
     await eventually(async () => consumer.received.length === 1, { what: 'the message' });
     expect(consumer.received[0]!.messageId).toBe(event.id);
   });
+
+  it('a connection that goes silent (no confirm, never closed) is given up: the next attempt opens a fresh one and is delivered', async () => {
+    const exchange = uniqueName('gw-silent-');
+    cleanups.push(() => deleteExchange(SHARED_AMQP_URL, exchange));
+    const proxy = later(await startTcpProxy({ host: '127.0.0.1', port: Number(new URL(SHARED_AMQP_URL).port || 5672) }));
+    const proxied = new URL(SHARED_AMQP_URL);
+    proxied.host = `127.0.0.1:${proxy.port}`;
+    const sink = sinkOf(deps({ EVENT_AMQP_URL: proxied.toString(), EVENT_AMQP_EXCHANGE: exchange, EVENT_SINK_TIMEOUT_MS: '1000' }), 'amqp');
+    cleanups.push(() => sink.close?.() ?? Promise.resolve());
+    const consumer = later(await consumeExchange(SHARED_AMQP_URL, exchange));
+    const event = (n: number): OutboundEvent => ({ id: `evt_${uniqueName('')}_${n}`, type: 'payment.paid', timestamp: new Date().toISOString(), data: { provider: 'mollie' } });
+    const first = event(1);
+    expect(await sink.deliver(first)).toEqual({ kind: 'delivered', status: null });
+
+    proxy.freeze();
+    const unanswered = await sink.deliver(event(2));
+    expect(unanswered).toMatchObject({ kind: 'failed', error: expect.stringContaining('no publisher confirm within 1000 ms') });
+    // The silent connection stays open (nothing closed it); the sink does not wait on it again.
+    const third = event(3);
+    expect(await sink.deliver(third)).toEqual({ kind: 'delivered', status: null });
+    await eventually(async () => consumer.received.some((message) => message.messageId === third.id), { what: 'the message sent over the fresh connection' });
+    expect(consumer.received.map((message) => message.messageId)).toEqual([first.id, third.id]);
+  });
 });
 
 /**
@@ -223,7 +247,18 @@ async function stormWithOutage(options: {
   // A wait bound, not a promise: the property is that nothing is lost. A node restarted on a
   // loaded machine (CI runs suites side by side) can take a while to accept connections, and
   // the deliveries that failed meanwhile come back on their retry schedule.
-  await eventually(async () => (await deliveredCount(sink.id)) === expected.size, { timeoutMs: 120_000, intervalMs: 200, what: 'every event after the broker came back' });
+  await eventually(async () => (await deliveredCount(sink.id)) === expected.size, { timeoutMs: 120_000, intervalMs: 200, what: 'every event after the broker came back' }).catch(
+    async (error: unknown) => {
+      // Say where the missing ones were, so a slow run and a stuck one can be told apart.
+      const pending = await sql`
+        select state, attempts, awaiting_retry, count(*)::int as n, min(next_attempt_at) as next_min, max(next_attempt_at) as next_max
+        from event_deliveries where sink_id = ${sink.id} and state <> 'delivered' group by 1, 2, 3 order by 1, 2, 3`;
+      const errors = await sql`
+        select outcome, error, count(*)::int as n, max(started_at) as last from event_delivery_attempts
+        where sink_id = ${sink.id} and outcome <> 'delivered' group by 1, 2 order by 4 desc limit 8`;
+      throw new Error(`${(error as Error).message}; now ${new Date().toISOString()}; not delivered: ${JSON.stringify(pending)}; failed attempts: ${JSON.stringify(errors)}`);
+    },
+  );
   expect(await deliveredCount(httpSink.id)).toBe(expected.size);
   expect(brokerAtStop).toBeLessThan(expected.size);
 

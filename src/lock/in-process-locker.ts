@@ -1,11 +1,11 @@
-import { LockBusyError, type Locker } from './locker.js';
+import { LockBusyError, type LockOptions, type Locker } from './locker.js';
 
 /** A lock for a gateway that runs as a single process (embedded mode, tests). */
 export function createInProcessLocker(defaults: { waitMs: number }): Locker {
   // Each key holds the promise its current holder resolves on release; waiters queue behind it.
   const tails = new Map<string, Promise<void>>();
 
-  async function withLock<T>(key: string, work: () => Promise<T>, options?: { waitMs?: number }): Promise<T> {
+  async function withLock<T>(key: string, work: () => Promise<T>, options?: LockOptions): Promise<T> {
     const waitMs = options?.waitMs ?? defaults.waitMs;
     const previous = tails.get(key) ?? Promise.resolve();
     let release!: () => void;
@@ -26,6 +26,7 @@ export function createInProcessLocker(defaults: { waitMs: number }): Locker {
       throw new LockBusyError(key, waitMs);
     }
     try {
+      options?.alongside?.();
       return await work();
     } finally {
       release();

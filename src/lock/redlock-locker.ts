@@ -3,7 +3,7 @@ import { Redis } from 'ioredis';
 import Redlock, { ExecutionError, ResourceLockedError, type Lock } from 'redlock';
 import type { Logger } from 'pino';
 import { errorMessage } from '../primitives/error-message.js';
-import { LockBusyError, LockUnavailableError, type Locker } from './locker.js';
+import { LockBusyError, LockUnavailableError, type LockOptions, type Locker } from './locker.js';
 
 export interface RedlockLockerOptions {
   ttlMs: number;
@@ -53,11 +53,15 @@ export function createRedlockLocker(clients: Redis[], options: RedlockLockerOpti
   useLockValues(redlock, pooledLockValues());
   const prefix = options.keyPrefix ?? '';
 
-  async function acquire(key: string, waitMs: number): Promise<Lock> {
+  async function acquire(key: string, waitMs: number, alongside?: () => void): Promise<Lock> {
     const started = Date.now();
     for (;;) {
       try {
-        return await redlock.acquire([prefix + key], options.ttlMs);
+        // Redlock sends its script before its first await: what `alongside` sends now
+        // follows it in the same write to the first node.
+        const attempt = redlock.acquire([prefix + key], options.ttlMs);
+        alongside?.();
+        return await attempt;
       } catch (error) {
         if (!(error instanceof ExecutionError)) throw new LockUnavailableError(key, { cause: error });
         const stats = await Promise.all(error.attempts);
@@ -69,8 +73,8 @@ export function createRedlockLocker(clients: Redis[], options: RedlockLockerOpti
     }
   }
 
-  async function withLock<T>(key: string, work: () => Promise<T>, opts?: { waitMs?: number }): Promise<T> {
-    let lock = await acquire(key, opts?.waitMs ?? options.waitMs);
+  async function withLock<T>(key: string, work: () => Promise<T>, opts?: LockOptions): Promise<T> {
+    let lock = await acquire(key, opts?.waitMs ?? options.waitMs, opts?.alongside);
     let extender: NodeJS.Timeout | undefined;
     let lost = false;
     if (options.autoExtend !== false) {

@@ -1,14 +1,14 @@
 import type { Logger } from 'pino';
 import type { FailureHint } from '../events/billing-facts.js';
 import type { Db } from '../db/client.js';
-import { LockBusyError, LockUnavailableError, paymentLockKey, type Locker } from '../lock/locker.js';
+import { LockBusyError, LockUnavailableError, paymentLockKey, type LockOptions, type Locker } from '../lock/locker.js';
 import { outcomeLabel, type Metrics } from '../observability/metrics.js';
 import { SPAN_ATTRIBUTES, currentTraceParent, withSpan } from '../observability/tracing.js';
 import { errorMessage } from '../primitives/error-message.js';
 import { ProviderError, type PaymentProvider, type ProviderName, type Providers } from '../providers/types.js';
 import { settleReceipts } from '../db/queries/receipt-settlement.js';
 import { applySnapshot, takeFetchFenceAt, type ApplyResult, type FetchFence, type SyncSource } from './apply-snapshot.js';
-import { decideFromRecentFetch, RecentlyFetchedError, type RecentFetches } from './recent-fetches.js';
+import { decideFromRecentFetch, RecentlyFetchedError, type FetchRecord, type RecentFetches } from './recent-fetches.js';
 
 export interface SyncDeps {
   db: Db;
@@ -86,16 +86,18 @@ export async function syncPayment(deps: SyncDeps, input: SyncInput): Promise<Syn
     }
     // ...and again under it from Redis, the fleet's record: the holder before us, in any
     // process, may have just fetched (recent-fetches.ts says why memory first is sound).
+    // That read travels with the lock attempt (LockOptions.alongside): no round trip of its own.
+    const readShared = deps.recentFetches && input.triggeredAt ? readRecentFetch(deps.recentFetches, input) : undefined;
     const result = await withSpan('payment.sync', { ...paymentAttributes(input), [SPAN_ATTRIBUTES.source]: input.source }, async (span) => {
-      const synced = await withPaymentLock(deps, input, async () => {
-        // The fence is asked for while the record is read, both under the lock: one round
-        // trip less on every webhook's path. A later holder still gets a higher fence, and the
-        // fence's time is at most when the fetch starts (so the record never claims a later
-        // start than the real one). When the record answers, the fence is left unused: a gap
-        // in the sequence, nothing more.
+      const synced = await withPaymentLock(deps, input, readShared, async (shared) => {
+        // The fence is asked for once the lock is held, while the record's read (sent with
+        // the lock) comes back. A later holder still gets a higher fence, and the fence's
+        // time is at most when the fetch starts (so the record never claims a later start
+        // than the real one). When the record answers, the fence is left unused: a gap in
+        // the sequence, nothing more.
         const fence = takeFetchFenceAt(deps.db);
         fence.catch(() => {});
-        return (await answerFromRecentFetch(deps, input, 'shared')) ?? fetchAndApply(deps, provider, input, await fence);
+        return (await answerFromRecentFetch(deps, input, 'shared', undefined, shared)) ?? fetchAndApply(deps, provider, input, await fence);
       });
       span.setAttribute(SPAN_ATTRIBUTES.outcome, synced.outcome);
       return synced;
@@ -163,7 +165,7 @@ async function fetchApplyAndRecord(
   // payments nobody is sending webhooks for, and would only fill the record.
   const recent = input.triggeredAt ? deps.recentFetches : undefined;
   if (fetched.kind === 'not_found') {
-    await recent?.record(key, { startedAt, outcome: 'not_found' });
+    void recent?.record(key, { startedAt, outcome: 'not_found' });
     return { outcome: 'not_found' };
   }
   const snapshot = fetched.snapshot;
@@ -182,12 +184,20 @@ async function fetchApplyAndRecord(
     return written;
   });
   // Only once the snapshot is written: a record promises the row is at least this fresh.
-  // Awaited, so it is in Redis before the lock is released and the next holder, in any
-  // process, reads it under the lock. Not sent with the release in one write: with several
-  // Redis nodes the release reaches the others on their own connections, and a script a
-  // node has forgotten is sent again after its failed attempt, so the release could land first.
-  await recent?.record(key, { startedAt, outcome: 'found' });
+  // Sent, not awaited: the release follows it in the same write to the same node, so the
+  // next holder, in any process, reads it under the lock, and the pair costs one round trip.
+  // Where it could land after the release (several Redis nodes: the release reaches the
+  // others on their own connections; a node that forgot the script gets it again after a
+  // failed attempt), the next holder misses it and fetches once more: a provider call,
+  // never a wrong row (the record only ever saves calls). It never rejects.
+  void recent?.record(key, { startedAt, outcome: 'found' });
   return { outcome: applied.changed ? 'changed' : 'unchanged', ...applied };
+}
+
+/** A read of the fleet's record for this webhook's id, to send with each lock attempt. */
+function readRecentFetch(recent: RecentFetches, input: SyncInput): () => Promise<FetchRecord | null> {
+  const key = recentFetchKey(input);
+  return () => recent.get(key);
 }
 
 function recentFetchKey(input: Pick<SyncInput, 'provider' | 'account' | 'providerPaymentId'>): string {
@@ -229,8 +239,15 @@ function takeTurn(deps: SyncDeps, input: SyncInput): Turn | null {
  * `from`: 'memory' before the lock (this process's record only), 'shared' under it (Redis).
  * `beforeFetch` runs in the same step as the decision to fetch, with no wait between: the
  * webhook's turn is taken there, so webhooks read together cannot all miss each other's.
+ * `shared`: the Redis read already sent with the lock attempt, when there was one.
  */
-async function answerFromRecentFetch(deps: SyncDeps, input: SyncInput, from: 'memory' | 'shared', beforeFetch?: () => void): Promise<FetchOutcome | null> {
+async function answerFromRecentFetch(
+  deps: SyncDeps,
+  input: SyncInput,
+  from: 'memory' | 'shared',
+  beforeFetch?: () => void,
+  shared?: Promise<FetchRecord | null> | null,
+): Promise<FetchOutcome | null> {
   const recent = deps.recentFetches;
   if (!recent || !input.triggeredAt) return null;
   const key = recentFetchKey(input);
@@ -238,12 +255,16 @@ async function answerFromRecentFetch(deps: SyncDeps, input: SyncInput, from: 'me
   const mayWait = input.mayWait === true;
   // Under the lock, a turn (takeTurn) is a webhook waiting for the lock we hold, or our own: not waited for.
   const running = recent.inFlight.get(key);
+  let waited = false;
   if (running && (from === 'memory' || running.startedAt !== Number.POSITIVE_INFINITY)) {
     // Under way in this process: wait for it when it started after us, else for its window.
-    if (running.startedAt >= triggeredAt) await running.done;
-    else if (mayWait && recent.windows.foundMs > 0) throw new RecentlyFetchedError(key, Math.max(1, running.startedAt + recent.windows.foundMs - Date.now()));
+    if (running.startedAt >= triggeredAt) {
+      await running.done;
+      waited = true;
+    } else if (mayWait && recent.windows.foundMs > 0) throw new RecentlyFetchedError(key, Math.max(1, running.startedAt + recent.windows.foundMs - Date.now()));
   }
-  const record = from === 'memory' ? recent.peek(key) : await recent.get(key);
+  // A read sent before that wait could miss what the awaited fetch recorded: read again then.
+  const record = from === 'memory' ? recent.peek(key) : await ((!waited && shared) || recent.get(key));
   const decision = decideFromRecentFetch(record, { at: triggeredAt, mayWait }, Date.now(), recent.windows);
   switch (decision.kind) {
     case 'fetch':
@@ -271,19 +292,35 @@ async function answerFromRecentFetch(deps: SyncDeps, input: SyncInput, from: 'me
 async function withPaymentLock(
   deps: SyncDeps,
   input: SyncInput,
-  work: () => Promise<FetchOutcome>,
+  readAlongside: (() => Promise<FetchRecord | null>) | undefined,
+  work: (shared: Promise<FetchRecord | null> | null) => Promise<FetchOutcome>,
 ): Promise<SyncResult> {
   const key = paymentLockKey(input.provider, input.providerPaymentId);
   return withSpan('payment.lock', { ...paymentAttributes(input), 'lock.kind': deps.locker.kind }, async (span) => {
-    const result = await lockedWork(deps, input, key, work);
+    const result = await lockedWork(deps, input, key, readAlongside, work);
     span.setAttribute('lock.outcome', result.lock);
     return result;
   });
 }
 
-async function lockedWork(deps: SyncDeps, input: SyncInput, key: string, work: () => Promise<FetchOutcome>): Promise<SyncResult> {
+async function lockedWork(
+  deps: SyncDeps,
+  input: SyncInput,
+  key: string,
+  readAlongside: (() => Promise<FetchRecord | null>) | undefined,
+  work: (shared: Promise<FetchRecord | null> | null) => Promise<FetchOutcome>,
+): Promise<SyncResult> {
   const waitStarted = performance.now();
   let acquired = false;
+  // The read sent with the latest lock attempt: the one that took the lock, once it is held.
+  let shared: Promise<FetchRecord | null> | null = null;
+  const options: LockOptions | undefined =
+    input.lockWaitMs === undefined && !readAlongside
+      ? undefined
+      : {
+          ...(input.lockWaitMs === undefined ? {} : { waitMs: input.lockWaitMs }),
+          ...(readAlongside ? { alongside: () => void (shared = readAlongside()) } : {}),
+        };
   try {
     const value = await deps.locker.withLock(
       key,
@@ -291,9 +328,9 @@ async function lockedWork(deps: SyncDeps, input: SyncInput, key: string, work: (
         acquired = true;
         deps.metrics.lockWait.observe((performance.now() - waitStarted) / 1000);
         deps.metrics.lockOutcomes.inc({ outcome: 'acquired' });
-        return work();
+        return work(shared);
       },
-      input.lockWaitMs === undefined ? undefined : { waitMs: input.lockWaitMs },
+      options,
     );
     return { ...value, lock: 'held' };
   } catch (error) {
@@ -303,7 +340,7 @@ async function lockedWork(deps: SyncDeps, input: SyncInput, key: string, work: (
         { key, err: errorMessage(error.cause) },
         'lock service unreachable; syncing on database guarantees alone',
       );
-      return { ...(await work()), lock: 'unavailable' };
+      return { ...(await work(null)), lock: 'unavailable' };
     }
     if (!acquired && error instanceof LockBusyError) deps.metrics.lockOutcomes.inc({ outcome: 'busy' });
     throw error;

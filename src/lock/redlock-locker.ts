@@ -37,6 +37,13 @@ export function createRedisClients(urls: string[], timeoutMs: number): Redis[] {
 /**
  * Redlock over one or more independent Redis nodes (a quorum when there are several).
  * Release is redlock's atomic compare-and-delete; a timer extends the lock while work runs.
+ *
+ * The release is sent as the work ends, and `withLock` returns without waiting for Redis to
+ * answer it: the caller's answer (a webhook's acknowledgement) does not wait a round trip on
+ * a lock that matters only to the next holder. Sent before anything that caller does next,
+ * so the next lock attempt from this process, on the same connection, comes after it; one
+ * from another process may find the lock still held for that round trip, and waits as for
+ * any holder. `close()` waits for the releases still under way.
  */
 export function createRedlockLocker(clients: Redis[], options: RedlockLockerOptions): Locker {
   const retryDelay = 50;
@@ -52,6 +59,7 @@ export function createRedlockLocker(clients: Redis[], options: RedlockLockerOpti
   redlock.on('error', () => {});
   useLockValues(redlock, pooledLockValues());
   const prefix = options.keyPrefix ?? '';
+  const releasing = new Set<Promise<unknown>>();
 
   async function acquire(key: string, waitMs: number, alongside?: () => void): Promise<Lock> {
     const started = Date.now();
@@ -98,7 +106,10 @@ export function createRedlockLocker(clients: Redis[], options: RedlockLockerOpti
       clearTimeout(extender);
       if (!lost) {
         // Atomic compare-and-delete: never removes a lock that has passed to someone else.
-        await lock.release().catch(() => {});
+        // Not awaited (see above); a failure leaves the lock to expire with its TTL.
+        const release = lock.release().catch(() => {});
+        releasing.add(release);
+        void release.finally(() => releasing.delete(release));
       }
     }
   }
@@ -106,8 +117,10 @@ export function createRedlockLocker(clients: Redis[], options: RedlockLockerOpti
   return {
     kind: 'redlock',
     withLock,
-    // The clients belong to whoever created them (buildDeps closes them).
-    close: async () => {},
+    // The clients belong to whoever created them (buildDeps closes them, after this).
+    close: async () => {
+      await Promise.all(releasing);
+    },
   };
 }
 

@@ -37,7 +37,7 @@ interface HeldSocket {
   status: number | null;
   /** All but the last byte has been handed to the kernel, or the socket ended. */
   settled: boolean;
-  /** The gateway reset the connection (it closed with our unread bytes pending). */
+  /** The gateway reset the connection (it closed with our unread bytes pending; a write after that fails with EPIPE). */
   reset: boolean;
   socket: net.Socket;
 }
@@ -53,7 +53,7 @@ function holdPartialBody(port: number, chunk: Buffer): HeldSocket {
   });
   socket.on('error', (error: NodeJS.ErrnoException) => {
     held.settled = true;
-    if (error.code === 'ECONNRESET') held.reset = true;
+    if (error.code === 'ECONNRESET' || error.code === 'EPIPE') held.reset = true;
   });
   socket.on('close', () => (held.settled = true));
   socket.on('connect', () => {

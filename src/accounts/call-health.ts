@@ -9,9 +9,10 @@
  * is `broken` is reported (one query there, then the status change is heard back through
  * the registry). The env-configured `default` accounts are not rows and are skipped.
  *
- * A refusal names the credentials the call set out with (the fingerprint this process had
- * in memory as it began), so a call refused with a key that a PATCH has replaced meanwhile
- * does not break the account again.
+ * A refusal names the credentials the call set out with (the fingerprint of the account
+ * as the registry gives it when the call begins: from memory, or loaded then, as the client
+ * is about to load it anyway), so a call refused with a key that a PATCH has replaced
+ * meanwhile does not break the account again.
  */
 import { errorMessage } from '../primitives/error-message.js';
 import { aroundProviderCalls } from '../providers/provider-calls.js';
@@ -21,7 +22,7 @@ import { reportAccountRefused, reportAccountWorking, type AccountHealthDeps } fr
 import type { AccountRegistry } from './registry.js';
 
 export interface CallHealthDeps extends AccountHealthDeps {
-  accounts: Pick<AccountRegistry, 'cachedStatus' | 'cachedFingerprint'>;
+  accounts: Pick<AccountRegistry, 'cachedStatus' | 'resolve'>;
 }
 
 export function withAccountHealth(providers: Providers, deps: CallHealthDeps): Providers {
@@ -29,7 +30,11 @@ export function withAccountHealth(providers: Providers, deps: CallHealthDeps): P
   const safely = (provider: ProviderName, work: Promise<void>) =>
     work.catch((error: unknown) => deps.logger.warn({ provider, err: errorMessage(error) }, 'account health could not be recorded'));
   return aroundProviderCalls<string | undefined>(providers, (name) => ({
-    before: (account) => (account === ENV_ACCOUNT_NAME ? undefined : deps.accounts.cachedFingerprint(name, account)),
+    async before(account) {
+      if (account === ENV_ACCOUNT_NAME) return undefined;
+      // Never fails the call: without its fingerprint, a refusal is reported unguarded.
+      return (await deps.accounts.resolve(name, account).catch(() => null))?.fingerprint;
+    },
     async failed(account, error, fingerprint) {
       if (account === ENV_ACCOUNT_NAME || !(error instanceof ProviderError) || error.code !== 'unauthorized') return;
       await safely(name, reportAccountRefused(deps, name, account, 'unauthorized', error.message, fingerprint));

@@ -57,8 +57,6 @@ export interface AccountRegistry extends AccountCredentialsSource {
   resolve(provider: ProviderName, name: string): Promise<StoredAccount | null>;
   /** The status this process has in memory, without a query; undefined when nothing is cached. */
   cachedStatus(provider: ProviderName, name: string): AccountStatus | undefined;
-  /** The fingerprint of the credentials this process has in memory (what a call now would send); undefined when nothing is cached. */
-  cachedFingerprint(provider: ProviderName, name: string): string | undefined;
   /** Names of the provider's active stored accounts, oldest first (one query; for the sweep and the recovery). */
   activeNames(provider: ProviderName): Promise<string[]>;
   /** Forgets what is cached about the account (a change this process made or heard of). */
@@ -214,9 +212,6 @@ export function createAccountRegistry(deps: AccountRegistryDeps): AccountRegistr
     },
     cachedStatus(provider, name) {
       return known.get(keyOf(provider, name))?.value?.status;
-    },
-    cachedFingerprint(provider, name) {
-      return known.get(keyOf(provider, name))?.value?.fingerprint;
     },
     activeNames: (provider) => (deps.secrets ? listActiveAccountNames(deps.db, provider) : Promise.resolve([])),
     forget: (provider, name) => forget(keyOf(provider, name)),

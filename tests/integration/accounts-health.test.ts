@@ -368,8 +368,6 @@ describe('a refusal of credentials that were replaced meanwhile', () => {
 
   it('a provider call refused with the key this process held as it began breaks nothing once a PATCH has replaced that key', async () => {
     const key = await createShop('stale-call');
-    // Cached as a call would find it: the fingerprint of the old key.
-    await deps.accounts.resolve('mollie', 'stale-call');
     const replacement = mollie.accounts.addApiKey({ profileId: key.profileId });
     const refusedAfterPatch = async () => {
       // The PATCH lands while the call is out; the old key is then refused.
@@ -383,7 +381,6 @@ describe('a refusal of credentials that were replaced meanwhile', () => {
     expect(await accountEvents('stale-call')).toEqual([]);
 
     // A call refused with the key stored now breaks it, once.
-    await deps.accounts.resolve('mollie', 'stale-call');
     const refusedNow = () => Promise.reject(new ProviderError('mollie', 'unauthorized', 'Mollie rejected the API key (401)', false));
     const current = withAccountHealth({ mollie: { fetchPayment: refusedNow } as unknown as PaymentProvider }, { db: deps.db, logger: deps.logger, accounts: deps.accounts });
     await expect(current.mollie!.fetchPayment('stale-call', 'tr_stale12345')).rejects.toThrow('401');

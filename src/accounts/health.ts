@@ -21,6 +21,7 @@ import type { DbOrTx } from '../db/client.js';
 import { enqueueEvents } from '../events/outbox.js';
 import type { Logger } from '../observability/logger.js';
 import type { ProviderName } from '../providers/types.js';
+import { holdsCredentials } from './store.js';
 
 export interface AccountHealthDeps {
   db: DbOrTx;
@@ -74,7 +75,7 @@ export async function markAccountBroken(
   refusedFingerprint?: string,
 ): Promise<AccountBroken | null> {
   const trimmed = detail.slice(0, DETAIL_MAX);
-  const sameCredentials = refusedFingerprint === undefined ? sql`` : sql` and credentials_key_id || ':' || left(credentials_ciphertext, 24) = ${refusedFingerprint}`;
+  const sameCredentials = refusedFingerprint === undefined ? sql`` : sql` and ${holdsCredentials(refusedFingerprint)}`;
   return db.transaction(async (tx) => {
     // Guarded: of several processes reporting the same refusal at once, the first flips the
     // row; the others wait on its lock, re-read it as broken and match nothing.

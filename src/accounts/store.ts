@@ -1,5 +1,5 @@
 /** Plain queries over the accounts table: `(db, params)`, no provider calls, no secrets in clear. */
-import { and, asc, eq, gt, sql } from 'drizzle-orm';
+import { and, asc, eq, gt, sql, type SQL } from 'drizzle-orm';
 import type { DbOrTx } from '../db/client.js';
 import { accounts, type InsertAccount, type SelectAccount } from '../db/schema/accounts.js';
 import type { ProviderName } from '../providers/types.js';
@@ -39,6 +39,11 @@ function announceLocally(provider: string, name: string): void {
  */
 export function credentialsFingerprint(row: Pick<SelectAccount, 'credentialsKeyId' | 'credentialsCiphertext'>): string {
   return `${row.credentialsKeyId}:${row.credentialsCiphertext.slice(0, 24)}`;
+}
+
+/** SQL: the account row holds the credentials `fingerprint` names (credentialsFingerprint, computed in the database). */
+export function holdsCredentials(fingerprint: string): SQL {
+  return sql`${accounts.credentialsKeyId} || ':' || left(${accounts.credentialsCiphertext}, 24) = ${fingerprint}`;
 }
 
 export const ACCOUNT_STATUSES = ['active', 'broken', 'disabled'] as const;

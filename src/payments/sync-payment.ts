@@ -314,13 +314,7 @@ async function lockedWork(
   let acquired = false;
   // The read sent with the latest lock attempt: the one that took the lock, once it is held.
   let shared: Promise<FetchRecord | null> | null = null;
-  const options: LockOptions | undefined =
-    input.lockWaitMs === undefined && !readAlongside
-      ? undefined
-      : {
-          ...(input.lockWaitMs === undefined ? {} : { waitMs: input.lockWaitMs }),
-          ...(readAlongside ? { alongside: () => void (shared = readAlongside()) } : {}),
-        };
+  const options: LockOptions = { waitMs: input.lockWaitMs, alongside: readAlongside && (() => void (shared = readAlongside())) };
   try {
     const value = await deps.locker.withLock(
       key,

@@ -245,10 +245,18 @@ describe('lock values', () => {
       // No wait at all: an attempt that found the lock still held would throw LockBusyError.
       const locker = createRedlockLocker([redis], { ttlMs: 5000, waitMs: 0, keyPrefix: 'release:' });
       for (let i = 0; i < 50; i++) await locker.withLock('same', async () => {});
-      await Promise.all(Array.from({ length: 20 }, (_, i) => locker.withLock(`other-${i}`, async () => {})));
-      await locker.close();
-      // Seen from another connection: every release has been applied once close() returns.
       expect(await admin.keys('release:*')).toEqual([]);
+
+      // Redis holds back scripts (the release) for a moment, not reads: withLock has returned
+      // while its lock is still there, and close() returns only once it is gone.
+      await locker.withLock('paused', async () => {
+        await admin.call('client', 'pause', '400', 'write');
+      });
+      const returnedAt = Date.now();
+      expect(await admin.exists('release:paused')).toBe(1);
+      await locker.close();
+      expect(Date.now() - returnedAt).toBeGreaterThanOrEqual(300);
+      expect(await admin.exists('release:paused')).toBe(0);
     } finally {
       redis.disconnect();
     }

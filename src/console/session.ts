@@ -37,8 +37,10 @@ export function verifySessionValue(value: string | undefined, token: string, now
   const match = value ? SESSION_VALUE.exec(value) : null;
   if (!match) return false;
   const expiresAt = Number(match[1]);
-  const given = Buffer.from(match[2]!, 'base64url');
-  const expected = sessionMac(token, expiresAt);
+  // Compare the text, not the decoded bytes: 43 base64url characters carry two spare bits, so
+  // four spellings decode to the same MAC, and only the one we issued is a session.
+  const given = Buffer.from(match[2]!, 'latin1');
+  const expected = Buffer.from(sessionMac(token, expiresAt).toString('base64url'), 'latin1');
   // Compare the MAC before looking at the expiry, so the two refusals take the same time.
   const authentic = given.length === expected.length && timingSafeEqual(given, expected);
   return authentic && expiresAt > now.getTime() / 1000;

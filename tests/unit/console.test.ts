@@ -24,6 +24,18 @@ describe('console session values', () => {
     expect(verifySessionValue(`${Number(expiry) + 1}.${mac}`, TOKEN, now)).toBe(false);
   });
 
+  it('accepts only the spelling it issued, not another that decodes to the same MAC', () => {
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+    // Enough expiries that the MAC's last character takes many values, the 'A' among them.
+    for (let ttl = 1; ttl <= 200; ttl++) {
+      const value = createSessionValue(TOKEN, now, ttl);
+      const [expiry, mac] = value.split('.') as [string, string];
+      const stem = `${expiry}.${mac.slice(0, -1)}`;
+      const accepted = [...alphabet].filter((last) => verifySessionValue(`${stem}${last}`, TOKEN, now));
+      expect(accepted, value).toEqual([mac.at(-1)]);
+    }
+  });
+
   it('compares tokens of any length', () => {
     expect(tokenMatches(TOKEN, TOKEN)).toBe(true);
     expect(tokenMatches('', TOKEN)).toBe(false);

@@ -9,6 +9,11 @@ export const env = process.env;
 export const SCENARIOS = (process.argv.slice(2).join(',') || env.BENCH_SCENARIOS || 'a,b,c,d,e,f').split(',').map((s) => s.trim()).filter(Boolean);
 export const SECONDS = Number(env.BENCH_SECONDS ?? 10);
 export const WARMUP_SECONDS = Math.min(3, SECONDS);
+/**
+ * The paced pass's warm-up at its own rate, on its fresh gateway, before the measured 60 s:
+ * long enough for the process to reach its steady state (its JIT, its heap, its pool).
+ */
+export const PACED_WARMUP_SECONDS = Number(env.BENCH_PACED_WARMUP_SECONDS ?? 20);
 /** The evenly paced half-rate pass: longer, because its p99 is decided by rare stalls. */
 export const PACED_SECONDS = Number(env.BENCH_PACED_SECONDS ?? 6 * SECONDS);
 export const CEILING_SECONDS = Math.min(SECONDS, 10);

@@ -43,7 +43,7 @@ export function floors(results: { a?: ScenarioAResult; b?: ScenarioBResult; c?: 
       if (!run?.half || !run.paced) continue;
       out.push({
         floor: `(a) p99 < 50 ms at half the maximum rate (${label})`,
-        measured: `evenly paced ${run.paced.load.p99Ms} ms at ${run.paced.targetRate}/s (p50 ${run.paced.load.p50Ms} ms); autocannon overallRate (per-second bursts) ${run.half.load.p99Ms} ms`,
+        measured: `evenly paced ${run.paced.load.p99Ms} ms at ${run.paced.targetRate}/s (p50 ${run.paced.load.p50Ms} ms)${run.paced.warmup ? `, after ${run.paced.warmup.seconds} s of warm-up at that rate (its own p99 ${run.paced.warmup.p99Ms} ms)` : ''}; autocannon overallRate (per-second bursts) ${run.half.load.p99Ms} ms`,
         met: run.paced.load.p99Ms < 50,
       });
     }

@@ -6,7 +6,7 @@ import { pacedLoad } from '../paced-load.js';
 import type { GatewayRuntime } from '../gateway.js';
 import { watchRss } from '../proc-stats.js';
 import { round, say } from '../common.js';
-import { COMPARE_RUNTIME, CONNECTIONS, HEAP_CAP_MB, PACED_SECONDS, RUNTIME, SECONDS, WARMUP_SECONDS } from '../config.js';
+import { COMPARE_RUNTIME, CONNECTIONS, HEAP_CAP_MB, PACED_SECONDS, PACED_WARMUP_SECONDS, RUNTIME, SECONDS, WARMUP_SECONDS } from '../config.js';
 import { type Ceiling, type Context, type GatewayRun, type LoadStats, type Usage, ceiling, ceilingAgain, fromPaced, loadStats, measured, mollieWebhook, printLoad, withGateway } from '../measure.js';
 
 export interface ScenarioAResult {
@@ -19,8 +19,11 @@ export interface ScenarioAResult {
     gateway: GatewayRun;
     max: { load: LoadStats; usage: Usage };
     half?: { load: LoadStats; usage: Usage; targetRate: number };
-    /** The same half rate, evenly paced and open-loop (bench/paced-load.ts), on a fresh gateway. */
-    paced?: { load: LoadStats; usage: Usage; targetRate: number };
+    /**
+     * The same half rate, evenly paced and open-loop (bench/paced-load.ts), on a fresh gateway,
+     * after `warmup` (the same load, not counted; its own figures are kept beside).
+     */
+    paced?: { load: LoadStats; usage: Usage; targetRate: number; warmup?: { seconds: number; p50Ms: number; p99Ms: number; maxMs: number } };
     pacedGateway?: GatewayRun;
     check: { idsSent: number; payments: number; events: number; poolExhausted: boolean };
   }>;
@@ -49,7 +52,7 @@ export async function scenarioA(ctx: Context): Promise<ScenarioAResult> {
   const runs: ScenarioAResult['runs'] = [];
   for (const [index, variant] of variants.entries()) {
     const prefix = `tr_ba${index}x`;
-    const passSeconds = WARMUP_SECONDS + SECONDS * (variant.half ? 2 : 1) + (variant.half ? WARMUP_SECONDS + PACED_SECONDS : 0);
+    const passSeconds = WARMUP_SECONDS + SECONDS * (variant.half ? 2 : 1) + (variant.half ? PACED_WARMUP_SECONDS + PACED_SECONDS : 0);
     // Enough paid payments for 2.5x the ceiling's rate over every pass of this gateway.
     const poolSize = Math.min(400_000, Math.ceil(Math.max(ceil.tps, 400) * 2.5 * passSeconds));
     await ctx.sandbox.call({ command: 'mollie.bulk', prefix, from: 0, count: poolSize, status: 'paid' });
@@ -87,10 +90,12 @@ export async function scenarioA(ctx: Context): Promise<ScenarioAResult> {
       const targetRate = value.half.targetRate;
       const webhook = () => ({ method: 'POST', path: '/webhooks/mollie', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `id=${ids()}` });
       const second = await withGateway(ctx, `${name}-paced`, { lock: variant.lock, runtime: variant.runtime, env: gatewayEnv, heapCapMb }, async (gw) => {
-        await pacedLoad({ url: gw.url, rate: targetRate, seconds: WARMUP_SECONDS, next: webhook });
+        const warm = await pacedLoad({ url: gw.url, rate: targetRate, seconds: PACED_WARMUP_SECONDS, next: webhook });
+        const warmup = { seconds: PACED_WARMUP_SECONDS, p50Ms: warm.p50Ms, p99Ms: warm.p99Ms, maxMs: warm.maxMs };
+        say(`  ${variant.lock} lock, ${variant.runtime}, half rate (${targetRate}/s), evenly paced: warm-up of ${PACED_WARMUP_SECONDS} s (not counted): p50 ${warm.p50Ms} ms, p99 ${warm.p99Ms} ms, max ${warm.maxMs} ms`);
         const even = await measured(ctx, gw, async () => fromPaced(await pacedLoad({ url: gw.url, rate: targetRate, seconds: PACED_SECONDS, next: webhook })));
         printLoad(`${variant.lock} lock, ${variant.runtime}, half rate (${targetRate}/s), evenly paced, fresh gateway`, even.value, even.usage);
-        return { load: even.value, usage: even.usage, targetRate };
+        return { load: even.value, usage: even.usage, targetRate, warmup };
       });
       paced = second.value;
       pacedGateway = second.gateway;

@@ -10,6 +10,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import postgres from 'postgres';
 import { expect } from 'vitest';
 import { MOLLIE_RANK } from '../../src/payments/status-rules.js';
+import { errorMessage } from '../../src/primitives/error-message.js';
 import { startDownstreamReceiver, type DownstreamReceiver } from '../../src/sandbox/downstream-receiver.js';
 import {
   effectiveStatus,
@@ -352,21 +353,34 @@ export function startSyncPressure(targets: () => string[], ids: () => string[], 
  */
 export async function settle(sql: postgres.Sql, sink: DownstreamReceiver, timeoutMs = 40_000): Promise<number> {
   const started = performance.now();
-  await eventually(
-    async () => {
-      await sql`update webhook_receipts set next_attempt_at = now() where state = 'pending' and next_attempt_at > now()`;
-      await sql`update event_deliveries set next_attempt_at = now() where state = 'pending' and next_attempt_at > now()`;
-      const [row] = await sql<{ pending: number; unrelayed: number; undelivered: number }[]>`
-        select (select count(*) from webhook_receipts where state = 'pending')::int as pending,
-               (select count(*) from outbox where relayed_at is null)::int as unrelayed,
-               (select count(*) from event_deliveries where state <> 'delivered')::int as undelivered`;
-      if (row!.pending + row!.unrelayed + row!.undelivered > 0) return false;
-      const received = new Set(sink.events.map((e) => e.webhookId));
-      const events = await sql<{ event_id: string }[]>`select event_id from outbox`;
-      return events.every((e) => received.has(e.event_id));
-    },
-    { what: 'every receipt settled and every event delivered', timeoutMs, intervalMs: 1000 },
-  );
+  // What was still open at the last look, printed if the wait times out.
+  let open: Record<string, unknown> = {};
+  try {
+    await eventually(
+      async () => {
+        await sql`update webhook_receipts set next_attempt_at = now() where state = 'pending' and next_attempt_at > now()`;
+        await sql`update event_deliveries set next_attempt_at = now() where state = 'pending' and next_attempt_at > now()`;
+        const [row] = await sql<{ pending: number; unrelayed: number; undelivered: number }[]>`
+          select (select count(*) from webhook_receipts where state = 'pending')::int as pending,
+                 (select count(*) from outbox where relayed_at is null)::int as unrelayed,
+                 (select count(*) from event_deliveries where state <> 'delivered')::int as undelivered`;
+        open = { ...row! };
+        if (row!.pending + row!.unrelayed + row!.undelivered > 0) return false;
+        const received = new Set(sink.events.map((e) => e.webhookId));
+        const events = await sql<{ event_id: string }[]>`select event_id from outbox`;
+        const missing = events.filter((e) => !received.has(e.event_id)).map((e) => e.event_id);
+        open = { missingAtSink: missing.length, firstMissing: missing.slice(0, 5) };
+        return missing.length === 0;
+      },
+      { what: 'every receipt settled and every event delivered', timeoutMs, intervalMs: 1000 },
+    );
+  } catch (error) {
+    const receipts = await sql`
+      select id, provider, resource_id, attempts, next_attempt_at, last_error from webhook_receipts where state = 'pending' order by id limit 10`;
+    const deliveries = await sql`
+      select id, state, attempts, next_attempt_at, last_error from event_deliveries where state <> 'delivered' order by id limit 10`;
+    throw new Error(`${errorMessage(error)}; still open: ${JSON.stringify({ ...open, receipts, deliveries })}`, { cause: error });
+  }
   return Math.round(performance.now() - started);
 }
 

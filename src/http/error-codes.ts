@@ -64,6 +64,10 @@ export const ERROR_CODES = {
 
   // Accounts
   secrets_not_configured: { status: 503, meaning: 'ACCOUNT_SECRETS_KEY is unset, so no account can be stored' },
+  account_unavailable: {
+    status: 503,
+    meaning: 'The account\'s stored secrets do not open with ACCOUNT_SECRETS_KEY or ACCOUNT_SECRETS_PREVIOUS_KEYS; nothing was stored, retry once the key is back',
+  },
   account_name_taken: { status: 409, meaning: 'The account name belongs to another provider-side identity' },
   account_read_only: { status: 409, meaning: 'An account configured by the environment; change it there' },
   account_identity_mismatch: { status: 409, meaning: 'New credentials belong to another provider-side identity' },

@@ -2,6 +2,7 @@ import type { Context } from 'hono';
 import { ZodError } from 'zod';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { LockBusyError } from '../lock/locker.js';
+import { SecretsError } from '../accounts/secrets.js';
 import { ProviderError } from '../providers/types.js';
 import { UnknownProviderError } from '../payments/sync-payment.js';
 import { errorStatus, providerErrorCode, type ErrorCode } from './error-codes.js';
@@ -88,6 +89,9 @@ function toAppError(error: unknown): AppError {
   if (error instanceof ProviderError) {
     if (error.code === 'unknown_account') return new AppError('unknown_account', error.message);
     return new AppError(providerErrorCode(error.code), `${error.provider}: ${error.message}`, error.retryable);
+  }
+  if (error instanceof SecretsError) {
+    return new AppError('account_unavailable', `${error.message}; nothing was stored`, true);
   }
   if (isDatabaseUnavailable(error)) {
     return new AppError('database_unavailable', 'the database is unreachable; retry later', true);

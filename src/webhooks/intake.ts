@@ -7,6 +7,7 @@
  * counted (`gateway_webhooks_total`) and written into the request's one log line.
  */
 import type { Context } from 'hono';
+import { SecretsError } from '../accounts/secrets.js';
 import type { Env } from '../config/env.js';
 import type { Deps } from '../deps.js';
 import type { ErrorCode } from '../http/error-codes.js';
@@ -95,7 +96,20 @@ export async function receiveWebhook<Delivery>(c: Context<AppEnv>, deps: IntakeD
   };
   const acknowledge = () => (intake.acknowledgement === 'received' ? c.json({ received: true as const }, 200) : c.body(null, 204));
 
-  const resolved = await resolveAccount(deps, intake.provider, account);
+  const resolved = await resolveAccount(deps, intake.provider, account).catch((error: unknown) => {
+    // A stored account whose secrets do not open (its key dropped from the keyring, or the
+    // row altered): its signatures cannot be checked nor its payments fetched. Refused with
+    // 503, so the provider sends the webhook again once an operator has restored the key.
+    if (!(error instanceof SecretsError)) throw error;
+    c.get('logger').error({ provider: intake.provider, account, err: error.message }, 'a stored account\'s secrets do not open: its webhooks are refused until its key is configured again');
+    return refuse({
+      code: 'account_unavailable',
+      outcome: 'account_unavailable',
+      message: `${error.message}; nothing was stored, send it again once the key is back`,
+      level: 'warn',
+      fields: { account, err: error.code },
+    });
+  });
   if (!resolved.providerConfigured) return refuse(intake.notConfigured(account));
   if (intake.accountCheck === 'before_body' && !resolved.exists) return refuse(intake.unknownAccount(account));
 

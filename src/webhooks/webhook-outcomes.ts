@@ -26,8 +26,10 @@ export const WEBHOOK_OUTCOMES = {
     /** ...or why it did not finish inside MOLLIE_WEBHOOK_DEADLINE_MS. */
     'deadline',
     'error',
+    /** The account's stored secrets do not open with the configured keys: answered 503, nothing stored. */
+    'account_unavailable',
   ],
-  gocardless: ['provider_not_configured', 'signature_missing', 'signature_invalid', 'unknown_account', 'malformed', 'duplicate', 'accepted'],
+  gocardless: ['provider_not_configured', 'signature_missing', 'signature_invalid', 'unknown_account', 'malformed', 'duplicate', 'accepted', 'account_unavailable'],
 } as const;
 
 export type WebhookOutcome = (typeof WEBHOOK_OUTCOMES)[keyof typeof WEBHOOK_OUTCOMES][number];

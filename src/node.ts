@@ -77,7 +77,10 @@ async function main() {
   // drained the same way as the public one.
   const adminShutdown = env.ADMIN_PORT ? createGracefulShutdown(createApp(deps, { surface: 'admin' }).fetch, { graceMs: env.SHUTDOWN_GRACE_MS }) : undefined;
   const adminServer = adminShutdown ? (serve({ fetch: adminShutdown.fetch, port: env.ADMIN_PORT, hostname: process.env.HOST ?? '0.0.0.0' }) as Server) : undefined;
-  if (adminServer) adminShutdown!.attach(adminServer);
+  if (adminServer) {
+    adminServer.keepAliveTimeout = env.HTTP_KEEP_ALIVE_TIMEOUT_MS;
+    adminShutdown!.attach(adminServer);
+  }
   const shutdown = createGracefulShutdown(app.fetch, { graceMs: env.SHUTDOWN_GRACE_MS });
   const server = serve({ fetch: shutdown.fetch, port: env.PORT, hostname: process.env.HOST ?? '0.0.0.0' }, (info) => {
     deps.logger.info(
@@ -91,6 +94,7 @@ async function main() {
       'gateway listening',
     );
   }) as Server; // plain HTTP/1.1: serve() makes an http.Server unless given another createServer
+  server.keepAliveTimeout = env.HTTP_KEEP_ALIVE_TIMEOUT_MS;
   shutdown.attach(server);
 
   let stopping = false;

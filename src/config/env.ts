@@ -183,6 +183,12 @@ export const envSchema = z.object({
   /** How far back (by creation time) the sweep compares Mollie's payments with ours. */
   /** Webhook bodies (unauthenticated until read) held at once by one process, in bytes; past it: 503 + Retry-After. */
   WEBHOOK_BODY_BUDGET_BYTES: z.coerce.number().int().min(4 * 1024 * 1024, 'must be at least 4194304 (two of the largest webhook bodies)').default(32 * 1024 * 1024),
+  /**
+   * How long an idle keep-alive connection stays open (Node's server keepAliveTimeout). Behind a
+   * load balancer it must outlast the balancer's idle timeout, or the balancer may reuse a
+   * connection just as the gateway closes it and answer the provider 502.
+   */
+  HTTP_KEEP_ALIVE_TIMEOUT_MS: z.coerce.number().int().min(1000).max(600_000).default(5_000),
   /** How long a webhook body may take to arrive once its headers are in; past it: 408. */
   WEBHOOK_BODY_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(10_000),
   /** A webhook for a payment fetched less than this ago waits for the window's end instead of fetching again. */

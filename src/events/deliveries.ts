@@ -68,10 +68,20 @@ export async function fanOutOutbox(db: DbOrTx, params: { sinkIds: string[]; limi
   return { relayed: Number(rows[0]?.relayed ?? 0), deliveries: Number(rows[0]?.deliveries ?? 0) };
 }
 
-/** Seconds since the oldest committed event that has not been handed to the sinks; 0 when none. */
+/**
+ * Seconds since the oldest committed event that has not been handed to the sinks; 0 when none.
+ * Read at every scrape, so it must not grow with the backlog: the first unrelayed event by id
+ * (the partial index the relay scans, one row read) stands for the oldest, which it is to
+ * within a transaction's length, since ids are taken as events are written. A `min(created_at)`
+ * over the unrelayed rows read every one of them, millions after a long sink outage, and kept
+ * running after the scrape had given up on it.
+ */
+export function outboxLagSql(): SQL {
+  return sql`select extract(epoch from now() - created_at) as lag from outbox where relayed_at is null order by id limit 1`;
+}
+
 export async function outboxLagSeconds(db: DbOrTx): Promise<number> {
-  const rows = await db.execute<{ lag: number | string | null }>(sql`
-    select extract(epoch from now() - min(created_at)) as lag from outbox where relayed_at is null`);
+  const rows = await db.execute<{ lag: number | string | null }>(outboxLagSql());
   return Math.max(0, Number(rows[0]?.lag ?? 0));
 }
 

@@ -70,11 +70,11 @@ export async function fanOutOutbox(db: DbOrTx, params: { sinkIds: string[]; limi
 
 /**
  * Seconds since the oldest committed event that has not been handed to the sinks; 0 when none.
- * Read at every scrape, so it must not grow with the backlog: the first unrelayed event by id
+ * Read at every scrape, so it must not grow with the table: the first unrelayed event by id
  * (the partial index the relay scans, one row read) stands for the oldest, which it is to
  * within a transaction's length, since ids are taken as events are written. A `min(created_at)`
- * over the unrelayed rows read every one of them, millions after a long sink outage, and kept
- * running after the scrape had given up on it.
+ * read either every waiting row or every relayed row older than the first waiting one (the
+ * planner's pick), tens of thousands after the relay stops for a while on a retained table.
  */
 export function outboxLagSql(): SQL {
   return sql`select extract(epoch from now() - created_at) as lag from outbox where relayed_at is null order by id limit 1`;

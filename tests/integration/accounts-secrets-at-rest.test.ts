@@ -22,6 +22,7 @@ import { buildGoCardlessWebhook } from '../../src/sandbox/gocardless-webhook-sen
 import { startMollieSandbox, type MollieSandbox } from '../../src/sandbox/mollie-api.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { auth, buildTestDeps, testEnv } from '../helpers/deps.js';
+import { metricSum } from '../helpers/fault-harness.js';
 
 const run = promisify(execFile);
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -166,9 +167,7 @@ const json = (method: string, body?: unknown): RequestInit => ({
 });
 
 async function metric(app: ReturnType<typeof createApp>, provider: string, outcome: string): Promise<number> {
-  const text = await (await app.request('/metrics')).text();
-  const line = text.split('\n').find((row) => row.startsWith('gateway_webhooks_total{') && row.includes(`provider="${provider}"`) && row.includes(`outcome="${outcome}"`));
-  return line ? Number(line.split(' ').at(-1)) : 0;
+  return metricSum(await (await app.request('/metrics')).text(), 'gateway_webhooks_total', { provider, outcome });
 }
 
 describe('a stored account whose secrets do not open', () => {
